@@ -1,0 +1,1 @@
+"""memo-zoo-causal-conv: a depthwise causal temporal convolution for memo-zoo's temporal slot."""

@@ -1,0 +1,1 @@
+"""Evaluation: metric plugins, the evaluation runner and its report (memo_zoo_eval)."""

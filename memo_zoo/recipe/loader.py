@@ -1,0 +1,132 @@
+"""Reading recipes: YAML file -> ``include:`` bases merged -> overrides -> validated model.
+
+Every failure is a ``RecipeError`` naming the file and the dotted path, so the CLI can print it
+on one screen and exit with code 2. Nothing here writes anything.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from memo_zoo.errors import RecipeError
+from memo_zoo.plugin.manager import Registry
+from memo_zoo.recipe.merge import OverrideError, apply_overrides, deep_merge, parse_override
+from memo_zoo.recipe.problems import describe
+from memo_zoo.recipe.schema import recipe_model
+
+MAX_INCLUDE_DEPTH = 16
+
+
+def read_yaml(path: Path) -> dict[str, Any]:
+    """One YAML document that must be a mapping."""
+    if not path.is_file():
+        raise RecipeError(str(path), [], headline="recipe file not found" if not path.exists()
+                          else "recipe path is not a file")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(error, "problem", None) or str(error)
+        raise RecipeError(str(path), [(where, problem)], headline="recipe is not valid YAML") from None
+    except UnicodeDecodeError as error:
+        raise RecipeError(str(path), [("", str(error))], headline="recipe is not UTF-8 text") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise RecipeError(str(path), [("", f"the top level must be a mapping, got {type(data).__name__}")])
+    return data
+
+
+def resolve_includes(path: Path, _chain: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """The document at ``path`` merged over its ``include:`` bases (in order, later wins)."""
+    path = path.resolve()
+    if path in _chain:
+        cycle = " -> ".join(p.name for p in (*_chain, path))
+        raise RecipeError(str(_chain[0]), [("include", f"include cycle: {cycle}")])
+    if len(_chain) >= MAX_INCLUDE_DEPTH:
+        raise RecipeError(str(_chain[0]), [("include", f"includes nested deeper than {MAX_INCLUDE_DEPTH}")])
+    document = read_yaml(path)
+    includes = document.pop("include", None)
+    if includes is None:
+        return document
+    if isinstance(includes, str):
+        includes = [includes]
+    if not isinstance(includes, list) or not all(isinstance(i, str) for i in includes):
+        raise RecipeError(str(path), [("include", "must be a file name or a list of file names")])
+    merged: dict[str, Any] = {}
+    for include in includes:
+        base_path = (path.parent / include)
+        if not base_path.is_file():
+            raise RecipeError(str(path), [("include", f"included file not found: {base_path}")])
+        merged = deep_merge(merged, resolve_includes(base_path, (*_chain, path)))
+    return deep_merge(merged, document)
+
+
+@dataclass(frozen=True)
+class LoadedRecipe:
+    """A validated recipe and the plain document it came from (after includes and overrides)."""
+
+    source: str
+    recipe: BaseModel
+    document: dict[str, Any]
+
+
+def validate_document(document: dict[str, Any], registry: Registry, source: str,
+                      headline: str = "invalid recipe") -> BaseModel:
+    model = recipe_model(registry)
+    try:
+        return model.model_validate(document)
+    except ValidationError as error:
+        raise RecipeError(source, describe(error, document, model, registry), headline=headline) from None
+
+
+def load_recipe(path: str | Path, registry: Registry, overrides: Iterable[str] = ()) -> LoadedRecipe:
+    """Read, merge, override and validate a recipe, and every variant of its ``sweep:``."""
+    path = Path(path)
+    document = resolve_includes(path)
+    try:
+        parsed = [parse_override(text) for text in overrides]
+        document = apply_overrides(document, parsed)
+    except OverrideError as error:
+        raise RecipeError(str(path), [("command line", str(error))], headline="bad override") from None
+    recipe = validate_document(document, registry, str(path))
+    for variant in variant_documents(document, str(path)):
+        validate_document(variant.document, registry, str(path),
+                          headline=f"invalid recipe in sweep variant {variant.name!r}")
+    return LoadedRecipe(str(path), recipe, document)
+
+
+@dataclass(frozen=True)
+class Variant:
+    name: str
+    overrides: dict[str, Any]
+    document: dict[str, Any]
+
+
+def variant_documents(document: dict[str, Any], source: str) -> list[Variant]:
+    """One document per ``sweep:`` variant: the recipe without ``sweep``, overrides applied."""
+    sweep = document.get("sweep") or {}
+    if not isinstance(sweep, dict):
+        return []  # schema validation reports the wrong type
+    base = {key: value for key, value in document.items() if key != "sweep"}
+    variants = []
+    for name, overrides in sweep.items():
+        if not isinstance(overrides, dict):
+            raise RecipeError(source, [(f"sweep.{name}", "a variant is a mapping of dotted.key: value")])
+        try:
+            variant_doc = apply_overrides(base, [(str(k), v) for k, v in overrides.items()])
+        except OverrideError as error:
+            raise RecipeError(source, [(f"sweep.{name}", str(error))], headline="bad sweep variant") from None
+        variants.append(Variant(str(name), dict(overrides), variant_doc))
+    return variants
+
+
+def dump_recipe(recipe: BaseModel) -> str:
+    """The resolved recipe as YAML: every default made explicit, readable back unchanged."""
+    return yaml.safe_dump(recipe.model_dump(mode="json"), sort_keys=False, allow_unicode=True)

@@ -1,0 +1,78 @@
+"""MEMO's multi-modal audio module: one joint attention over [video tokens ; audio tokens] (spec E1).
+
+SD3 / MM-DiT style with Emo-AdaNorm (E3) on both branches, and the audio stream updated and
+carried to the next block as the released code does (§10). Holds ``MultimodalAttentionConfig``,
+``MultimodalAttentionFusion`` and its factory ``build``.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from pydantic import Field
+from torch import Tensor, nn
+
+from .emo_adanorm import EmotionOptions, make_norm
+
+
+class MultimodalAttentionConfig(EmotionOptions):
+    """Options of the ``multimodal_attention`` audio-fusion component (spec E1, E3)."""
+
+    heads: int = Field(8, ge=1, description="Attention heads; the video channels must be divisible by it.")
+    dropout: float = Field(0.0, ge=0.0, lt=1.0, description="Attention-probability dropout while training.")
+
+
+def _heads(t: Tensor, heads: int) -> Tensor:
+    n, length, c = t.shape
+    return t.reshape(n, length, heads, c // heads).transpose(1, 2)
+
+
+def _merge(t: Tensor) -> Tensor:
+    n, h, length, d = t.shape
+    return t.transpose(1, 2).reshape(n, length, h * d)
+
+
+class MultimodalAttentionFusion(nn.Module):
+    """Joint video-audio attention (E1).
+
+    Each modality has its own norm (Emo-AdaNorm when emotion-conditioned, else LayerNorm) and its
+    own q/k/v projection into the video width C; the L video and T audio tokens of a frame are
+    concatenated and attend jointly (one softmax over all L + T keys); the result is split back and
+    each branch has its own output projection. Both outputs are residual and both output
+    projections start at zero (A6), so at init ``video_out == video`` and ``audio_out == audio``.
+    """
+
+    def __init__(self, config: MultimodalAttentionConfig, channels: int, audio_dim: int) -> None:
+        super().__init__()
+        if channels % config.heads:
+            raise ValueError(f"channels ({channels}) must be divisible by heads ({config.heads})")
+        self.config = config
+        self.channels = channels
+        self.audio_dim = audio_dim
+        self.heads = config.heads
+        self.video_norm = make_norm(channels, config)
+        self.audio_norm = make_norm(audio_dim, config)
+        self.video_qkv = nn.Linear(channels, 3 * channels, bias=False)
+        self.audio_qkv = nn.Linear(audio_dim, 3 * channels, bias=False)
+        self.video_out = nn.Linear(channels, channels)
+        self.audio_out = nn.Linear(channels, audio_dim)
+        for layer in (self.video_out, self.audio_out):
+            nn.init.zeros_(layer.weight)
+            nn.init.zeros_(layer.bias)
+
+    def forward(self, video: Tensor, audio: Tensor, emotion: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """video (N, L, C), audio (N, T, A), emotion (N,) or None -> (video_out, audio_out)."""
+        if audio.shape[0] != video.shape[0]:
+            raise ValueError(f"video and audio batch differ: {video.shape[0]} vs {audio.shape[0]}")
+        length = video.shape[1]
+        vq, vk, vv = self.video_qkv(self.video_norm(video, emotion)).chunk(3, dim=-1)
+        aq, ak, av = self.audio_qkv(self.audio_norm(audio, emotion)).chunk(3, dim=-1)
+        q, k, v = (_heads(torch.cat(pair, dim=1), self.heads) for pair in ((vq, aq), (vk, ak), (vv, av)))
+        p = self.config.dropout if self.training else 0.0
+        joint = _merge(F.scaled_dot_product_attention(q, k, v, dropout_p=p))
+        return video + self.video_out(joint[:, :length]), audio + self.audio_out(joint[:, length:])
+
+
+def build(config: MultimodalAttentionConfig, channels: int, audio_dim: int) -> MultimodalAttentionFusion:
+    """Factory of the ``multimodal_attention`` audio-fusion component (spec E1)."""
+    return MultimodalAttentionFusion(config, channels, audio_dim)

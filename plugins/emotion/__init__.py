@@ -1,0 +1,1 @@
+"""Built-in emotion detectors (spec E4, E5, §4)."""

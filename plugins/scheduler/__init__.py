@@ -1,0 +1,1 @@
+"""Built-in samplers of the rectified-flow ODE (spec L1, I3)."""

@@ -1,0 +1,1 @@
+"""Built-in tasks: what ``memo-zoo run`` does with a recipe."""

@@ -1,0 +1,1 @@
+"""Built-in autoencoders (spec A1)."""

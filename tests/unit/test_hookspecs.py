@@ -1,0 +1,39 @@
+"""Every hook is documented and every slot has exactly one hook (architecture: one hook per slot)."""
+
+import inspect
+
+from memo_zoo.plugin import hookspecs
+from memo_zoo.plugin.slots import SLOTS
+from memo_zoo.recipe.schema import SLOT_FIELDS
+
+
+def _hook_functions():
+    return {name: fn for name, fn in inspect.getmembers(hookspecs, inspect.isfunction)
+            if hasattr(fn, "memo_zoo_spec")}
+
+
+def test_every_hookspec_has_a_docstring():
+    hooks = _hook_functions()
+    assert hooks, "no hookspecs found"
+    undocumented = [name for name, fn in hooks.items() if len(inspect.getdoc(fn) or "") < 20]
+    assert not undocumented, f"hookspecs without documentation: {undocumented}"
+
+
+def test_one_hook_per_slot_plus_cli():
+    hooks = set(_hook_functions())
+    assert hooks == {slot.hook for slot in SLOTS} | {"cli_commands"}
+
+
+def test_hooks_take_no_arguments():
+    for name, fn in _hook_functions().items():
+        assert not inspect.signature(fn).parameters, name
+
+
+def test_every_slot_has_a_place_in_the_recipe():
+    assert {slot for slot, _ in SLOT_FIELDS.values()} == {slot.name for slot in SLOTS}
+
+
+def test_every_hookspec_is_documented_in_docs(repo_root):
+    text = (repo_root / "docs" / "writing-a-plugin.md").read_text()
+    missing = [name for name in _hook_functions() if f"`{name}`" not in text]
+    assert not missing, f"hooks missing from docs/writing-a-plugin.md: {missing}"
