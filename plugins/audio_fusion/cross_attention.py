@@ -11,6 +11,8 @@ import torch.nn.functional as F
 from pydantic import Field
 from torch import Tensor, nn
 
+from memo_zoo.model.attention import merge_heads, split_heads, zero_linear
+
 from .emo_adanorm import EmotionOptions, make_norm
 
 
@@ -41,22 +43,17 @@ class CrossAttentionFusion(nn.Module):
         self.to_q = nn.Linear(channels, channels, bias=False)
         self.to_k = nn.Linear(audio_dim, channels, bias=False)
         self.to_v = nn.Linear(audio_dim, channels, bias=False)
-        self.to_out = nn.Linear(channels, channels)
-        nn.init.zeros_(self.to_out.weight)
-        nn.init.zeros_(self.to_out.bias)
+        self.to_out = zero_linear(channels, channels)
 
     def forward(self, video: Tensor, audio: Tensor, emotion: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """video (N, L, C), audio (N, T, A), emotion (N,) or None -> (video_out, audio)."""
         if audio.shape[0] != video.shape[0]:
             raise ValueError(f"video and audio batch differ: {video.shape[0]} vs {audio.shape[0]}")
-        n, length, c = video.shape
-        t = audio.shape[1]
-        d = c // self.heads
-        q = self.to_q(self.norm(video, emotion)).reshape(n, length, self.heads, d).transpose(1, 2)
-        k = self.to_k(audio).reshape(n, t, self.heads, d).transpose(1, 2)
-        v = self.to_v(audio).reshape(n, t, self.heads, d).transpose(1, 2)
+        q = split_heads(self.to_q(self.norm(video, emotion)), self.heads)
+        k = split_heads(self.to_k(audio), self.heads)
+        v = split_heads(self.to_v(audio), self.heads)
         p = self.config.dropout if self.training else 0.0
-        out = F.scaled_dot_product_attention(q, k, v, dropout_p=p).transpose(1, 2).reshape(n, length, c)
+        out = merge_heads(F.scaled_dot_product_attention(q, k, v, dropout_p=p))
         return video + self.to_out(out), audio
 
 

@@ -12,6 +12,8 @@ import torch.nn.functional as F
 from pydantic import Field
 from torch import Tensor, nn
 
+from memo_zoo.model.attention import merge_heads, split_heads, zero_linear
+
 from .emo_adanorm import EmotionOptions, make_norm
 
 
@@ -20,16 +22,6 @@ class MultimodalAttentionConfig(EmotionOptions):
 
     heads: int = Field(8, ge=1, description="Attention heads; the video channels must be divisible by it.")
     dropout: float = Field(0.0, ge=0.0, lt=1.0, description="Attention-probability dropout while training.")
-
-
-def _heads(t: Tensor, heads: int) -> Tensor:
-    n, length, c = t.shape
-    return t.reshape(n, length, heads, c // heads).transpose(1, 2)
-
-
-def _merge(t: Tensor) -> Tensor:
-    n, h, length, d = t.shape
-    return t.transpose(1, 2).reshape(n, length, h * d)
 
 
 class MultimodalAttentionFusion(nn.Module):
@@ -54,11 +46,8 @@ class MultimodalAttentionFusion(nn.Module):
         self.audio_norm = make_norm(audio_dim, config)
         self.video_qkv = nn.Linear(channels, 3 * channels, bias=False)
         self.audio_qkv = nn.Linear(audio_dim, 3 * channels, bias=False)
-        self.video_out = nn.Linear(channels, channels)
-        self.audio_out = nn.Linear(channels, audio_dim)
-        for layer in (self.video_out, self.audio_out):
-            nn.init.zeros_(layer.weight)
-            nn.init.zeros_(layer.bias)
+        self.video_out = zero_linear(channels, channels)
+        self.audio_out = zero_linear(channels, audio_dim)
 
     def forward(self, video: Tensor, audio: Tensor, emotion: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """video (N, L, C), audio (N, T, A), emotion (N,) or None -> (video_out, audio_out)."""
@@ -67,9 +56,9 @@ class MultimodalAttentionFusion(nn.Module):
         length = video.shape[1]
         vq, vk, vv = self.video_qkv(self.video_norm(video, emotion)).chunk(3, dim=-1)
         aq, ak, av = self.audio_qkv(self.audio_norm(audio, emotion)).chunk(3, dim=-1)
-        q, k, v = (_heads(torch.cat(pair, dim=1), self.heads) for pair in ((vq, aq), (vk, ak), (vv, av)))
+        q, k, v = (split_heads(torch.cat(pair, dim=1), self.heads) for pair in ((vq, aq), (vk, ak), (vv, av)))
         p = self.config.dropout if self.training else 0.0
-        joint = _merge(F.scaled_dot_product_attention(q, k, v, dropout_p=p))
+        joint = merge_heads(F.scaled_dot_product_attention(q, k, v, dropout_p=p))
         return video + self.video_out(joint[:, :length]), audio + self.audio_out(joint[:, length:])
 
 

@@ -93,18 +93,6 @@ def from_tokens(tokens: Tensor, batch: int, height: int, width: int) -> Tensor:
     return tokens.reshape(batch, height, width, f, c).permute(0, 3, 4, 1, 2)
 
 
-def split_heads(t: Tensor, heads: int) -> Tensor:
-    """(N, F, heads*d) -> (N, heads, F, d)."""
-    n, f, c = t.shape
-    return t.reshape(n, f, heads, c // heads).transpose(1, 2)
-
-
-def merge_heads(t: Tensor) -> Tensor:
-    """(N, heads, F, d) -> (N, F, heads*d)."""
-    n, h, f, d = t.shape
-    return t.transpose(1, 2).reshape(n, f, h * d)
-
-
 def softmax_last(t: Tensor) -> Tensor:
     """Softmax over the last dim, which here is a head's few channels (8-160).
 
@@ -120,15 +108,6 @@ def softmax_last(t: Tensor) -> Tensor:
 def accumulation_dtype(dtype: torch.dtype) -> torch.dtype:
     """Dtype of memory sums: at least float32, so long bf16/fp16 streams do not lose the tail."""
     return torch.promote_types(dtype, torch.float32)
-
-
-def zero_linear(in_features: int, out_features: int, bias: bool = True) -> nn.Linear:
-    """A Linear whose weights and bias start at zero (A6: a new module starts as the identity)."""
-    layer = nn.Linear(in_features, out_features, bias=bias)
-    nn.init.zeros_(layer.weight)
-    if bias:
-        nn.init.zeros_(layer.bias)
-    return layer
 
 
 def check_heads(channels: int, heads: int) -> int:

@@ -14,6 +14,8 @@ import torch
 from pydantic import Field
 from torch import Tensor, nn
 
+from memo_zoo.model.attention import merge_heads, zero_linear
+
 from .context import (
     FrameNorm,
     FrameNormOptions,
@@ -22,9 +24,7 @@ from .context import (
     check_features,
     check_motion,
     from_tokens,
-    merge_heads,
     softmax_last,
-    zero_linear,
 )
 
 

@@ -15,6 +15,8 @@ import torch.nn.functional as F
 from pydantic import Field, model_validator
 from torch import Tensor, nn
 
+from memo_zoo.model.attention import merge_heads, split_heads, zero_linear
+
 from .context import (
     FrameNorm,
     FrameNormOptions,
@@ -22,9 +24,6 @@ from .context import (
     check_features,
     check_motion,
     from_tokens,
-    merge_heads,
-    split_heads,
-    zero_linear,
 )
 
 

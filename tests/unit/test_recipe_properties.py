@@ -28,6 +28,16 @@ def _get(doc, path):
     return doc
 
 
+def _valid_document(data, registry, model) -> dict:
+    """A drawn recipe document that the schema accepts (drawn values can break cross-field rules)."""
+    doc = data.draw(recipe_documents(registry))
+    try:
+        model.model_validate(doc)
+    except ValidationError:
+        assume(False)
+    return doc
+
+
 def _dotted(path) -> str:
     return ".".join(str(p) for p in path)
 
@@ -54,11 +64,7 @@ def test_accepted_recipes_round_trip_through_yaml(registry, model, data):
 @FAST
 @given(data=st.data())
 def test_an_unknown_option_is_rejected_at_its_path(registry, model, data):
-    doc = data.draw(recipe_documents(registry))
-    try:
-        model.model_validate(doc)
-    except ValidationError:
-        assume(False)
+    doc = _valid_document(data, registry, model)
     target = data.draw(st.sampled_from(component_paths(doc)))
     bad = copy.deepcopy(doc)
     _get(bad, target)["zz_not_an_option"] = 1
@@ -73,11 +79,7 @@ WRONG_VALUES = st.sampled_from([{"a": 1}, [1, 2], "not-a-value-of-any-option"])
 @FAST
 @given(data=st.data())
 def test_an_option_of_the_wrong_type_is_rejected_at_its_path(registry, model, data):
-    doc = data.draw(recipe_documents(registry))
-    try:
-        model.model_validate(doc)
-    except ValidationError:
-        assume(False)
+    doc = _valid_document(data, registry, model)
     leaves = option_leaves(doc)
     assume(leaves)
     target = data.draw(st.sampled_from(leaves))
@@ -97,11 +99,7 @@ def test_an_option_of_the_wrong_type_is_rejected_at_its_path(registry, model, da
 @FAST
 @given(data=st.data())
 def test_an_unknown_kind_is_rejected_at_its_path_listing_the_kinds(registry, model, data):
-    doc = data.draw(recipe_documents(registry))
-    try:
-        model.model_validate(doc)
-    except ValidationError:
-        assume(False)
+    doc = _valid_document(data, registry, model)
     target = data.draw(st.sampled_from(component_paths(doc)))
     bad = copy.deepcopy(doc)
     _get(bad, target)["kind"] = "zz_unregistered"

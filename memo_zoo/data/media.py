@@ -1,0 +1,197 @@
+"""Reading and writing talking-head media with PyAV: frames, 16 kHz mono audio, MP4 with audio.
+
+Every failure inside a decoder becomes a ``MediaError`` naming the file and what was wrong, so
+callers can skip and report a clip instead of crashing deep in FFmpeg (issue 4, "Bad input").
+Writes are atomic: a video is encoded to a temporary file next to the target and renamed, so a
+crash never leaves a half-written MP4 where a finished one is expected.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+
+from memo_zoo.errors import MemoZooError
+
+AUDIO_RATE = 16_000  # spec D3: mono, 16 kHz
+
+
+class MediaError(MemoZooError):
+    """A media file that cannot be used; ``path`` and ``reason`` say which and why."""
+
+    def __init__(self, path: str | Path, reason: str):
+        self.path = str(path)
+        self.reason = reason
+        super().__init__(f"{path}: {reason}")
+
+
+@dataclass(frozen=True)
+class MediaInfo:
+    path: str
+    duration: float  # seconds, the longest stream
+    has_video: bool
+    has_audio: bool
+    fps: float | None = None
+    frame_count: int | None = None  # from the container; may be an estimate
+    width: int | None = None
+    height: int | None = None
+    audio_rate: int | None = None
+    audio_channels: int | None = None
+
+
+def _open(path: str | Path) -> av.container.InputContainer:
+    path = Path(path)
+    if not path.is_file():
+        raise MediaError(path, "file not found" if not path.exists() else "not a regular file")
+    if path.stat().st_size == 0:
+        raise MediaError(path, "empty file")
+    try:
+        return av.open(str(path), mode="r")
+    except (av.error.FFmpegError, OSError, ValueError) as error:
+        raise MediaError(path, f"cannot be opened as media ({error})") from None
+
+
+def probe(path: str | Path) -> MediaInfo:
+    """Streams, rates and duration of a media file, without decoding it."""
+    with _open(path) as container:
+        video = container.streams.video[0] if container.streams.video else None
+        audio = container.streams.audio[0] if container.streams.audio else None
+        durations = []
+        if container.duration is not None:
+            durations.append(container.duration / av.time_base)
+        info = {}
+        if video is not None:
+            rate = video.average_rate or video.guessed_rate
+            fps = float(rate) if rate else None
+            if video.duration is not None and video.time_base is not None:
+                durations.append(float(video.duration * video.time_base))
+            frames = video.frames or (round(max(durations) * fps) if durations and fps else None)
+            info.update(fps=fps, frame_count=frames, width=video.codec_context.width,
+                        height=video.codec_context.height)
+        if audio is not None:
+            info.update(audio_rate=audio.codec_context.sample_rate, audio_channels=audio.codec_context.channels)
+        return MediaInfo(str(path), max(durations, default=0.0), video is not None, audio is not None, **info)
+
+
+def read_frames(path: str | Path, fps: float | None = None, size: tuple[int, int] | None = None,
+                max_frames: int | None = None) -> tuple[np.ndarray, float]:
+    """Decoded RGB frames (T, H, W, 3) uint8 and their frame rate.
+
+    ``fps`` resamples the video to that rate by taking, for each output time, the latest source
+    frame shown at that time (how a player would show it). ``size`` = (width, height) resizes.
+    """
+    frames: list[np.ndarray] = []
+    times: list[float] = []
+    with _open(path) as container:
+        if not container.streams.video:
+            raise MediaError(path, "has no video stream")
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        source_fps = float(stream.average_rate or stream.guessed_rate or 0) or None
+        try:
+            for frame in container.decode(stream):
+                if size is not None:
+                    frame = frame.reformat(width=size[0], height=size[1])
+                frames.append(frame.to_ndarray(format="rgb24"))
+                times.append(float(frame.time) if frame.time is not None else len(times) / (source_fps or 25.0))
+                if max_frames is not None and fps is None and len(frames) >= max_frames:
+                    break
+        except av.error.FFmpegError as error:
+            if not frames:
+                raise MediaError(path, f"video cannot be decoded ({error})") from None
+            raise MediaError(path, f"video is truncated or corrupt after frame {len(frames)} ({error})") from None
+    if not frames:
+        raise MediaError(path, "video stream has no frames")
+    video = np.stack(frames)
+    if fps is None:
+        return video, source_fps or 25.0
+    start = times[0]
+    # The last frame is shown for one source frame period, so the clip lasts until then.
+    end = times[-1] + 1.0 / (source_fps or fps)
+    count = max(1, int(round((end - start) * fps)))
+    if max_frames is not None:
+        count = min(count, max_frames)
+    wanted = start + np.arange(count) / fps
+    index = np.searchsorted(np.asarray(times), wanted + 1e-6, side="right") - 1
+    return video[np.clip(index, 0, len(frames) - 1)], float(fps)
+
+
+def read_audio(path: str | Path, sample_rate: int = AUDIO_RATE) -> np.ndarray:
+    """The first audio stream as mono float32 in [-1, 1] at ``sample_rate`` (any input format)."""
+    chunks: list[np.ndarray] = []
+    with _open(path) as container:
+        if not container.streams.audio:
+            raise MediaError(path, "has no audio stream")
+        stream = container.streams.audio[0]
+        resampler = av.AudioResampler(format="flt", layout="mono", rate=sample_rate)
+        try:
+            for frame in container.decode(stream):
+                for out in resampler.resample(frame):
+                    chunks.append(out.to_ndarray().reshape(-1))
+            for out in resampler.resample(None):
+                chunks.append(out.to_ndarray().reshape(-1))
+        except av.error.FFmpegError as error:
+            raise MediaError(path, f"audio cannot be decoded ({error})") from None
+    if not chunks:
+        raise MediaError(path, "audio stream has no samples")
+    return np.concatenate(chunks).astype(np.float32, copy=False)
+
+
+def write_video(path: str | Path, frames: np.ndarray, fps: float, audio: np.ndarray | None = None,
+                sample_rate: int = AUDIO_RATE, crf: int = 18) -> Path:
+    """Encode RGB frames (T, H, W, 3) uint8 as H.264 MP4, with mono audio muxed in as AAC (spec I4).
+
+    Width and height must be even (H.264 4:2:0). Written atomically.
+    """
+    path = Path(path)
+    frames = np.asarray(frames)
+    if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
+        raise ValueError(f"frames must be (T, H, W, 3) uint8, got {frames.shape} {frames.dtype}")
+    if frames.shape[1] % 2 or frames.shape[2] % 2:
+        raise ValueError(f"H.264 needs even width and height, got {frames.shape[2]}x{frames.shape[1]}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temp = tempfile.mkstemp(suffix=".mp4", prefix=f".{path.stem}.", dir=path.parent)
+    os.close(handle)
+    try:
+        _encode(temp, frames, fps, audio, sample_rate, crf)
+        os.replace(temp, path)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _encode(target: str, frames: np.ndarray, fps: float, audio: np.ndarray | None, sample_rate: int, crf: int) -> None:
+    rate = Fraction(fps).limit_denominator(1001)
+    with av.open(target, mode="w", format="mp4") as container:
+        video = container.add_stream("libx264", rate=rate)
+        video.width, video.height = frames.shape[2], frames.shape[1]
+        video.pix_fmt = "yuv420p"
+        video.options = {"crf": str(crf), "preset": "veryfast"}
+        sound = None
+        if audio is not None:
+            sound = container.add_stream("aac", rate=sample_rate)
+            sound.layout = "mono"
+        for image in frames:
+            for packet in video.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
+                container.mux(packet)
+        for packet in video.encode():
+            container.mux(packet)
+        if sound is not None:
+            samples = np.clip(np.asarray(audio, dtype=np.float32).reshape(1, -1), -1.0, 1.0)
+            step = 1024
+            for start in range(0, samples.shape[1], step):
+                chunk = av.AudioFrame.from_ndarray(np.ascontiguousarray(samples[:, start:start + step]),
+                                                   format="flt", layout="mono")
+                chunk.sample_rate = sample_rate
+                chunk.pts = start
+                for packet in sound.encode(chunk):
+                    container.mux(packet)
+            for packet in sound.encode():
+                container.mux(packet)
