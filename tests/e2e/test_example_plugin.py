@@ -34,7 +34,8 @@ def installed(tmp_path_factory, repo_root):
 def test_installed_plugin_appears_in_ls(tmp_path, installed):
     out = memo_zoo("ls", cwd=tmp_path, env=installed)
     assert out.returncode == 0, out.stderr
-    assert "causal_conv  causal_conv (memo-zoo-causal-conv)" in out.stdout
+    rows = [line.split() for line in out.stdout.splitlines()]
+    assert ["causal_conv", "causal_conv", "(memo-zoo-causal-conv)"] in [row[:3] for row in rows]
     detail = memo_zoo("ls", "temporal", cwd=tmp_path, env=installed)
     assert "kernel_size: int = 3" in detail.stdout
 
