@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import types
 import typing
+from pathlib import Path
 from typing import Any
 
 import annotated_types
@@ -48,6 +49,8 @@ def value_for(annotation: Any, metadata: list[Any]) -> st.SearchStrategy[Any] | 
         return st.floats(min_value=b.get("ge", b.get("gt")), max_value=b.get("le", b.get("lt")),
                          exclude_min="gt" in b, exclude_max="lt" in b, allow_nan=False, allow_infinity=False,
                          width=64).filter(lambda x: abs(x) < 1e12)
+    if annotation is Path:
+        return st.from_regex(r"[a-z]{1,8}(/[a-z0-9_]{1,8}){0,2}", fullmatch=True)
     if annotation is str:
         return st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cs", "Cc")), max_size=12)
     return None
@@ -58,7 +61,7 @@ def component(draw, config: type[BaseModel], kind: str) -> dict[str, Any]:
     doc: dict[str, Any] = {"kind": kind}
     for name, field in config.model_fields.items():
         strategy = value_for(field.annotation, list(field.metadata))
-        if strategy is not None and draw(st.booleans()):
+        if strategy is not None and (field.is_required() or draw(st.booleans())):
             doc[name] = draw(strategy)
     return doc
 

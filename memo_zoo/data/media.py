@@ -94,18 +94,28 @@ def read_frames(path: str | Path, fps: float | None = None, size: tuple[int, int
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
         source_fps = float(stream.average_rate or stream.guessed_rate or 0) or None
+        packets, stopped_early = 0, False
         try:
-            for frame in container.decode(stream):
-                if size is not None:
-                    frame = frame.reformat(width=size[0], height=size[1])
-                frames.append(frame.to_ndarray(format="rgb24"))
-                times.append(float(frame.time) if frame.time is not None else len(times) / (source_fps or 25.0))
-                if max_frames is not None and fps is None and len(frames) >= max_frames:
+            # Demux and decode separately so that the packets actually present can be counted
+            # against what the header declares (see _check_complete).
+            for packet in container.demux(stream):
+                packets += 1 if packet.size else 0
+                for frame in packet.decode():
+                    if size is not None:
+                        frame = frame.reformat(width=size[0], height=size[1])
+                    frames.append(frame.to_ndarray(format="rgb24"))
+                    times.append(float(frame.time) if frame.time is not None else len(times) / (source_fps or 25.0))
+                    if max_frames is not None and fps is None and len(frames) >= max_frames:
+                        stopped_early = True
+                        break
+                if stopped_early:
                     break
         except av.error.FFmpegError as error:
             if not frames:
                 raise MediaError(path, f"video cannot be decoded ({error})") from None
             raise MediaError(path, f"video is truncated or corrupt after frame {len(frames)} ({error})") from None
+        if not stopped_early:
+            _check_complete(path, "video", packets, stream.frames)
     if not frames:
         raise MediaError(path, "video stream has no frames")
     video = np.stack(frames)
@@ -129,18 +139,39 @@ def read_audio(path: str | Path, sample_rate: int = AUDIO_RATE) -> np.ndarray:
         if not container.streams.audio:
             raise MediaError(path, "has no audio stream")
         stream = container.streams.audio[0]
-        resampler = av.AudioResampler(format="flt", layout="mono", rate=sample_rate)
+        # Resample only the rate, keeping the channels (planar), and average them here: FFmpeg's
+        # own stereo->mono rematrix adds the channels at -3 dB each, which makes identical channels
+        # 1.41x louder than the mono original and can leave [-1, 1]. The mean is the downmix of
+        # librosa.to_mono and of the reference pipelines' torchaudio code.
+        resampler = av.AudioResampler(format="fltp", layout=None, rate=sample_rate)
+        packets = 0
         try:
-            for frame in container.decode(stream):
-                for out in resampler.resample(frame):
-                    chunks.append(out.to_ndarray().reshape(-1))
+            for packet in container.demux(stream):
+                packets += 1 if packet.size else 0
+                for frame in packet.decode():
+                    for out in resampler.resample(frame):
+                        chunks.append(out.to_ndarray().mean(axis=0))
             for out in resampler.resample(None):
-                chunks.append(out.to_ndarray().reshape(-1))
+                chunks.append(out.to_ndarray().mean(axis=0))
         except av.error.FFmpegError as error:
             raise MediaError(path, f"audio cannot be decoded ({error})") from None
+        _check_complete(path, "audio", packets, stream.frames)
     if not chunks:
         raise MediaError(path, "audio stream has no samples")
     return np.concatenate(chunks).astype(np.float32, copy=False)
+
+
+def _check_complete(path: str | Path, kind: str, packets: int, declared: int) -> None:
+    """Raise if fewer packets were read than the container's index lists.
+
+    FFmpeg stops quietly at the end of a file whose data was cut off while its index survived
+    (an MP4 with the index first, "faststart", or a partly cut index at the end), so a truncated
+    download would otherwise decode to a shorter clip with no error. ``declared`` is 0 where the
+    container does not say (Matroska, WAV); nothing can be checked then.
+    """
+    if declared and packets < declared:
+        raise MediaError(path, f"{kind} is truncated: {packets} of the {declared} packets the container "
+                               "lists are in the file")
 
 
 def write_video(path: str | Path, frames: np.ndarray, fps: float, audio: np.ndarray | None = None,

@@ -18,7 +18,7 @@ from memo_zoo.plugin.manager import Registry
 from memo_zoo.recipe.schema import SLOT_FIELDS
 
 
-def _user_path(document: Any, loc: tuple[Any, ...]) -> list[Any]:
+def user_path(document: Any, loc: tuple[Any, ...]) -> list[Any]:
     """The loc with the union tags pydantic inserts removed."""
     path: list[Any] = []
     node = document
@@ -79,7 +79,7 @@ def describe(error: ValidationError, document: Any, recipe_model: type[BaseModel
              registry: Registry) -> list[tuple[str, str]]:
     problems: list[tuple[str, str]] = []
     for item in error.errors():
-        path = _user_path(document, item["loc"])
+        path = user_path(document, item["loc"])
         kind_error = item["type"] in ("union_tag_invalid", "union_tag_not_found", "none_required")
         slot = _slot_at(path)
         if kind_error and slot is not None:

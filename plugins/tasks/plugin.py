@@ -1,10 +1,12 @@
 """Registers the built-in tasks."""
 
 from memo_zoo.plugin import ComponentSpec, hookimpl
-from memo_zoo_plugins.tasks import smoke
+from memo_zoo_plugins.tasks import preprocess, smoke
 
 
 @hookimpl
 def task_components() -> list[ComponentSpec]:
     return [ComponentSpec("smoke", smoke.SmokeConfig, smoke.build,
-                          "build every component the recipe names and log them to MLflow")]
+                          "build every component the recipe names and log them to MLflow"),
+            ComponentSpec("preprocess", preprocess.PreprocessConfig, preprocess.build,
+                          "run the data pipeline (spec §7) over data.dataset into out_dir, resumably")]

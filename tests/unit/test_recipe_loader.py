@@ -79,8 +79,8 @@ def test_overrides_apply_before_validation(tmp_path, registry):
 
 
 @pytest.mark.parametrize("text, path, fragment", [
-    ("name: r\ntask: {kind: smok}\n", "task.kind", "unknown kind 'smok'; registered kinds in slot 'task': smoke"),
-    ("name: r\ntask: {}\n", "task.kind", "needs a 'kind'; registered kinds in slot 'task': smoke"),
+    ("name: r\ntask: {kind: smok}\n", "task.kind", "unknown kind 'smok'; registered kinds in slot 'task': preprocess, smoke"),
+    ("name: r\ntask: {}\n", "task.kind", "needs a 'kind'; registered kinds in slot 'task': preprocess, smoke"),
     ("name: r\ntask: {kind: smoke}\nscheduler: {kind: flow_euler, stepz: 3}\n", "scheduler.stepz",
      "did you mean 'steps'?"),
     ("name: r\ntask: {kind: smoke}\nscheduler: {kind: flow_euler, steps: many}\n", "scheduler.steps",
@@ -88,8 +88,8 @@ def test_overrides_apply_before_validation(tmp_path, registry):
     ("name: r\ntask: {kind: smoke}\nmodel: {vea: {kind: pixel}}\n", "model.vea", "did you mean 'vae'?"),
     ("name: r\ntask: {kind: smoke}\nseeed: 1\n", "seeed", "did you mean 'seed'?"),
     ("task: {kind: smoke}\n", "name", "Field required"),
-    ("name: r\ntask: {kind: smoke}\ndata: {preprocess: [{kind: face_crop}]}\n", "data.preprocess.0",
-     "no component is registered in slot 'preprocess'"),
+    ("name: r\ntask: {kind: smoke}\nmetrics: [{kind: fid}]\n", "metrics.0",
+     "unknown kind 'fid'; no component is registered in slot 'metric'"),
     ("name: r\ntask: {kind: smoke}\nemotion_detector: {kind: fixed, label: joyful}\n", "emotion_detector",
      "'joyful' is not in the paper label set"),
 ])

@@ -1,0 +1,409 @@
+"""Training samples for MEMO: reference, target clip, motion frames, audio windows, emotion (issue 4).
+
+``TalkingHeadSamples`` turns ``ClipRecord``s into the tensors the model is trained on. Each item is
+a dict (S = ``size``, F = ``clip_frames``, M = motion frames of this item, W = 2 * audio_window + 1,
+P = samples per video frame = round(audio_sample_rate / fps)):
+
+    reference         (3, S, S) float32 in [-1, 1]   identity image (spec L2, L4)
+    reference_source  "same_clip" | "other_emotion"
+    target            (F, 3, S, S) float32 in [-1, 1]  frames start .. start + F - 1
+    motion            (M, 3, S, S) float32 in [-1, 1]  the M frames before ``start``, oldest first (T5)
+    motion_mask       (M,) bool                       True where ``motion`` holds a real past frame
+    audio             (F, W, P) float32: window w of target frame i is the audio of frame
+                      start + i + w - audio_window (spec A5), zero outside the track
+    audio_clip        (F * P,) float32, the audio under the target frames
+    emotion           0-dim int64: index in the label set (E4), len(labels) = "no emotion"
+    speaker           int: index in ``speakers`` (sorted), -1 when the clip has no speaker
+    clip_id, start    which clip and which first frame the target is
+
+Frame i of a clip is shown during [i / fps, (i + 1) / fps), and its audio is the samples in that
+interval, so ``audio[i, audio_window]`` is exactly the sound under ``target[i]``.
+
+Every random choice of an item (motion count, start, reference) comes from a generator seeded by
+(seed, epoch, index) alone, so an item is the same in any worker, in any order, after a restart;
+``set_epoch`` moves to new draws. Condition dropout (L6) is not done here: the trainer does it, so
+that its probabilities live with the rest of the training recipe.
+"""
+
+from __future__ import annotations
+
+import random
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from torch.utils.data import DataLoader, Dataset, Sampler, SequentialSampler
+
+from memo_zoo.data.cache import CachedClip, FrameCache
+from memo_zoo.data.clip import ClipRecord, SkippedClip
+from memo_zoo.data.media import MediaError
+from memo_zoo.emotion import LABEL_SETS, LabelSet
+from memo_zoo.errors import MemoZooError
+
+STAGE = "samples"
+
+# The two label sets spell the catch-all class differently; a clip labelled in one set still
+# belongs to that class when training with the other.
+_LABEL_ALIASES = {"others": "other", "other": "others"}
+
+
+class SkippedClipWarning(UserWarning):
+    """A clip was left out of the training samples; the message names the file and the reason."""
+
+
+class SampleConfig(BaseModel):
+    """How training samples are cut from clips (spec A5, T5, L4, E4, D3)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    fps: float = Field(25.0, gt=0, description="frame rate the clips are resampled to before sampling")
+    size: int = Field(64, ge=2, description="side of the square frames, in pixels (short side scaled, centre crop)")
+    clip_frames: int = Field(16, ge=1, description="F: frames in the target clip")
+    motion_frames: int | list[int] = Field(
+        16, description="M: past frames before the target; a list draws one value per sample "
+                        "(spec T5: 16, or dynamically from [16, 32, 48])")
+    motion_padding: Literal["first_frame", "reference"] = Field(
+        "first_frame", description="what fills motion slots before the clip's first frame: the clip's "
+                                   "first frame repeated, or the reference image repeated (the released "
+                                   "code's first clip, spec §10)")
+    audio_window: int = Field(2, ge=0, description="audio context per video frame, in frames each side (spec A5)")
+    audio_sample_rate: int = Field(16_000, gt=0, description="audio rate in Hz (spec D3: 16 kHz mono)")
+    emotion_decoupling: bool = Field(
+        True, description="draw the reference from the same speaker in a different emotion when the "
+                          "clips carry speaker and emotion labels (spec L4)")
+    label_set: LabelSet = Field("paper", description="emotion classes the label index refers to (spec E4, §10)")
+    samples_per_clip: int = Field(1, ge=1, description="items per clip per epoch (each with its own random start)")
+    samples_per_epoch: int | None = Field(
+        None, ge=1, description="items per epoch; None = samples_per_clip x number of clips. Item i always "
+                                "uses clip i mod number of clips, so clips are covered evenly")
+    max_av_mismatch: float = Field(
+        0.1, ge=0, description="largest allowed difference in seconds between audio and video length; "
+                               "a clip beyond it is skipped with a warning")
+    seed: int = Field(0, ge=0, description="seed of every random choice; an item depends on (seed, epoch, index)")
+
+    @field_validator("motion_frames")
+    @classmethod
+    def _positive_counts(cls, value: int | list[int]) -> int | list[int]:
+        counts = [value] if isinstance(value, int) else value
+        if not counts:
+            raise ValueError("motion_frames needs at least one count")
+        if any(count < 1 for count in counts):
+            raise ValueError(f"motion frame counts must be >= 1, got {counts}")
+        return value
+
+    @property
+    def motion_choices(self) -> tuple[int, ...]:
+        return (self.motion_frames,) if isinstance(self.motion_frames, int) else tuple(self.motion_frames)
+
+    @property
+    def samples_per_frame(self) -> int:
+        """P: audio samples per video frame (640 at 16 kHz / 25 fps; 533 at 30 fps, rounded)."""
+        return max(1, round(self.audio_sample_rate / self.fps))
+
+
+class TalkingHeadSamples(Dataset):
+    """Training items cut from clips, decoded once through a ``FrameCache`` (see the module doc).
+
+    Clips that cannot be decoded, that are too short for a target plus a reference outside it
+    (more than ``clip_frames`` frames), or whose audio and video lengths differ by more than
+    ``max_av_mismatch`` are skipped with a ``SkippedClipWarning`` and listed in ``skipped``.
+    """
+
+    def __init__(self, records: Sequence[ClipRecord], config: SampleConfig | None = None,
+                 cache_dir: str | Path | None = None, cache: FrameCache | None = None):
+        self.config = config or SampleConfig()
+        cfg = self.config
+        self.cache = cache or FrameCache(cache_dir, fps=cfg.fps, size=cfg.size, sample_rate=cfg.audio_sample_rate)
+        if (self.cache.fps, self.cache.size, self.cache.sample_rate) != (float(cfg.fps), cfg.size,
+                                                                         cfg.audio_sample_rate):
+            raise ValueError("the FrameCache's fps/size/sample_rate differ from the SampleConfig's")
+        self.labels: tuple[str, ...] = LABEL_SETS[cfg.label_set]
+        # Built from every record given, not only the usable ones, so that a clip failing to decode
+        # does not shift every other speaker's index between runs.
+        self.speakers: tuple[str, ...] = tuple(sorted({r.speaker for r in records if r.speaker is not None}))
+        self._speaker_index = {name: i for i, name in enumerate(self.speakers)}
+        self.epoch = 0
+        self.skipped: list[SkippedClip] = []
+        self.clips: list[ClipRecord] = []
+        self._entries: list[CachedClip] = []
+        self._emotions: list[int] = []
+        for record in records:
+            emotion = self._emotion_index(record)  # a bad label is a recipe/reader bug: raise, don't skip
+            reason = self._admit(record)
+            if reason is not None:
+                self._skip(record, reason)
+                continue
+            self._emotions.append(emotion)
+        if not self.clips:
+            raise MemoZooError(f"no usable clips among {len(records)} for training samples"
+                               + "".join(f"\n  {s.path}: {s.reason}" for s in self.skipped[:10]))
+        self._pools, self._slots = self._decoupling_pools()
+        self._arrays: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+
+    # -- construction --------------------------------------------------------------------------
+
+    def _admit(self, record: ClipRecord) -> str | None:
+        """Decode (or find) the clip; return why it cannot be used, or None after adding it."""
+        cfg = self.config
+        try:
+            entry = self.cache.entry(record)
+        except MediaError as error:
+            return error.reason
+        if entry.frame_count <= cfg.clip_frames:
+            return (f"has {entry.frame_count} frames at {cfg.fps:g} fps; needs more than clip_frames="
+                    f"{cfg.clip_frames} (a target plus a reference frame outside it)")
+        gap = abs(entry.video_seconds - entry.audio_seconds)
+        # The readers check this as well; checked again because a separate audio file
+        # (ClipRecord.audio) can belong to another take, and windows would then be misaligned.
+        if gap > cfg.max_av_mismatch:
+            return (f"audio ({entry.audio_seconds:.3f} s) and video ({entry.video_seconds:.3f} s) lengths "
+                    f"differ by {gap:.3f} s > max_av_mismatch={cfg.max_av_mismatch:g} s")
+        self.clips.append(record)
+        self._entries.append(entry)
+        return None
+
+    def _skip(self, record: ClipRecord, reason: str) -> None:
+        self.skipped.append(SkippedClip(path=str(record.video), stage=STAGE, reason=reason))
+        warnings.warn(f"skipping clip {record.clip_id!r} ({record.video}): {reason}", SkippedClipWarning,
+                      stacklevel=3)
+
+    def _emotion_index(self, record: ClipRecord) -> int:
+        if record.emotion is None:
+            return len(self.labels)
+        label = record.emotion if record.emotion in self.labels else _LABEL_ALIASES.get(record.emotion)
+        if label not in self.labels:
+            raise ValueError(f"clip {record.clip_id!r}: emotion {record.emotion!r} is not in the "
+                             f"{self.config.label_set} label set ({', '.join(self.labels)})")
+        return self.labels.index(label)
+
+    def _decoupling_pools(self) -> tuple[list[np.ndarray], list[tuple[int, int, int] | None]]:
+        """Per speaker, its emotion-labelled clips sorted by emotion; per clip, (pool, own run).
+
+        A clip's partners (same speaker, different emotion; spec L4) are its pool minus its own
+        emotion's contiguous run, so they are drawn without listing them per clip, which would be
+        quadratic in a speaker's clip count (MEAD has hundreds per actor).
+        """
+        none = len(self.labels)
+        slots: list[tuple[int, int, int] | None] = [None] * len(self.clips)
+        if not self.config.emotion_decoupling:
+            return [], slots
+        by_speaker: dict[str, list[int]] = {}
+        for i, record in enumerate(self.clips):
+            if record.speaker is not None and self._emotions[i] != none:
+                by_speaker.setdefault(record.speaker, []).append(i)
+        pools = []
+        for members in by_speaker.values():
+            order = np.array(sorted(members, key=lambda i: (self._emotions[i], i)), dtype=np.int64)
+            emotions = np.array([self._emotions[i] for i in order])
+            for position, clip in enumerate(order):
+                first = int(np.searchsorted(emotions, emotions[position], side="left"))
+                last = int(np.searchsorted(emotions, emotions[position], side="right"))
+                if last - first < len(order):  # someone of this speaker shows another emotion
+                    slots[int(clip)] = (len(pools), first, last)
+            pools.append(order)
+        return pools, slots
+
+    def _partner(self, clip: int, rng: np.random.Generator) -> int | None:
+        """A random clip of the same speaker in a different emotion, or None when there is none."""
+        slot = self._slots[clip]
+        if slot is None:
+            return None
+        pool, first, last = slot
+        order = self._pools[pool]
+        pick = int(rng.integers(len(order) - (last - first)))
+        return int(order[pick if pick < first else pick + (last - first)])
+
+    # -- pickling: DataLoader workers under spawn/forkserver get a copy of the dataset ----------
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        # A pickled memmap is a full in-memory copy; each process reopens its own maps instead.
+        state["_arrays"] = {}
+        return state
+
+    # -- items -----------------------------------------------------------------------------------
+
+    def set_epoch(self, epoch: int) -> None:
+        """Use the random draws of ``epoch``; call before creating the DataLoader iterator."""
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        cfg = self.config
+        return cfg.samples_per_epoch if cfg.samples_per_epoch is not None else cfg.samples_per_clip * len(self.clips)
+
+    def _open(self, clip: int) -> tuple[np.ndarray, np.ndarray]:
+        arrays = self._arrays.get(clip)
+        if arrays is None:
+            entry = self._entries[clip]
+            arrays = self._arrays[clip] = (entry.frames(), entry.audio())
+        return arrays
+
+    def rng(self, index: int) -> np.random.Generator:
+        """The generator of item ``index`` in the current epoch (all of the item's draws)."""
+        return np.random.default_rng([self.config.seed, self.epoch, index])
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        if not 0 <= index < len(self):
+            raise IndexError(f"sample {index} out of range for {len(self)} samples")
+        cfg = self.config
+        rng = self.rng(index)
+        clip = index % len(self.clips)
+        frames, audio = self._open(clip)
+        count = frames.shape[0]
+        F = cfg.clip_frames
+        # Draw order is fixed (motion count, start, reference) so items stay reproducible.
+        M = int(rng.choice(cfg.motion_choices))
+        start = int(rng.integers(0, count - F + 1))
+
+        other = self._partner(clip, rng)
+        if other is not None:
+            other_frames, _ = self._open(other)
+            reference = _to_image(np.asarray(other_frames[int(rng.integers(other_frames.shape[0]))]))
+            source = "other_emotion"
+        else:
+            # Uniform over the frames outside [start, start + F); the constructor guarantees some exist.
+            pick = int(rng.integers(count - F))
+            reference = _to_image(np.asarray(frames[pick if pick < start else pick + F]))
+            source = "same_clip"
+
+        first_real = max(0, start - M)
+        real = np.arange(first_real, start)
+        padding = M - len(real)
+        if cfg.motion_padding == "reference" and padding:
+            past = _to_image(np.asarray(frames[real])) if len(real) else reference.new_empty((0, *reference.shape))
+            motion = torch.cat([reference.expand(padding, *reference.shape), past])
+        else:
+            # Only a target near the clip's start needs padding, and then first_real == 0: the
+            # clip's first frame repeated, i.e. edge padding of the real motion frames.
+            motion = _to_image(np.asarray(frames[np.concatenate([np.zeros(padding, np.int64), real])]))
+        mask = torch.zeros(M, dtype=torch.bool)
+        mask[padding:] = True
+
+        P = cfg.samples_per_frame
+        offsets = np.arange(-cfg.audio_window, cfg.audio_window + 1)
+        frame_ids = start + np.arange(F)[:, None] + offsets[None, :]  # (F, W)
+        windows = _gather(audio, self._sample_starts(frame_ids)[..., None] + np.arange(P))
+        segment = _gather(audio, self._sample_starts(np.array(start)) + np.arange(F * P))
+
+        return {
+            "reference": reference,
+            "reference_source": source,
+            "target": _to_image(np.asarray(frames[start:start + F])),
+            "motion": motion.contiguous(),
+            "motion_mask": mask,
+            "audio": torch.from_numpy(windows),
+            "audio_clip": torch.from_numpy(segment),
+            "emotion": torch.tensor(self._emotions[clip], dtype=torch.long),
+            "speaker": self._speaker_index.get(self.clips[clip].speaker, -1),
+            "clip_id": self.clips[clip].clip_id,
+            "start": start,
+        }
+
+    def _sample_starts(self, frame_ids: np.ndarray) -> np.ndarray:
+        """First audio sample of each video frame: round(k * rate / fps), exact for 16 kHz at 25 fps.
+
+        Rounding per frame (rather than k * P) keeps frames aligned over long clips when the rate
+        is not a multiple of fps (e.g. 533.3 samples per frame at 30 fps).
+        """
+        return np.rint(frame_ids * (self.config.audio_sample_rate / self.config.fps)).astype(np.int64)
+
+
+def _to_image(frames: np.ndarray) -> torch.Tensor:
+    """uint8 (..., H, W, 3) -> float32 (..., 3, H, W) in [-1, 1]."""
+    # A copy: slices of the read-only memmap must not become tensors aliasing the cache file.
+    tensor = torch.from_numpy(np.array(frames, dtype=np.uint8, order="C"))
+    return tensor.movedim(-1, -3).float().div(127.5).sub(1.0).contiguous()
+
+
+def _gather(audio: np.ndarray, index: np.ndarray) -> np.ndarray:
+    """``audio[index]`` as float32, zero where the index falls outside the track (edges)."""
+    out = np.zeros(index.shape, dtype=np.float32)
+    valid = (index >= 0) & (index < audio.shape[0])
+    if valid.any():
+        # Read one contiguous span of the memmap, not a scattered fancy index into it.
+        low, high = int(index[valid].min()), int(index[valid].max()) + 1
+        out[valid] = np.asarray(audio[low:high])[index[valid] - low]
+    return out
+
+
+def collate(batch: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Stack items into a batch; motion of different lengths is padded to the batch's longest.
+
+    Padding goes at the FRONT (oldest end) with the item's own first motion frame and a False
+    mask, so ``motion[:, -1]`` is the frame just before the target for every item, as the causal
+    memory (spec T4) expects the newest frame last.
+    """
+    if not batch:
+        raise ValueError("cannot collate an empty batch")
+    longest = max(item["motion"].shape[0] for item in batch)
+    motions, masks = [], []
+    for item in batch:
+        motion, mask = item["motion"], item["motion_mask"]
+        missing = longest - motion.shape[0]
+        if missing:
+            motion = torch.cat([motion[:1].expand(missing, *motion.shape[1:]), motion])
+            mask = torch.cat([torch.zeros(missing, dtype=torch.bool), mask])
+        motions.append(motion)
+        masks.append(mask)
+    return {
+        "reference": torch.stack([item["reference"] for item in batch]),
+        "reference_source": [item["reference_source"] for item in batch],
+        "target": torch.stack([item["target"] for item in batch]),
+        "motion": torch.stack(motions),
+        "motion_mask": torch.stack(masks),
+        "audio": torch.stack([item["audio"] for item in batch]),
+        "audio_clip": torch.stack([item["audio_clip"] for item in batch]),
+        "emotion": torch.stack([item["emotion"] for item in batch]),
+        "speaker": torch.tensor([item["speaker"] for item in batch], dtype=torch.long),
+        "clip_id": [item["clip_id"] for item in batch],
+        "start": torch.tensor([item["start"] for item in batch], dtype=torch.long),
+    }
+
+
+class EpochShuffleSampler(Sampler[int]):
+    """A permutation of the dataset fixed by (seed, the dataset's current epoch).
+
+    Unlike a sampler drawing from a running generator, the order of epoch e does not depend on how
+    many epochs were iterated before, so a resumed run sees the same order as an unbroken one.
+    """
+
+    def __init__(self, samples: TalkingHeadSamples, seed: int):
+        self.samples = samples
+        self.seed = int(seed)
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __iter__(self):
+        generator = torch.Generator().manual_seed(
+            int(np.random.SeedSequence([self.seed, self.samples.epoch]).generate_state(1)[0]))
+        return iter(torch.randperm(len(self.samples), generator=generator).tolist())
+
+
+def _seed_worker(worker_id: int) -> None:
+    """Seed a worker's global RNGs from the seed torch gave it (derived from the loader's generator).
+
+    Items do not use global RNGs; this keeps any transform a trainer adds reproducible too.
+    """
+    seed = torch.initial_seed() % 2**32
+    random.seed(seed)
+    np.random.seed(seed)
+
+
+def make_loader(samples: TalkingHeadSamples, batch_size: int, num_workers: int = 0, shuffle: bool = True,
+                seed: int | None = None, drop_last: bool = False) -> DataLoader:
+    """A DataLoader over ``samples`` with ``collate``, an epoch-seeded order and seeded workers.
+
+    Call ``samples.set_epoch(e)`` before each ``iter(loader)``; workers are not persistent, so each
+    epoch's workers start from the dataset's current epoch. ``seed`` defaults to the config's.
+    """
+    seed = samples.config.seed if seed is None else int(seed)
+    sampler = EpochShuffleSampler(samples, seed) if shuffle else SequentialSampler(samples)
+    return DataLoader(samples, batch_size=batch_size, sampler=sampler, num_workers=num_workers,
+                      collate_fn=collate, worker_init_fn=_seed_worker if num_workers > 0 else None,
+                      generator=torch.Generator().manual_seed(seed), drop_last=drop_last,
+                      persistent_workers=False)

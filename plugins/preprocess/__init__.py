@@ -1,0 +1,1 @@
+"""Built-in preprocessing stages of the data pipeline (spec §7)."""
