@@ -1,0 +1,223 @@
+"""``MemoNet``: MEMO's network (spec §1) -- Reference Net + Diffusion Net + image-token projector.
+
+Per clip of B videos (T6):
+
+1. ``tokens = net.project_image(embedding)``: image embedding (B, E) -> (B, K, cross_dim) (A4;
+   §10: a 512-d face embedding -> 4 tokens of 768).
+2. ``reference = net.encode_reference(ref_latents, tokens)``: the Reference Net on the clean
+   reference latent, (B, c, h, w) -> attn1 states, once per video (A2).
+3. ``state = net.motion_state(motion_latents, tokens, state)``: the Reference Net on the clean
+   motion frames (B, Fm, c, h, w); its per-site outputs update the temporal contexts, once per clip
+   (T2, T6). ``state`` starts as ``net.new_state(B)``.
+4. ``velocity = net(latents, t, tokens, audio_tokens, emotion, reference, state)`` at every
+   denoising step, reading ``reference`` and ``state`` without changing them.
+
+Audio tokens arrive already projected (A5: the audio encoder is its own slot). New modules start
+at zero (A6), so a fresh net without reference is the plain UNet it was built from.
+
+This is a plain ``nn.Module`` with its own ``save_pretrained`` / ``from_pretrained``, not a diffusers
+``ModelMixin``: rebuilding it needs the plugin registry (its temporal and audio modules are
+components), which ``ConfigMixin``'s JSON-only constructor arguments cannot express. A
+checkpoint is a folder with ``memo_net.json`` (network + component configs, each component with
+its ``kind``) and ``memo_net.safetensors`` (every parameter).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Mapping
+
+from pydantic import BaseModel, TypeAdapter, ValidationError
+from safetensors.torch import load_file, save_file
+from torch import Tensor, nn
+
+from memo_zoo.errors import MemoZooError
+from memo_zoo.model.diffusion_net import DiffusionNet, MemoState
+from memo_zoo.model.presets import NetworkConfig
+from memo_zoo.model.reference_net import ReferenceNet, ReferenceOutput, describe_mismatch, read_sd15_unet
+from memo_zoo.weights import resolve_weights
+
+CONFIG_FILE = "memo_net.json"
+WEIGHTS_FILE = "memo_net.safetensors"
+FORMAT = "memo-zoo/memo-net"
+FORMAT_VERSION = 1
+
+
+class ImageProjector(nn.Module):
+    """Image embedding (B, E) -> K cross-attention tokens (B, K, D) (A4, §10): a Linear to K*D then
+    a LayerNorm per token, IP-Adapter style, so the tokens have the scale cross-attention expects."""
+
+    def __init__(self, embed_dim: int, tokens: int, width: int) -> None:
+        super().__init__()
+        self.tokens = tokens
+        self.width = width
+        self.proj = nn.Linear(embed_dim, tokens * width)
+        self.norm = nn.LayerNorm(width)
+
+    def forward(self, embedding: Tensor) -> Tensor:
+        if embedding.dim() != 2 or embedding.shape[1] != self.proj.in_features:
+            raise ValueError(f"image embedding must be (B, {self.proj.in_features}); got {tuple(embedding.shape)}")
+        return self.norm(self.proj(embedding).reshape(embedding.shape[0], self.tokens, self.width))
+
+
+def component_config(registry: Any, slot: str, value: BaseModel | Mapping[str, Any]) -> BaseModel:
+    """``value`` (``{kind: ..., **options}`` or a config object with ``kind``) validated for ``slot``."""
+    from memo_zoo.recipe.schema import slot_union
+
+    data = value.model_dump() if isinstance(value, BaseModel) else dict(value)
+    try:
+        return TypeAdapter(slot_union(registry, slot)).validate_python(data)
+    except ValidationError as error:
+        raise MemoZooError(f"invalid {slot} config {data!r}:\n{error}") from None
+
+
+class MemoNet(nn.Module):
+    """MEMO's network; see the module docstring for the per-clip flow and shapes."""
+
+    def __init__(self, network: NetworkConfig, temporal: BaseModel, audio_fusion: BaseModel, registry: Any) -> None:
+        super().__init__()
+        self.network_config = network
+        self.temporal_config = temporal
+        self.audio_fusion_config = audio_fusion
+        self.reference_net = ReferenceNet(network)
+        self.diffusion_net = DiffusionNet(network, temporal, audio_fusion, registry)
+        self.image_proj = ImageProjector(network.image_embed_dim, network.image_tokens, network.cross_attention_dim)
+
+    # ---- per-clip flow ---------------------------------------------------------------------
+
+    def project_image(self, embedding: Tensor) -> Tensor:
+        """(B, image_embed_dim) -> (B, image_tokens, cross_attention_dim) (A4)."""
+        return self.image_proj(embedding)
+
+    def encode_reference(self, ref_latents: Tensor, image_tokens: Tensor) -> ReferenceOutput:
+        """Reference Net on the clean reference latents (B, c, h, w) with tokens (B, K, D) (A2)."""
+        return self.reference_net(ref_latents, image_tokens)
+
+    def new_state(self, batch: int) -> MemoState:
+        """Empty temporal contexts for ``batch`` videos."""
+        return self.diffusion_net.new_state(batch)
+
+    def motion_state(self, motion_latents: Tensor, image_tokens: Tensor, state: MemoState | None = None) -> MemoState:
+        """Fold the clean motion frames (B, Fm, c, h, w) into ``state`` (T2, T6); returns a new state.
+
+        The Reference Net runs on the B*Fm frames with each video's image tokens (B, K, D); its
+        per-site outputs, reshaped to (B, Fm, C, H, W), update each site's temporal context.
+        """
+        if motion_latents.dim() != 5:
+            raise ValueError(f"motion latents must be (B, Fm, c, h, w); got {tuple(motion_latents.shape)}")
+        b, fm = motion_latents.shape[:2]
+        frames = self.reference_net(motion_latents.reshape(b * fm, *motion_latents.shape[2:]),
+                                    image_tokens.repeat_interleave(fm, dim=0))
+        features = [block.reshape(b, fm, *block.shape[1:]) for block in frames.blocks]
+        return self.diffusion_net.update_state(self.new_state(b) if state is None else state, features)
+
+    def forward(
+        self,
+        latents: Tensor,
+        timestep: Tensor | float,
+        image_tokens: Tensor,
+        audio_tokens: Tensor | None = None,
+        emotion: Tensor | None = None,
+        reference: ReferenceOutput | Mapping[str, Tensor] | None = None,
+        state: MemoState | None = None,
+        reference_mask: Tensor | None = None,
+    ) -> Tensor:
+        """Velocity (B, F, c, h, w); arguments as ``DiffusionNet.forward``."""
+        return self.diffusion_net(latents, timestep, image_tokens, audio_tokens, emotion, reference, state,
+                                  reference_mask)
+
+    # ---- training switches -----------------------------------------------------------------
+
+    def enable_gradient_checkpointing(self) -> None:
+        """Recompute activations in backward: diffusers' blocks and every MemoBlock's audio and
+        temporal modules, in both nets (works under bf16 autocast: checkpointing replays it)."""
+        self.reference_net.unet.enable_gradient_checkpointing()
+        self.diffusion_net.unet.enable_gradient_checkpointing()
+
+    def disable_gradient_checkpointing(self) -> None:
+        self.reference_net.unet.disable_gradient_checkpointing()
+        self.diffusion_net.unet.disable_gradient_checkpointing()
+
+    # ---- pretrained weights ----------------------------------------------------------------
+
+    def init_from_sd15(self, unet_dir: str | Path) -> None:
+        """Load SD1.5 UNet weights from a LOCAL diffusers folder into both nets' spatial parts (A6).
+
+        ``unet_dir`` is a pipeline folder with ``unet/`` or the unet folder itself. The geometry
+        in its ``config.json`` must equal this net's; temporal, audio and image-projector weights
+        are left as they are.
+        """
+        state = read_sd15_unet(unet_dir, self.network_config)
+        self.reference_net.load_spatial_state_dict(state, str(unet_dir))
+        self.diffusion_net.load_spatial_state_dict(state, str(unet_dir))
+
+    def configs(self) -> dict[str, Any]:
+        """Everything needed to rebuild this net, as JSON-ready data."""
+        return {
+            "format": FORMAT,
+            "version": FORMAT_VERSION,
+            "network": self.network_config.model_dump(mode="json"),
+            "temporal": self.temporal_config.model_dump(mode="json"),
+            "audio_fusion": self.audio_fusion_config.model_dump(mode="json"),
+        }
+
+    def save_pretrained(self, directory: str | Path) -> Path:
+        """Write ``memo_net.json`` + ``memo_net.safetensors`` into ``directory`` (created)."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        state = {name: tensor.detach().contiguous() for name, tensor in self.state_dict().items()}
+        save_file(state, str(directory / WEIGHTS_FILE), metadata={"format": "pt"})
+        (directory / CONFIG_FILE).write_text(json.dumps(self.configs(), indent=2) + "\n")
+        return directory
+
+    def load_weights(self, path: str | Path) -> None:
+        """Load a ``memo_net.safetensors`` strictly; a mismatch raises ``MemoZooError`` naming every
+        missing, unexpected and mis-shaped parameter."""
+        path = resolve_weights(path, "MEMO network weights (memo_net.safetensors)")
+        state = load_file(str(path))
+        own = self.state_dict()
+        missing = sorted(set(own) - set(state))
+        unexpected = sorted(set(state) - set(own))
+        shapes = [f"{k}: {tuple(state[k].shape)} in the checkpoint, {tuple(own[k].shape)} here"
+                  for k in sorted(set(own) & set(state)) if state[k].shape != own[k].shape]
+        problems = describe_mismatch(missing, unexpected, shapes)
+        if problems:
+            raise MemoZooError(f"checkpoint {path} does not match the network built from the given configs:\n{problems}")
+        self.load_state_dict(state, strict=True)
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        directory: str | Path,
+        registry: Any,
+        network: NetworkConfig | Mapping[str, Any] | None = None,
+        temporal: BaseModel | Mapping[str, Any] | None = None,
+        audio_fusion: BaseModel | Mapping[str, Any] | None = None,
+    ) -> "MemoNet":
+        """Rebuild a saved net. Configs given here replace the saved ones; the weights must then
+        still fit, else ``MemoZooError`` names what does not."""
+        directory = resolve_weights(directory, "MEMO network checkpoint", expect=(CONFIG_FILE, WEIGHTS_FILE))
+        saved = json.loads((directory / CONFIG_FILE).read_text())
+        if saved.get("format") != FORMAT or saved.get("version") != FORMAT_VERSION:
+            raise MemoZooError(f"{directory / CONFIG_FILE} is not a {FORMAT} v{FORMAT_VERSION} config "
+                               f"(format {saved.get('format')!r}, version {saved.get('version')!r})")
+        net = build_memo_net(saved["network"] if network is None else network,
+                             saved["temporal"] if temporal is None else temporal,
+                             saved["audio_fusion"] if audio_fusion is None else audio_fusion,
+                             registry)
+        net.load_weights(directory / WEIGHTS_FILE)
+        return net
+
+
+def build_memo_net(network_config: NetworkConfig | Mapping[str, Any], temporal_config: BaseModel | Mapping[str, Any],
+                   audio_fusion_config: BaseModel | Mapping[str, Any], registry: Any) -> MemoNet:
+    """A fresh ``MemoNet``. Component configs are ``{kind: ..., **options}`` mappings or validated
+    recipe-slot objects; both are (re)validated against the registry's schema for the slot."""
+    if not isinstance(network_config, NetworkConfig):
+        try:
+            network_config = NetworkConfig.model_validate(dict(network_config))
+        except ValidationError as error:
+            raise MemoZooError(f"invalid network config:\n{error}") from None
+    return MemoNet(network_config, component_config(registry, "temporal", temporal_config),
+                   component_config(registry, "audio_fusion", audio_fusion_config), registry)
