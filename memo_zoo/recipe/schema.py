@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
 
+from memo_zoo.model.presets import NetworkConfig
 from memo_zoo.plugin.manager import Registry
 from memo_zoo.plugin.slots import SLOTS
 
@@ -63,6 +64,8 @@ def build_recipe_model(registry: Registry) -> type[BaseModel]:
         "ModelSection",
         __base__=Strict,
         __doc__="The swappable parts of the MEMO network (spec §1-3); unset parts are not built.",
+        network=(NetworkConfig, Field(default_factory=NetworkConfig,
+                                      description="UNet geometry of both nets: preset tiny | sd15 (spec A2, A3)")),
         temporal=(opt["temporal"], Field(None, description="temporal module (spec §2)")),
         audio_fusion=(opt["audio_fusion"], Field(None, description="audio module (spec §3)")),
         audio_encoder=(opt["audio_encoder"], Field(None, description="audio encoder (spec A5)")),
