@@ -7,6 +7,8 @@ t -> s t / (1 + (s - 1) t) spends more steps at high noise for large images.
 
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -20,21 +22,37 @@ class FlowEulerConfig(BaseModel):
     shift: float = Field(1.0, gt=0, description="SD3 time shift s; 1 = uniform steps in t")
 
 
+def flow_timesteps(steps: int, shift: float) -> torch.Tensor:
+    """``steps + 1`` times from 1 (noise) down to 0 (data), float64 for exact spacing.
+
+    Shared by every flow sampler (flow_heun, flow_multistep) so they walk the same grid.
+    """
+    t = torch.linspace(1.0, 0.0, steps + 1, dtype=torch.float64)
+    shifted = shift * t / (1 + (shift - 1) * t)
+    # The ends are exact by definition; rounding must not leave residual noise at t = 0.
+    shifted[0], shifted[-1] = 1.0, 0.0
+    return shifted
+
+
 class FlowEulerSampler:
+    evaluations_per_step = 1
+
     def __init__(self, config: FlowEulerConfig):
         self.config = config
 
     def timesteps(self) -> torch.Tensor:
         """``steps + 1`` times from 1 (noise) down to 0 (data), float64 for exact spacing."""
-        t = torch.linspace(1.0, 0.0, self.config.steps + 1, dtype=torch.float64)
-        s = self.config.shift
-        shifted = s * t / (1 + (s - 1) * t)
-        # The ends are exact by definition; rounding must not leave residual noise at t = 0.
-        shifted[0], shifted[-1] = 1.0, 0.0
-        return shifted
+        return flow_timesteps(self.config.steps, self.config.shift)
 
     def step(self, sample: torch.Tensor, velocity: torch.Tensor, t: float, t_next: float) -> torch.Tensor:
         return sample + (t_next - t) * velocity
+
+    def solve(self, sample: torch.Tensor, velocity_fn: Callable[[torch.Tensor, float], torch.Tensor]) -> torch.Tensor:
+        """Integrate from t = 1 to 0, calling ``velocity_fn(sample, t)`` once per step."""
+        times = self.timesteps().tolist()
+        for t, t_next in zip(times[:-1], times[1:]):
+            sample = self.step(sample, velocity_fn(sample, t), t, t_next)
+        return sample
 
 
 def build(config: FlowEulerConfig) -> FlowEulerSampler:

@@ -1,10 +1,14 @@
 """Registers the built-in samplers."""
 
 from memo_zoo.plugin import ComponentSpec, hookimpl
-from memo_zoo_plugins.scheduler import flow_euler
+from memo_zoo_plugins.scheduler import flow_euler, flow_heun, flow_multistep
 
 
 @hookimpl
 def scheduler_components() -> list[ComponentSpec]:
     return [ComponentSpec("flow_euler", flow_euler.FlowEulerConfig, flow_euler.build,
-                          "Euler steps on the rectified-flow ODE (paper default)")]
+                          "Euler steps on the rectified-flow ODE (paper default)"),
+            ComponentSpec("flow_heun", flow_heun.FlowHeunConfig, flow_heun.build,
+                          "Heun's 2nd-order method on the rectified-flow ODE (2 evaluations per step, via solve)"),
+            ComponentSpec("flow_multistep", flow_multistep.FlowMultistepConfig, flow_multistep.build,
+                          "diffusers' UniPC multistep solver on the rectified-flow ODE (1 evaluation per step)")]

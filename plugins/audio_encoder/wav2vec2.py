@@ -1,0 +1,132 @@
+"""``wav2vec2``: frozen Wav2Vec 2.0, all hidden states, windowed, trainable MLP (spec A5, §10).
+
+The paper's and the released code's audio features: ``transformers.Wav2Vec2Model`` loaded from a
+LOCAL folder (``wav2vec2-base-960h`` by default: a name looked up under MEMO_ZOO_WEIGHTS_DIR, or a
+path), every transformer layer's hidden state stacked (base: 12 x 768), one feature per video
+frame, a window of +-2 frames ([5, 12, 768] per frame, §10), and a trainable projector (Linear ->
+ReLU -> Linear -> ReLU -> Linear -> LayerNorm) to 32 tokens of 768.
+
+``resample`` says where the 50 Hz wav2vec2 frames meet the video rate:
+
+- ``after`` (paper, A5: "all hidden states ... resampled to the video frame rate"): the
+  transformer runs at its native 50 Hz and its hidden states are interpolated to the frames.
+- ``before`` (released code, Hallo's Wav2VecModel): the CNN features are interpolated to the
+  video frame rate first and the transformer runs on one position per video frame.
+
+``weights`` is required: the backbone is loaded when the component is built, so a recipe that
+names it fails at once, with the path it looked at, rather than at the first training step.
+The backbone never trains (``requires_grad=False``, eval mode even under ``.train()``, run under
+``no_grad``); only the projector's parameters have gradients.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, Union
+
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+from torch import Tensor, nn
+
+from memo_zoo.weights import resolve_weights
+from memo_zoo_plugins.audio_encoder.windows import (SAMPLE_RATE, Padding, TokenProjector, check_encode_args,
+                                                    frame_windows, resample_to_frames)
+
+
+class Wav2Vec2EncoderConfig(BaseModel):
+    """Frozen Wav2Vec 2.0 features + trainable projector (paper / released audio encoder)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    weights: str = Field(..., description="Wav2Vec2 folder (config.json + weights): a path, or a name under "
+                                          "MEMO_ZOO_WEIGHTS_DIR, e.g. 'wav2vec2-base-960h' (§10)")
+    token_count: int = Field(32, ge=1, description="audio tokens per video frame, T (spec A5: 32)")
+    token_dim: int = Field(768, ge=1, description="width of each token, A (must equal the network's audio_dim; §10: "
+                                                  "768)")
+    window: int = Field(2, ge=0, le=16, description="video frames of context either side of a frame (spec A5: 2)")
+    layers: Union[Literal["all"], list[int]] = Field(
+        "all", description="hidden states to stack: 'all' = every transformer layer (§10: 12); or indices where 0 is "
+                           "the input of the first layer and L the output of the last")
+    resample: Literal["after", "before"] = Field(
+        "after", description="interpolate to the video fps after the transformer (paper) or before it, on the CNN "
+                             "features (released code)")
+    normalize: bool = Field(True, description="zero-mean unit-variance waveform per clip, as wav2vec2-base-960h's "
+                                              "feature extractor does (do_normalize)")
+    padding: Padding = Field("replicate", description="beyond the audio's ends: repeat the edge frame or use zeros")
+    hidden: int = Field(512, ge=1, description="hidden width of the projector MLP (released code: 512)")
+
+
+def _conv_geometry(config) -> tuple[int, int]:
+    """(total stride, receptive field) in samples of the wav2vec2 CNN (base: 320, 400)."""
+    stride, field = 1, 1
+    for kernel, step in zip(config.conv_kernel, config.conv_stride):
+        field += (kernel - 1) * stride
+        stride *= step
+    return stride, field
+
+
+class Wav2Vec2AudioEncoder(nn.Module):
+    def __init__(self, config: Wav2Vec2EncoderConfig):
+        super().__init__()
+        from transformers import Wav2Vec2Model  # heavy import, only when this component is used
+
+        self.config = config
+        self.token_count, self.token_dim = config.token_count, config.token_dim
+        path = resolve_weights(config.weights, "Wav2Vec2 audio encoder (transformers folder)", expect=("config.json",))
+        self.backbone = Wav2Vec2Model.from_pretrained(str(path), local_files_only=True)
+        self.backbone.requires_grad_(False)
+        self.backbone.eval()
+        depth = self.backbone.config.num_hidden_layers
+        self.layer_ids = list(range(1, depth + 1)) if config.layers == "all" else list(config.layers)
+        bad = [i for i in self.layer_ids if not 0 <= i <= depth]
+        if bad or not self.layer_ids:
+            raise ValueError(f"wav2vec2 layers {config.layers!r}: this model has hidden states 0..{depth}")
+        self.stride, receptive_field = _conv_geometry(self.backbone.config)
+        # A CNN frame describes the middle of its receptive field: frame k sits at sample
+        # stride * k + (field - 1) / 2 (base: 20 ms * k + 12.5 ms).
+        self.offset = (receptive_field - 1) / 2 / SAMPLE_RATE
+        in_features = (2 * config.window + 1) * len(self.layer_ids) * self.backbone.config.hidden_size
+        self.projector = TokenProjector(in_features, config.hidden, config.token_count, config.token_dim)
+
+    def train(self, mode: bool = True) -> "Wav2Vec2AudioEncoder":
+        """Only the projector follows ``mode``: the frozen backbone keeps dropout off."""
+        super().train(mode)
+        self.backbone.eval()
+        return self
+
+    def features(self, waveform: Tensor, fps: float, total: int) -> Tensor:
+        """(B, S) -> (B, total, len(layers), hidden): the stacked hidden states per video frame."""
+        x = waveform.to(next(self.backbone.parameters()).dtype)
+        if self.config.normalize:
+            x = (x - x.mean(dim=1, keepdim=True)) / torch.sqrt(x.var(dim=1, keepdim=True, unbiased=False) + 1e-7)
+        rate = SAMPLE_RATE / self.stride
+        hook = None
+        if self.config.resample == "before":
+            def to_video_rate(module, inputs, output):  # (B, C, N) CNN features -> (B, C, total)
+                frames = resample_to_frames(output.transpose(1, 2), rate, self.offset, fps, total)
+                return frames.transpose(1, 2)
+
+            # A forward hook on the CNN replaces its output inside the model's own forward, so the
+            # transformer and hidden-state bookkeeping run unmodified on one position per frame.
+            hook = self.backbone.feature_extractor.register_forward_hook(to_video_rate)
+        try:
+            with torch.no_grad():
+                states = self.backbone(x, output_hidden_states=True).hidden_states
+        finally:
+            if hook is not None:
+                hook.remove()
+        stacked = torch.stack([states[i] for i in self.layer_ids], dim=2)  # (B, N, L, H)
+        if self.config.resample == "after":
+            stacked = resample_to_frames(stacked, rate, self.offset, fps, total)
+        return stacked
+
+    def encode(self, waveform: Tensor, num_frames: int, fps: float, pad_frames: int = 0) -> Tensor:
+        """(B, S) 16 kHz covering num_frames + 2 pad_frames frames -> (B, num_frames, T, A)."""
+        check_encode_args(waveform, num_frames, fps, pad_frames)
+        total = num_frames + 2 * pad_frames
+        per_frame = self.features(waveform, fps, total)
+        windows = frame_windows(per_frame, self.config.window, pad_frames, num_frames, self.config.padding)
+        return self.projector(windows.to(self.projector.norm.weight.dtype))
+
+
+def build(config: Wav2Vec2EncoderConfig) -> Wav2Vec2AudioEncoder:
+    return Wav2Vec2AudioEncoder(config)

@@ -1,0 +1,113 @@
+"""``clip_vision``: frozen CLIP vision tower with projection, as in the paper (spec A4).
+
+``transformers.CLIPVisionModelWithProjection`` loaded from a LOCAL folder (a path or a name under
+MEMO_ZOO_WEIGHTS_DIR; e.g. IP-Adapter's ``image_encoder`` folder or a full CLIP checkpoint).
+Preprocessing is CLIPImageProcessor's: shorter side resized to the model's image size (224)
+with bicubic antialiasing, centre crop, CLIP mean/std. The embedding is ``image_embeds``
+(B, projection_dim), unnormalised, which the network's image projector maps to tokens.
+
+``weights`` is required and loaded at build time; the model never trains (``requires_grad=False``,
+eval mode, ``no_grad``).
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+import torch.nn.functional as F
+from pydantic import BaseModel, ConfigDict, Field
+from torch import Tensor, nn
+
+from memo_zoo.weights import resolve_weights
+
+CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
+CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+
+
+class ClipVisionConfig(BaseModel):
+    """Frozen CLIP vision encoder (paper's image condition, A4)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    weights: str = Field(..., description="CLIPVisionModelWithProjection folder (config.json + weights): a path, "
+                                          "or a name under MEMO_ZOO_WEIGHTS_DIR")
+    image_size: Optional[int] = Field(None, ge=8, description="input side in pixels (None: the model's, 224)")
+
+
+def check_images(images: Tensor) -> None:
+    if images.dim() != 4 or images.shape[1] != 3:
+        raise ValueError(f"images must be (batch, 3, H, W) in [-1, 1], got shape {tuple(images.shape)}")
+
+
+def fit_square(images: Tensor, size: int, crop: float = 1.0) -> Tensor:
+    """(B, C, H, W) -> (B, C, size, size): centre square of side ``crop`` x the shorter side, resized.
+
+    Bicubic with antialiasing, as PIL does in the reference preprocessors; resizing after the crop
+    equals CLIP's resize-shorter-side-then-crop up to interpolation at the border.
+    """
+    h, w = images.shape[-2:]
+    side = max(1, round(min(h, w) * crop))
+    top, left = (h - side) // 2, (w - side) // 2
+    square = images[..., top:top + side, left:left + side]
+    if side == size:
+        return square
+    return F.interpolate(square, size=(size, size), mode="bicubic", align_corners=False, antialias=True)
+
+
+class FrozenEncoder(nn.Module):
+    """Base of the frozen pretrained image encoders: the backbone stays in eval mode."""
+
+    backbone: nn.Module
+
+    def freeze(self) -> None:
+        # Per parameter: ScriptModules refuse Module.requires_grad_.
+        for parameter in self.backbone.parameters():
+            parameter.requires_grad_(False)
+        self._backbone_eval()
+
+    def _backbone_eval(self) -> None:
+        try:
+            self.backbone.eval()
+        except NotImplementedError:
+            pass  # a torch.export program keeps the mode it was exported in and refuses eval()/train()
+
+    def train(self, mode: bool = True) -> "FrozenEncoder":
+        # The backbone is left out of the recursion: a frozen network keeps dropout and batch-norm
+        # statistics fixed whatever the host's mode.
+        self.training = mode
+        for child in self.children():
+            if child is not self.backbone:
+                child.train(mode)
+        self._backbone_eval()
+        return self
+
+    def backbone_dtype(self) -> torch.dtype:
+        return next(self.backbone.parameters()).dtype
+
+
+class ClipVisionEncoder(FrozenEncoder):
+    def __init__(self, config: ClipVisionConfig):
+        super().__init__()
+        from transformers import CLIPVisionModelWithProjection  # heavy import, only when used
+
+        path = resolve_weights(config.weights, "CLIP vision encoder (CLIPVisionModelWithProjection folder)",
+                               expect=("config.json",))
+        self.backbone = CLIPVisionModelWithProjection.from_pretrained(str(path), local_files_only=True)
+        self.freeze()
+        self.embed_dim = self.backbone.config.projection_dim
+        self.image_size = config.image_size or self.backbone.config.image_size
+        self.register_buffer("mean", torch.tensor(CLIP_MEAN).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(CLIP_STD).view(1, 3, 1, 1), persistent=False)
+
+    def encode(self, images: Tensor) -> Tensor:
+        """(B, 3, H, W) in [-1, 1] -> (B, projection_dim) CLIP image embeddings."""
+        check_images(images)
+        x = fit_square((images.float() + 1) / 2, self.image_size).clamp(0, 1)
+        x = (x - self.mean.float()) / self.std.float()
+        with torch.no_grad():
+            return self.backbone(pixel_values=x.to(self.backbone_dtype())).image_embeds
+
+
+def build(config: ClipVisionConfig) -> ClipVisionEncoder:
+    return ClipVisionEncoder(config)
