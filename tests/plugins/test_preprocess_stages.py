@@ -73,7 +73,11 @@ def cut_clip(tmp_path_factory) -> ClipRecord:
     frames = np.zeros((50, 64, 64, 3), np.uint8)
     frames[:25] = (200, 40, 40)
     frames[25:] = (30, 60, 210)
-    frames = np.clip(frames + rng.integers(-12, 12, frames.shape), 0, 255).astype(np.uint8)
+    # One fixed texture per scene: per-frame random noise on saturated red makes consecutive frames
+    # differ by ~25 in PySceneDetect's HSV score, next to its threshold of 27, so detection would
+    # hinge on how the encoder happens to keep the noise.
+    texture = rng.integers(-12, 12, (2, 1, 64, 64, 3))
+    frames = np.clip(frames + np.repeat(texture, 25, axis=1).reshape(frames.shape), 0, 255).astype(np.uint8)
     tone = (0.3 * np.sin(2 * np.pi * 440 * np.arange(2 * RATE) / RATE)).astype(np.float32)
     return clip_of(tmp_path_factory.mktemp("cut") / "cut.mp4", frames, tone, speaker="alice", emotion="angry")
 
