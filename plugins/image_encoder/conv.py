@@ -7,7 +7,6 @@ pretrained encoder the identity signal must be learnt with the network.
 
 from __future__ import annotations
 
-import torch
 from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor, nn
 

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Callable, Literal, Optional, Protocol
+from typing import Literal, Optional, Protocol
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -37,7 +37,6 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from memo_zoo.data.clip import ClipRecord
 from memo_zoo.data.media import AUDIO_RATE, read_frames
 from memo_zoo.data.pipeline import StageResult, read_clip_audio
-from memo_zoo.errors import MemoZooError
 from memo_zoo.weights import resolve_weights
 
 MIN_OVERLAP = 10  # frames two series must share for their correlation at an offset to count
@@ -49,22 +48,16 @@ class SyncScorer(Protocol):
     def __call__(self, frames: np.ndarray, audio: np.ndarray, fps: float) -> float: ...
 
 
-_syncnet_loader: Callable[[Path], SyncScorer] | None = None
-
-
-def register_syncnet(loader: Callable[[Path], SyncScorer] | None) -> None:
-    """Install the SyncNet implementation: ``loader(weights_path) -> SyncScorer`` (None removes it)."""
-    global _syncnet_loader
-    _syncnet_loader = loader
-
-
 def load_syncnet(weights: str) -> SyncScorer:
+    """The evaluation suite's SyncNet (the ``sync`` metric's network, spec §8) as a clip scorer.
+
+    Imported here, not registered from the evaluation side at import time, so that which SyncNet
+    the filter uses does not depend on which modules happen to have been imported.
+    """
     path = resolve_weights(weights, "SyncNet weights (lip_sync_filter, scorer syncnet)")
-    if _syncnet_loader is None:
-        raise MemoZooError(
-            f"lip_sync_filter: SyncNet weights found at {path}, but no SyncNet implementation is registered yet "
-            "(it comes with the evaluation suite, spec §8); use scorer: energy_correlation meanwhile")
-    return _syncnet_loader(path)
+    from memo_zoo_eval.metrics.sync import load_sync_scorer
+
+    return load_sync_scorer(path)
 
 
 class LipSyncConfig(BaseModel):

@@ -261,21 +261,20 @@ def test_lip_sync_filter_on_encoded_clips(tmp_path):
     assert not bad.kept and bad.reason.startswith("sync ") and bad.reason.endswith("(energy_correlation) < 4")
 
 
-def test_syncnet_scorer_needs_weights_and_an_implementation(tmp_path):
+def test_syncnet_scorer_needs_weights_and_uses_the_evaluation_syncnet(tmp_path, monkeypatch):
     weights = tmp_path / "syncnet_v2.model"
     with pytest.raises(MissingWeightsError, match="syncnet_v2.model"):
         lip_sync.build(lip_sync.LipSyncConfig(scorer="syncnet", weights=str(weights)))
     weights.write_bytes(b"weights")
-    with pytest.raises(MemoZooError, match="no SyncNet implementation is registered yet"):
-        lip_sync.build(lip_sync.LipSyncConfig(scorer="syncnet", weights=str(weights)))
-    lip_sync.register_syncnet(lambda path: (lambda frames, audio, fps: 7.5))
-    try:
-        stage = lip_sync.build(lip_sync.LipSyncConfig(scorer="syncnet", weights=str(weights)))
-        assert stage.threshold == 5.0
-        result = stage.process(clip_of(tmp_path / "c.mp4", *talking(np.zeros(20), np.ones(20))), tmp_path)
-        assert result.kept and result.value == 7.5
-    finally:
-        lip_sync.register_syncnet(None)
+    import memo_zoo_eval.metrics.sync as sync_metric
+
+    loaded = []
+    monkeypatch.setattr(sync_metric, "load_sync_scorer",
+                        lambda path: loaded.append(path) or (lambda frames, audio, fps: 7.5))
+    stage = lip_sync.build(lip_sync.LipSyncConfig(scorer="syncnet", weights=str(weights)))
+    assert stage.threshold == 5.0 and loaded == [weights]
+    result = stage.process(clip_of(tmp_path / "c.mp4", *talking(np.zeros(20), np.ones(20))), tmp_path)
+    assert result.kept and result.value == 7.5
 
 
 # ---- resize --------------------------------------------------------------------------------------

@@ -1,0 +1,95 @@
+"""Where the face is in a video, for the metrics that look at faces (Sync, Identity, E-FID).
+
+memo-zoo's generated and preprocessed videos are already face crops (spec §7: the face box
+scaled by 1.1, then 512 px), so by default a metric takes the centre square of each frame
+(``crop`` x the shorter side). With ``face_detector`` set, a detector of the ``face_crop``
+preprocessing stage (the same code and options) runs on every ``sample_every``-th frame, the
+median box over the frames that show exactly one face is fixed for the whole video (as the
+preprocessing stage does: a per-frame box would shake), and each metric cuts its own square around
+it. A video where no face is found falls back to the centre square and says so (``face_found``).
+"""
+
+from __future__ import annotations
+
+from typing import Literal, Optional
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from memo_zoo_plugins.preprocess.face_crop import FaceCrop, FaceCropConfig
+
+
+class FaceOptions(BaseModel):
+    """Face-crop options shared by the face metrics (module docstring)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    face_detector: Literal["none", "lbp", "yunet"] = Field(
+        "none", description="none: frames are face crops already, take the centre square; lbp: scikit-image's "
+                            "LBP cascade (offline); yunet: cv2.FaceDetectorYN with detector_model")
+    detector_model: Optional[str] = Field(None, description="yunet: the YuNet ONNX file (a path, or a name under "
+                                                            "MEMO_ZOO_WEIGHTS_DIR)")
+    crop: float = Field(1.0, gt=0, le=1, description="face_detector none: side of the centre square, as a "
+                                                     "fraction of the frame's shorter side")
+    sample_every: int = Field(5, ge=1, description="with a detector: detect on every k-th frame")
+
+    @model_validator(mode="after")
+    def _check_detector(self):
+        if self.face_detector == "yunet" and not self.detector_model:
+            raise ValueError("face_detector yunet needs detector_model: the YuNet ONNX file")
+        return self
+
+
+class FaceLocator:
+    """Finds the fixed face box of a video with the options above (module docstring)."""
+
+    def __init__(self, options: FaceOptions):
+        self.options = options
+        self._crop: FaceCrop | None = None
+        if options.face_detector != "none":
+            self._crop = FaceCrop(FaceCropConfig(detector=options.face_detector, model=options.detector_model,
+                                                 sample_every=options.sample_every))
+
+    def box(self, frames: np.ndarray) -> np.ndarray | None:
+        """Median (x, y, w, h) over sampled frames with exactly one face; None without a detector or a face."""
+        if self._crop is None:
+            return None
+        single = []
+        for index in range(0, len(frames), self.options.sample_every):
+            boxes = self._crop.faces(frames[index])
+            if len(boxes) == 1:
+                single.append(boxes[0])
+        if not single:
+            return None
+        x0, y0, x1, y1 = np.median([[b[0], b[1], b[0] + b[2], b[1] + b[3]] for b in single], axis=0)
+        return np.array([x0, y0, x1 - x0, y1 - y0])
+
+    def square(self, frames: np.ndarray, scale: float = 1.0, shift_down: float = 0.0) -> tuple[int, int, int, bool]:
+        """(left, top, side, face_found): a square ``scale`` x the box's larger side, its centre moved down
+        by ``shift_down`` x half that side; the centre square when there is no box."""
+        height, width = frames.shape[1:3]
+        box = self.box(frames)
+        if box is None:
+            side = max(1, int(round(min(height, width) * self.options.crop)))
+            return (width - side) // 2, (height - side) // 2, side, False
+        x, y, w, h = box
+        half = max(w, h) / 2
+        side = max(1, min(int(round(2 * half * scale)), height, width))
+        cx, cy = x + w / 2, y + h / 2 + half * shift_down
+        # shifted to lie inside the frame rather than padded: the metrics then see only real pixels
+        left = int(round(min(max(cx - side / 2, 0), width - side)))
+        top = int(round(min(max(cy - side / 2, 0), height - side)))
+        return left, top, side, True
+
+
+def crop_resize(frames: np.ndarray, square: tuple[int, int, int], size: int, device: torch.device) -> torch.Tensor:
+    """uint8 (T, H, W, 3) -> float32 (T, 3, size, size) in [0, 255], the square cut out and resized
+    (bilinear with antialiasing: frames are usually shrunk, e.g. 512 -> 224)."""
+    left, top, side = square[:3]
+    crop = torch.from_numpy(np.ascontiguousarray(frames[:, top:top + side, left:left + side])).to(device)
+    crop = crop.permute(0, 3, 1, 2).float()
+    if side == size:
+        return crop
+    return F.interpolate(crop, size=(size, size), mode="bilinear", align_corners=False, antialias=True)

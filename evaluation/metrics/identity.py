@@ -1,0 +1,127 @@
+"""``metrics: [{kind: identity, weights: ...}]``: identity preservation and drift (spec §8, Table 1).
+
+Per video: the cosine similarity between the face-recognition embedding of the reference image
+and that of each generated frame (every ``frame_stride``-th), averaged over the frames
+(``identity``, the paper's Identity); the same mean over the first and over the last
+``drift_fraction`` of the frames (``identity_first``, ``identity_last``) and their difference
+(``identity_drift`` = first - last: positive when the face drifts away from the reference over a
+long video, the failure MEMO's memory is meant to prevent); and, with ``time_bins`` > 0, the mean
+over each of that many equal stretches of the video (``identity_bin0``..) for drift-over-time plots.
+The run's figures are the means over videos.
+
+The reference image is the video's ``reference_image``; without one, the ground-truth video's
+``reference_image``, else its first frame.
+
+Network: an ArcFace-style face-recognition network as a self-contained TorchScript file (or a
+.pt2 torch.export program), loaded by the ``face_embedding`` image encoder's loader: input
+(B, 3, ``input_size``, ``input_size``) RGB (BGR with ``bgr``) normalised to [-1, 1] as
+(pixel - 127.5) / 127.5, the insightface convention, output (B, ``embed_dim``) L2-normalised.
+There is no canonical file of it, so ``weights`` has no default. The face crop: the centre square
+of each frame, or a detector's fixed box x ``box_scale`` (``memo_zoo_eval.faces``); no landmark
+alignment is done, so the crops are as aligned as the videos are (memo-zoo's are face-centred).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from pydantic import Field
+
+from memo_zoo.errors import MemoZooError
+from memo_zoo_eval.faces import FaceLocator, FaceOptions, crop_resize
+from memo_zoo_eval.protocol import MetricResult, VideoSample, check_new_video, mean_of, resolve_device
+
+
+class IdentityConfig(FaceOptions):
+    """Cosine similarity of face embeddings, reference image vs generated frames (spec §8)."""
+
+    weights: str = Field(..., description="face-recognition network (ArcFace-style) as a TorchScript file or .pt2 "
+                                          "program: a path, or a name under MEMO_ZOO_WEIGHTS_DIR")
+    embed_dim: int = Field(512, ge=1, description="width of the network's embedding")
+    input_size: int = Field(112, ge=8, description="side of the square crop the network expects (ArcFace: 112)")
+    bgr: bool = Field(False, description="feed BGR channel order (networks trained on OpenCV-read images)")
+    box_scale: float = Field(1.0, gt=0, description="with a face detector: crop side = this x the box's larger side")
+    frame_stride: int = Field(1, ge=1, description="use every k-th frame")
+    drift_fraction: float = Field(0.1, gt=0, le=0.5, description="identity_first / identity_last: this fraction "
+                                                                 "of the frames at each end")
+    time_bins: int = Field(10, ge=0, le=100, description="identity_bin0..: mean per equal stretch of the video "
+                                                         "(0: none)")
+    batch_size: int = Field(64, ge=1, description="frames per forward pass")
+    device: str = Field("auto", description="auto (MEMO_ZOO_DEVICE: CUDA when available), cpu, cuda, cuda:N")
+
+
+def identity_figures(similarity: np.ndarray, drift_fraction: float, time_bins: int) -> dict[str, float]:
+    """Per-video figures (module docstring) from the per-frame cosine similarities (T,)."""
+    count = len(similarity)
+    edge = max(1, int(round(count * drift_fraction)))
+    first, last = float(similarity[:edge].mean()), float(similarity[-edge:].mean())
+    figures = {"identity": float(similarity.mean()), "identity_first": first, "identity_last": last,
+               "identity_drift": first - last}
+    bounds = np.linspace(0, count, time_bins + 1)
+    for b in range(time_bins):
+        # frame t belongs to the bin its time t / count falls in; empty bins (short videos) are NaN
+        chunk = similarity[int(np.ceil(bounds[b])):int(np.ceil(bounds[b + 1]))]
+        figures[f"identity_bin{b}"] = float(chunk.mean()) if len(chunk) else float("nan")
+    return figures
+
+
+class IdentityMetric:
+    name = "identity"
+
+    def __init__(self, config: IdentityConfig):
+        self.config = config
+        self.encoder = None
+        self.device = torch.device("cpu")
+        self.locator: FaceLocator | None = None
+        self.per_video: dict[str, dict[str, float]] = {}
+
+    def prepare(self) -> None:
+        if self.encoder is None:
+            from memo_zoo_plugins.image_encoder.face_embedding import FaceEmbeddingConfig, FaceEmbeddingEncoder
+
+            c = self.config
+            self.device = resolve_device(c.device)
+            encoder = FaceEmbeddingEncoder(FaceEmbeddingConfig(weights=c.weights, embed_dim=c.embed_dim,
+                                                               input_size=c.input_size, crop=1.0, bgr=c.bgr))
+            self.encoder = encoder.to(self.device)
+            self.locator = FaceLocator(c)  # a detector's model file is loaded here too, not at build
+
+    @torch.no_grad()
+    def embed(self, frames: np.ndarray) -> torch.Tensor:
+        """(T, H, W, 3) uint8 -> (T, embed_dim) unit-norm embeddings of the face crops."""
+        square = self.locator.square(frames, self.config.box_scale)[:3]
+        out = []
+        for start in range(0, len(frames), self.config.batch_size):
+            crops = crop_resize(frames[start:start + self.config.batch_size], square, self.config.input_size,
+                                self.device)
+            out.append(self.encoder.encode(crops / 127.5 - 1.0).double().cpu())
+        return torch.cat(out)
+
+    def update(self, generated: VideoSample, reference: VideoSample | None = None) -> None:
+        self.prepare()
+        check_new_video(self.name, self.per_video, generated.id)
+        image = generated.reference_image
+        if image is None and reference is not None:
+            image = reference.reference_image if reference.reference_image is not None else reference.frames[0]
+        if image is None:
+            raise MemoZooError(f"identity: video {generated.id!r} has no reference image (nor a ground-truth video "
+                               "to take one from)")
+        anchor = self.embed(image[None])[0]
+        frames = self.embed(generated.frames[::self.config.frame_stride])
+        similarity = (frames @ anchor).numpy()  # both unit norm: the cosine
+        self.per_video[generated.id] = identity_figures(similarity, self.config.drift_fraction,
+                                                        self.config.time_bins)
+
+    def compute(self) -> MetricResult:
+        if not self.per_video:
+            raise MemoZooError("identity: no video measured")
+        keys = next(iter(self.per_video.values())).keys()
+        return MetricResult(per_video={k: dict(v) for k, v in self.per_video.items()},
+                            summary={key: mean_of(self.per_video, key) for key in keys})
+
+    def reset(self) -> None:
+        self.per_video = {}
+
+
+def build(config: IdentityConfig) -> IdentityMetric:
+    return IdentityMetric(config)

@@ -1,0 +1,35 @@
+"""Registers the standard metric suite (spec §8).
+
+Entry point ``builtin_metrics = "memo_zoo_eval.plugin"``. The ``lip_sync_filter`` stage's
+``scorer: syncnet`` uses the same SyncNet as the ``sync`` metric (``memo_zoo_eval.metrics.sync``).
+
+Library code vs hand-written (issue 7 asks to say which is which):
+- library: the FID network (torchmetrics' ``NoTrainInceptionV3``, torch-fidelity's port of the
+  TensorFlow FID Inception, fed a local file) and torchvision's ``inception_v3``; the matrix square
+  root (``scipy.linalg.sqrtm``); the face detectors of the ``face_crop`` stage (scikit-image /
+  OpenCV); the ``face_embedding`` encoder's TorchScript loader.
+- hand-written: the Frechet statistics and distance (``memo_zoo_eval.frechet``: torchmetrics keeps
+  its statistics inside one metric object, with no precomputed reference and no per-video value),
+  FVD's clip sampling and I3D call, SyncNet's layers, its MFCC front end and the offset search
+  (Sync-C / Sync-D: no maintained library has them), Identity and its drift, E-FID's extractor
+  plumbing.
+"""
+
+from memo_zoo.plugin import ComponentSpec, hookimpl
+from memo_zoo_eval.metrics import efid, fid, fvd, identity, sync
+
+
+@hookimpl
+def metric_components() -> list[ComponentSpec]:
+    return [
+        ComponentSpec("fid", fid.FidConfig, fid.build,
+                      "FID: Inception-v3 pool features of frames (local FID weights; torchmetrics network)"),
+        ComponentSpec("fvd", fvd.FvdConfig, fvd.build,
+                      "FVD: I3D features of 16-frame clips (local TorchScript i3d_torchscript.pt)"),
+        ComponentSpec("sync", sync.SyncConfig, sync.build,
+                      "Sync-C / Sync-D: SyncNet offset search over +-15 frames (local syncnet_v2.model)"),
+        ComponentSpec("identity", identity.IdentityConfig, identity.build,
+                      "identity: cosine of face embeddings, reference vs frames, and its drift (local ArcFace)"),
+        ComponentSpec("efid", efid.EFidConfig, efid.build,
+                      "E-FID: Frechet distance of per-frame expression coefficients (pluggable extractor)"),
+    ]

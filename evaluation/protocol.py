@@ -1,0 +1,135 @@
+"""What every evaluation metric looks like to the evaluation runner (spec §8, issue 7).
+
+A metric is built from its recipe options by its ``factory(config)`` (the ``metric`` slot) and
+then used as::
+
+    metric.prepare()                       # load its networks now; MissingWeightsError if a file is absent
+    for generated, reference in pairs:
+        metric.update(generated, reference)  # per-video values accumulate
+    result = metric.compute()              # MetricResult(per_video, summary)
+    metric.reset()                         # ready for the next set of videos (e.g. the next variant)
+
+Building a metric loads nothing: the networks are loaded by ``prepare()`` (``update`` calls it
+too), so that a recipe listing every metric validates and builds on a machine without their
+weights, and the runner can call ``prepare()`` on each metric first, report the ones whose
+``MissingWeightsError`` names a missing file, and go on with the others.
+
+``VideoSample`` is one video as the metrics see it: RGB frames uint8 (T, H, W, 3), the driving
+audio as float32 mono at 16 kHz (``memo_zoo.data.media.AUDIO_RATE``), the frame rate, and the
+reference image the video was generated from, if any. ``reference`` in ``update`` is the ground
+truth video for the same id where the data set has one (FID / FVD / E-FID compare distributions
+of generated and ground-truth frames; Sync and Identity need no ground truth).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+import torch
+
+from memo_zoo.data.media import AUDIO_RATE, MediaError, read_audio, read_frames
+from memo_zoo.settings import get_settings
+
+
+@dataclass(frozen=True)
+class VideoSample:
+    """One video: ``frames`` uint8 (T, H, W, 3) RGB, ``audio`` float32 mono at 16 kHz or None."""
+
+    id: str
+    frames: np.ndarray
+    fps: float
+    audio: np.ndarray | None = None
+    reference_image: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        frames = self.frames
+        if not isinstance(frames, np.ndarray) or frames.dtype != np.uint8 or frames.ndim != 4 \
+                or frames.shape[-1] != 3 or frames.shape[0] == 0:
+            raise ValueError(f"video {self.id!r}: frames must be a non-empty uint8 array (T, H, W, 3), got "
+                             f"{getattr(frames, 'shape', None)} {getattr(frames, 'dtype', type(frames).__name__)}")
+        if not self.fps > 0:
+            raise ValueError(f"video {self.id!r}: fps must be positive, got {self.fps}")
+        if self.audio is not None:
+            audio = np.asarray(self.audio)
+            if audio.ndim != 1:
+                raise ValueError(f"video {self.id!r}: audio must be mono (samples,), got shape {audio.shape}")
+            # frozen dataclass: normalise the dtype once here rather than in every metric
+            object.__setattr__(self, "audio", audio.astype(np.float32, copy=False))
+        image = self.reference_image
+        if image is not None and (not isinstance(image, np.ndarray) or image.dtype != np.uint8
+                                  or image.ndim != 3 or image.shape[-1] != 3):
+            raise ValueError(f"video {self.id!r}: reference_image must be uint8 (H, W, 3), got "
+                             f"{getattr(image, 'shape', None)} {getattr(image, 'dtype', None)}")
+
+    @property
+    def duration(self) -> float:
+        return len(self.frames) / self.fps
+
+    @classmethod
+    def from_file(cls, path: str | Path, id: str | None = None, reference_image: np.ndarray | None = None,
+                  fps: float | None = None) -> "VideoSample":
+        """Decode a video file (and its audio stream, when it has one) with memo-zoo's media reader."""
+        frames, rate = read_frames(path, fps=fps)
+        try:
+            audio = read_audio(path, AUDIO_RATE)
+        except MediaError as error:
+            if "no audio stream" not in error.reason:
+                raise
+            audio = None
+        return cls(id=id or Path(path).stem, frames=frames, fps=rate, audio=audio, reference_image=reference_image)
+
+
+@dataclass
+class MetricResult:
+    """``per_video[id][name]`` and ``summary[name]``: plain floats, ready for MLflow and tables."""
+
+    per_video: dict[str, dict[str, float]] = field(default_factory=dict)
+    summary: dict[str, float] = field(default_factory=dict)
+
+
+@runtime_checkable
+class Metric(Protocol):
+    """An evaluation metric (module docstring). ``name`` prefixes nothing: keys are its own."""
+
+    name: str
+
+    def prepare(self) -> None:
+        """Load the networks now (idempotent); raises MissingWeightsError naming a missing file."""
+
+    def update(self, generated: VideoSample, reference: VideoSample | None = None) -> None:
+        """Measure one generated video (and take in its ground truth, where the metric uses one)."""
+
+    def compute(self) -> MetricResult:
+        """Figures per video and for the whole set seen since the last reset."""
+
+    def reset(self) -> None:
+        """Forget every video seen (networks stay loaded)."""
+
+
+def resolve_device(device: str) -> torch.device:
+    """``auto`` follows MEMO_ZOO_DEVICE (itself ``auto``: CUDA when available, else CPU)."""
+    if device == "auto":
+        device = get_settings().device
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    return torch.device(device)
+
+
+DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+
+
+def check_new_video(metric: str, per_video: dict, video_id: str) -> None:
+    """A video measured twice since the last reset is an error, not a silent double weight in the
+    averages (a runner bug that would otherwise go unnoticed). Metrics record a video only once
+    it has been measured, so a video whose measurement failed can be given again."""
+    if video_id in per_video:
+        raise ValueError(f"{metric}: video {video_id!r} was already measured since the last reset")
+
+
+def mean_of(per_video: dict[str, dict[str, float]], key: str) -> float:
+    """Mean of ``key`` over the videos that have a finite value for it (NaN when none do)."""
+    values = [v[key] for v in per_video.values() if key in v and np.isfinite(v[key])]
+    return float(np.mean(values)) if values else float("nan")
