@@ -1,10 +1,14 @@
-"""Registers the built-in emotion detectors."""
+"""Registers the built-in emotion detectors (spec E4, E5, §4 D1)."""
 
 from memo_zoo.plugin import ComponentSpec, hookimpl
-from memo_zoo_plugins.emotion import fixed
+from memo_zoo_plugins.emotion import emotion2vec, fixed, prosody
 
 
 @hookimpl
 def emotion_detector_components() -> list[ComponentSpec]:
     return [ComponentSpec("fixed", fixed.FixedEmotionConfig, fixed.build,
-                          "one manual emotion label for every frame (spec E4 override)")]
+                          "one manual emotion label for every frame (spec E4 override)"),
+            ComponentSpec("prosody_mlp", prosody.ProsodyMLPConfig, prosody.build,
+                          "log-mel / pitch / energy statistics + 5-layer MLP head; CPU-trainable, needs a checkpoint"),
+            ComponentSpec("emotion2vec_mlp", emotion2vec.Emotion2vecMLPConfig, emotion2vec.build,
+                          "frozen emotion2vec (funasr, local folder) + 5-layer MLP head (spec D1)")]

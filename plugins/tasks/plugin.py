@@ -1,7 +1,7 @@
 """Registers the built-in tasks."""
 
 from memo_zoo.plugin import ComponentSpec, hookimpl
-from memo_zoo_plugins.tasks import preprocess, smoke
+from memo_zoo_plugins.tasks import preprocess, smoke, train_emotion
 
 
 @hookimpl
@@ -9,4 +9,7 @@ def task_components() -> list[ComponentSpec]:
     return [ComponentSpec("smoke", smoke.SmokeConfig, smoke.build,
                           "build every component the recipe names and log them to MLflow"),
             ComponentSpec("preprocess", preprocess.PreprocessConfig, preprocess.build,
-                          "run the data pipeline (spec §7) over data.dataset into out_dir, resumably")]
+                          "run the data pipeline (spec §7) over data.dataset into out_dir, resumably"),
+            ComponentSpec("train_emotion", train_emotion.TrainEmotionConfig, train_emotion.build,
+                          "train the emotion detector head: CE + supervised contrastive, per-dataset 3:1 "
+                          "speaker split (spec D1-D2, E5)")]
