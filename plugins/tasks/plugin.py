@@ -1,7 +1,7 @@
 """Registers the built-in tasks."""
 
 from memo_zoo.plugin import ComponentSpec, hookimpl
-from memo_zoo_plugins.tasks import preprocess, smoke, train_emotion
+from memo_zoo_plugins.tasks import generate, preprocess, smoke, train, train_emotion
 
 
 @hookimpl
@@ -12,4 +12,10 @@ def task_components() -> list[ComponentSpec]:
                           "run the data pipeline (spec §7) over data.dataset into out_dir, resumably"),
             ComponentSpec("train_emotion", train_emotion.TrainEmotionConfig, train_emotion.build,
                           "train the emotion detector head: CE + supervised contrastive, per-dataset 3:1 "
-                          "speaker split (spec D1-D2, E5)")]
+                          "speaker split (spec D1-D2, E5)"),
+            ComponentSpec("train", train.TrainConfig, train.build,
+                          "train the MEMO network (spec §5, L1-L7): rectified flow, phases, DDP, atomic "
+                          "checkpoints, --resume"),
+            ComponentSpec("generate", generate.GenerateConfig, generate.build,
+                          "generate a talking video from a portrait and an audio track (spec §6) and log it "
+                          "to MLflow")]

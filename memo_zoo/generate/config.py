@@ -1,0 +1,143 @@
+"""``GenerateConfig``: every option of ``memo-zoo generate`` and ``task: {kind: generate}`` (spec §6).
+
+Fields left at ``None`` are filled from the recipe when the model is loaded
+(``memo_zoo.generate.pipeline.load_generator_model``): frame rate and frame size from a training
+recipe's ``task.samples`` (the rate and size the network was trained at), else from the network
+preset (``sd15``: 30 fps, 512 px, spec §0; ``tiny``: 25 fps, 64 px, the default talking world);
+the step count from the recipe's ``scheduler``; the seed from the recipe's ``seed``.
+
+Classifier-free guidance (spec I2, §10) has two modes; see ``GuidanceConfig`` for the exact
+composition of the velocities.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal, Optional, Union
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from memo_zoo.emotion import LabelSet
+
+NO_EMOTION = "none"  # an emotion "label" meaning the "no emotion" embedding (spec E3)
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class GuidanceConfig(Strict):
+    """Classifier-free guidance of the velocity (spec I2, §10).
+
+    The network is evaluated at "levels" of conditioning, all in ONE batched forward:
+    ``u`` = unconditional (§10: zero face embedding, zero audio, "no emotion", spatial attention
+    without the reference features), ``r`` = reference only (face embedding + reference
+    attention), ``ra`` = reference + audio, ``c`` = every condition (reference + audio + emotion).
+
+    - ``joint`` (default, I2): ``v = v_u + s (v_c - v_u)`` with ``s = scale``.
+    - ``per_condition``: the conditions are added one at a time, identity first, emotion last
+      (the order of Eq. 6, where emotion is guided against the same prediction without it):
+      ``v = v_u + s_ref (v_r - v_u) + s_audio (v_ra - v_r) + s_emotion (v_c - v_ra)``.
+      With equal scales the terms telescope to ``joint``; levels whose weight comes out zero are
+      not evaluated (e.g. ``s_audio = s_emotion`` skips ``ra``).
+
+    Either way a scale of 1 everywhere is the plain conditional prediction (one pass, no guidance).
+    """
+
+    mode: Literal["joint", "per_condition"] = Field(
+        "joint", description="'joint': one unconditional pass, v = v_u + scale (v_c - v_u) (I2 default); "
+                             "'per_condition': separate scales for reference, audio and emotion, added in that "
+                             "order: v = v_u + s_ref (v_r - v_u) + s_audio (v_ra - v_r) + s_emotion (v_c - v_ra)")
+    scale: float = Field(3.5, ge=0, description="joint guidance scale (spec I2, §10: 3.5); 1 = no guidance; also "
+                                                "the default of every per-condition scale")
+    reference: Optional[float] = Field(
+        None, ge=0, description="per_condition: scale of the reference image (face embedding + reference "
+                                "attention); null = scale")
+    audio: Optional[float] = Field(None, ge=0, description="per_condition: scale of the audio; null = scale")
+    emotion: Optional[float] = Field(None, ge=0, description="per_condition: scale of the emotion label; null = scale")
+
+    def scales(self) -> tuple[float, float, float]:
+        """(reference, audio, emotion) scales; all ``scale`` in joint mode."""
+        if self.mode == "joint":
+            return (self.scale, self.scale, self.scale)
+        pick = lambda value: self.scale if value is None else value  # noqa: E731
+        return (pick(self.reference), pick(self.audio), pick(self.emotion))
+
+
+class EmotionSegment(Strict):
+    """One entry of an emotion schedule: ``label`` for the frames shown in [start_s, end_s)."""
+
+    start_s: float = Field(..., ge=0, description="start of the segment, seconds into the audio")
+    end_s: float = Field(..., gt=0, description="end of the segment (exclusive), seconds")
+    label: str = Field(..., min_length=1, description=f"emotion name from the label set, or '{NO_EMOTION}'")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "EmotionSegment":
+        if self.end_s <= self.start_s:
+            raise ValueError(f"end_s ({self.end_s}) must be after start_s ({self.start_s})")
+        return self
+
+
+class GenerateConfig(Strict):
+    """Generate a talking video from one portrait and one audio track (spec §0, §6)."""
+
+    image: Path = Field(..., description="reference portrait (any image Pillow reads); resized on its short side "
+                                         "and centre-cropped to `size`")
+    audio: Path = Field(..., description="driving audio (any file PyAV reads: wav, mp3, m4a, a video's sound...)")
+    out: Path = Field(Path("generated.mp4"), description="output MP4 (H.264 + the input audio as AAC, spec I4); "
+                                                         "relative paths are under the working directory")
+    checkpoint: Optional[Path] = Field(
+        None, description="trained weights: a training checkpoint (checkpoint-N/ with model/ and "
+                          "encoders.safetensors), a training out_dir (its newest checkpoint), or a "
+                          "MemoNet.save_pretrained folder; null = random weights (smoke runs, benchmarks)")
+    fps: Optional[float] = Field(
+        None, gt=0, le=120, description="frame rate of the video; null = the training recipe's samples.fps, else "
+                                        "30 for the sd15 preset (spec §0) and 25 for tiny")
+    size: Optional[int] = Field(
+        None, ge=8, description="side of the square frames in pixels; null = the training recipe's samples.size, "
+                                "else 512 for sd15 and 64 for tiny")
+    clip_frames: int = Field(16, ge=1, description="frames generated per autoregressive clip (spec I1: 16)")
+    motion_frames: int = Field(
+        16, ge=1, description="the first clip's temporal context: the reference latent repeated this many times "
+                              "(spec §10); later clips fold every frame of the previous clip into it (T6)")
+    steps: Optional[int] = Field(
+        None, ge=1, le=1000, description="sampler steps; null = the recipe scheduler's (spec I3, §10: 20)")
+    cfg: GuidanceConfig = Field(default_factory=GuidanceConfig, description="classifier-free guidance (spec I2)")
+    emotion: Union[None, str, list[EmotionSegment]] = Field(
+        None, description="null: detected per clip by the recipe's emotion_detector (spec E5; 'no emotion' when "
+                          "the recipe has none); a label (e.g. happy) for every clip (E4 override; 'none' = no "
+                          "emotion); or a schedule [{start_s, end_s, label}] (frames outside it: as null). Each "
+                          "clip takes the most frequent label of its frames (E5)")
+    label_set: Optional[LabelSet] = Field(
+        None, description="names of the emotion classes; null = the detector's labels, else the set with as many "
+                          "classes as the network's audio_fusion.num_emotion_classes (8: paper, 9: emotion2vec)")
+    seed: Optional[int] = Field(None, ge=0, description="seed of the noise (each clip draws from (seed, clip)); "
+                                                        "null = the recipe's seed")
+    max_seconds: Optional[float] = Field(None, gt=0, description="use only the first N seconds of the audio")
+    check_face: bool = Field(True, description="warn when no face is found in the portrait (LBP cascade of "
+                                               "face_crop); generation continues on the whole image")
+    device: Optional[str] = Field(
+        None, description="'cpu', 'cuda', 'cuda:N' or 'auto'; null = $MEMO_ZOO_DEVICE (settings.device)")
+    dtype: Optional[Literal["float32", "bfloat16", "float16"]] = Field(
+        None, description="autocast dtype of the networks; null = bfloat16 on CUDA, float32 on CPU. The sampler "
+                          "integrates in float32 either way")
+
+    @field_validator("emotion")
+    @classmethod
+    def _schedule_not_overlapping(cls, value):
+        if isinstance(value, list):
+            if not value:
+                raise ValueError("an emotion schedule needs at least one segment (use null to detect)")
+            ordered = sorted(value, key=lambda s: s.start_s)
+            for before, after in zip(ordered, ordered[1:]):
+                if after.start_s < before.end_s:
+                    raise ValueError(f"emotion segments overlap: [{before.start_s}, {before.end_s}) and "
+                                     f"[{after.start_s}, {after.end_s})")
+        return value
+
+    @field_validator("device")
+    @classmethod
+    def _known_device(cls, value: Optional[str]) -> Optional[str]:
+        if value is not None and value != "auto" and not (value == "cpu" or value.startswith("cuda")):
+            raise ValueError(f"unknown device {value!r}; use auto, cpu, cuda or cuda:N")
+        return value

@@ -1,0 +1,518 @@
+"""The MEMO training loop on ``accelerate`` (spec §5): one CPU, one GPU or many (DDP).
+
+``Trainer(config, recipe, registry, run, workdir).fit()`` builds the parts the recipe names, then
+per optimizer step:
+
+- ``grad_accumulation`` micro-batches, each: ``step.prepare_inputs`` (frozen VAE, draws, L6) ->
+  ``TrainModules`` forward under autocast (bf16 / fp16 via accelerate) -> per-sample losses ->
+  robust filter (L5: samples above the threshold leave the update and are counted) -> backward
+  (gradients of all but the last micro-batch stay local: ``no_sync``);
+- gradient clipping (the norm is logged), the optimizer and lr-scheduler steps, then the step
+  counter, inside a section where Ctrl-C is deferred, so a checkpoint never holds half an update;
+- on the main process only: the progress bar (samples/s and ETA) and, every ``log_every`` steps,
+  MLflow metrics: loss (mean over all samples), loss_kept, lr, samples_per_s, dropped_samples
+  (in the window) and dropped_samples_total, grad_norm, phase, epoch.
+
+Checkpoints (``memo_zoo.train.checkpoint``) every ``checkpoint_every`` steps and at exit; Ctrl-C
+saves the last completed step, then re-raises (the MLflow run ends FAILED). DDP runs with
+``find_unused_parameters=True``: the last site's audio stream and, in the phases, frozen modules
+produce no gradient. Each rank draws its own micro-batches: the epoch's permutation (seed,
+epoch) is dealt round-robin to the ranks and cut to whole batches, so every rank runs the same
+number of steps.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import math
+import os
+import re
+import signal
+import threading
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import numpy as np
+import torch
+from pydantic import BaseModel
+from torch import nn
+from torch.utils.data import DataLoader, Sampler
+from tqdm.auto import tqdm
+
+from memo_zoo.data.samples import TalkingHeadSamples, collate
+from memo_zoo.emotion import LABEL_SETS
+from memo_zoo.errors import MemoZooError
+from memo_zoo.model.memo_net import MemoNet, build_memo_net
+from memo_zoo.settings import get_settings
+from memo_zoo.train.checkpoint import (TrainerState, checkpoint_name, latest_checkpoint, load_checkpoint,
+                                       read_state, save_checkpoint)
+from memo_zoo.train.config import TrainConfig
+from memo_zoo.train.step import TrainModules, apply_phase, check_parts, prepare_inputs, robust_objective
+
+
+def derived_seed(*parts: int) -> int:
+    """A 63-bit seed from integers, well mixed (SeedSequence), for per-(rank, step) generators."""
+    return int(np.random.SeedSequence([int(p) for p in parts]).generate_state(2, dtype=np.uint64)[0] >> 1)
+
+
+def epoch_order(length: int, seed: int, epoch: int) -> list[int]:
+    """The permutation of epoch ``epoch``: the one ``memo_zoo.data.samples.EpochShuffleSampler`` uses."""
+    generator = torch.Generator().manual_seed(int(np.random.SeedSequence([seed, epoch]).generate_state(1)[0]))
+    return torch.randperm(length, generator=generator).tolist()
+
+
+class ShardedEpochSampler(Sampler[int]):
+    """This rank's items of one epoch, from micro-batch ``skip`` on.
+
+    The epoch's permutation is dealt round-robin (item j to rank j mod world) and each rank's share
+    cut to whole batches, so all ranks see disjoint items and the same number of batches. A
+    resumed run skips the batches it already trained on without loading them.
+    """
+
+    def __init__(self, length: int, seed: int, epoch: int, rank: int, world: int, batch_size: int, skip: int = 0):
+        share = epoch_order(length, seed, epoch)[rank::world]
+        usable = (length // world) // batch_size * batch_size
+        self.indices = share[:usable]
+        self.start = skip * batch_size
+
+    @staticmethod
+    def batches_per_epoch(length: int, world: int, batch_size: int) -> int:
+        return (length // world) // batch_size
+
+    def __len__(self) -> int:
+        return len(self.indices) - self.start
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self.indices[self.start:])
+
+
+class BatchStream:
+    """Endless micro-batches of one rank, epoch after epoch, with its live position."""
+
+    def __init__(self, samples: TalkingHeadSamples, seed: int, rank: int, world: int, batch_size: int,
+                 num_workers: int, epoch: int, batch_in_epoch: int, pin_memory: bool):
+        self.samples, self.seed, self.rank, self.world = samples, seed, rank, world
+        self.batch_size, self.num_workers, self.pin_memory = batch_size, num_workers, pin_memory
+        self.epoch, self.batch_in_epoch = epoch, batch_in_epoch
+        self.per_epoch = ShardedEpochSampler.batches_per_epoch(len(samples), world, batch_size)
+        if self.per_epoch == 0:
+            raise MemoZooError(f"the dataset gives {len(samples)} samples per epoch, fewer than one batch per "
+                               f"process (batch_size {batch_size} x {world} processes); lower task.batch_size or "
+                               "raise task.samples.samples_per_clip")
+        self.last_indices: list[int] = []
+        self._iterator: Iterator[dict[str, Any]] | None = None
+        self._sampler: ShardedEpochSampler | None = None
+
+    def _open(self) -> None:
+        if self.batch_in_epoch >= self.per_epoch:
+            self.epoch += 1
+            self.batch_in_epoch = 0
+        self.samples.set_epoch(self.epoch)
+        self._sampler = ShardedEpochSampler(len(self.samples), self.seed, self.epoch, self.rank, self.world,
+                                            self.batch_size, self.batch_in_epoch)
+        loader = DataLoader(self.samples, batch_size=self.batch_size, sampler=self._sampler,
+                            num_workers=self.num_workers, collate_fn=collate, pin_memory=self.pin_memory,
+                            generator=torch.Generator().manual_seed(derived_seed(self.seed, self.epoch, self.rank)),
+                            persistent_workers=False)
+        self._iterator = iter(loader)
+
+    def next(self) -> dict[str, Any]:
+        if self._iterator is None or self.batch_in_epoch >= self.per_epoch:
+            self._open()
+        batch = next(self._iterator)
+        start = self.batch_in_epoch * self.batch_size
+        self.last_indices = self._sampler.indices[start:start + self.batch_size]
+        self.batch_in_epoch += 1
+        return batch
+
+
+@contextlib.contextmanager
+def deferred_interrupt() -> Iterator[None]:
+    """Hold Ctrl-C (SIGINT) until the block ends, then raise KeyboardInterrupt.
+
+    Wraps the optimizer step: an interrupt between updating the Adam moments and the weights
+    would leave a state no uninterrupted run ever had.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: received.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if received:
+        raise KeyboardInterrupt
+
+
+@dataclass
+class TrainResult:
+    """What a finished ``fit`` reports (losses: this run's first and last step, main process only)."""
+
+    out_dir: Path
+    checkpoint: Path | None
+    steps: int
+    first_loss: float | None = None
+    last_loss: float | None = None
+    dropped_total: int = 0
+    samples_per_second: float = 0.0
+    wall_seconds: float = 0.0
+
+
+@dataclass
+class _Window:
+    """Sums over the steps since the last MLflow log."""
+
+    steps: int = 0
+    loss: float = 0.0
+    loss_kept: float = 0.0
+    kept_steps: int = 0
+    dropped: int = 0
+    grad_norm: float = 0.0
+    samples: int = 0
+    seconds: float = 0.0
+
+
+class Trainer:
+    """Trains the recipe's MEMO network; see the module docstring.
+
+    ``run`` is the MLflow run (``TrackedRun``) or None (non-main ranks, or no tracking);
+    ``on_step`` is called with the ``TrainerState`` after every optimizer step (hooks for embedding
+    applications: evaluation, early stop by raising).
+    """
+
+    def __init__(self, config: TrainConfig, recipe: BaseModel, registry: Any, run: Any | None, workdir: Path,
+                 variant: str | None = None, on_step: Callable[[TrainerState], None] | None = None):
+        self.config = config
+        self.recipe = recipe
+        self.registry = registry
+        self.workdir = Path(workdir)
+        self.variant = variant
+        self.on_step = on_step
+        self.seed = recipe.seed if config.seed is None else config.seed
+        samples = config.samples
+        if "seed" not in samples.model_fields_set:
+            samples = samples.model_copy(update={"seed": recipe.seed})
+        self.sample_config = samples
+        out_dir = config.out_dir
+        if out_dir is None:
+            out_dir = Path("checkpoints") / recipe.name / (variant or "")
+        self.out_dir = out_dir if out_dir.is_absolute() else self.workdir / out_dir
+        self._run = run
+
+    # ---- building ------------------------------------------------------------------------------
+
+    def _require(self, value: Any, field_name: str) -> Any:
+        if value is None:
+            raise MemoZooError(f"task train needs {field_name} in the recipe")
+        return value
+
+    def _build_parts(self) -> tuple[MemoNet, Any, Any, Any | None]:
+        model = self.recipe.model
+        temporal = self._require(model.temporal, "model.temporal")
+        audio_fusion = self._require(model.audio_fusion, "model.audio_fusion")
+        vae = self.registry.build("vae", self._require(model.vae, "model.vae"))
+        image_encoder = self.registry.build("image_encoder", self._require(model.image_encoder, "model.image_encoder"))
+        # No audio encoder = zero audio tokens everywhere (an audio-free ablation).
+        audio_encoder = None if model.audio_encoder is None else self.registry.build("audio_encoder",
+                                                                                    model.audio_encoder)
+        net = build_memo_net(model.network, temporal, audio_fusion, self.registry)
+        if self.config.sd15_unet is not None:
+            net.init_from_sd15(self.config.sd15_unet)
+        if self.config.init_weights is not None:
+            folder = Path(self.config.init_weights)
+            # A training checkpoint folder holds the network under model/.
+            folder = folder / "model" if (folder / "model" / "memo_net.safetensors").is_file() else folder
+            net.load_weights(folder / "memo_net.safetensors")
+        check_parts(net, vae, image_encoder, audio_encoder, self.sample_config.size,
+                    len(LABEL_SETS[self.sample_config.label_set]), audio_fusion)
+        return net, vae, image_encoder, audio_encoder
+
+    def _build_samples(self) -> TalkingHeadSamples:
+        dataset_config = self._require(self.recipe.data.dataset, "data.dataset")
+        dataset = self.registry.build("dataset", dataset_config)
+        records = dataset.clips()
+        if not records:
+            raise MemoZooError(f"data.dataset ({dataset_config.kind}) lists no clips")
+        return TalkingHeadSamples(records, self.sample_config)
+
+    # ---- the run -------------------------------------------------------------------------------
+
+    def fit(self) -> TrainResult:
+        from accelerate import Accelerator, DistributedDataParallelKwargs
+
+        cfg = self.config
+        cpu = get_settings().device == "cpu" or not torch.cuda.is_available()
+        accelerator = Accelerator(
+            cpu=cpu, mixed_precision=cfg.mixed_precision,
+            kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)])
+        try:
+            return self._fit(accelerator)
+        finally:
+            if accelerator.num_processes == 1:
+                # accelerate keeps its state in process-wide singletons; a later run in this process
+                # (tests, sweeps) may ask for another precision.
+                from accelerate.state import AcceleratorState, GradientState
+
+                AcceleratorState._reset_state(reset_partial_state=True)
+                GradientState._reset_state()
+
+    def _fit(self, accelerator: Any) -> TrainResult:
+        cfg = self.config
+        main = accelerator.is_main_process
+        run = self._run if main else None
+        rank, world = accelerator.process_index, accelerator.num_processes
+        existing = self._checkpoint_to_resume()
+        net, vae, image_encoder, audio_encoder = self._build_parts()
+        with accelerator.main_process_first():
+            # The main process generates / decodes the data first; the others then find it cached.
+            samples = self._build_samples()
+        if cfg.gradient_checkpointing:
+            net.enable_gradient_checkpointing()
+        modules = TrainModules(net, image_encoder, audio_encoder, self.sample_config.fps,
+                               self.sample_config.audio_window)
+        allowed = [p for p in modules.parameters() if p.requires_grad]
+        trainable_names = {name for name, p in modules.named_parameters() if p.requires_grad}
+        if not allowed:
+            raise MemoZooError("task train: nothing to train (every parameter is frozen)")
+        optimizer = torch.optim.AdamW(allowed, lr=cfg.lr, betas=cfg.adam_betas, eps=cfg.adam_eps,
+                                      weight_decay=cfg.weight_decay)
+        warmup = cfg.lr_warmup_steps
+        scheduler = torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lambda step: min(1.0, (step + 1) / warmup) if warmup else 1.0)
+        # Every allowed parameter requires grad here: DDP only ever synchronises those it saw at wrap time.
+        model, optimizer = accelerator.prepare(modules, optimizer)
+        modules = accelerator.unwrap_model(model)
+        device = accelerator.device
+        if isinstance(vae, nn.Module):
+            vae.to(device).eval().requires_grad_(False)
+        scaler = getattr(accelerator, "scaler", None)
+
+        names_digest = hashlib.sha256("\n".join(n for n, _ in modules.named_parameters()).encode()).hexdigest()[:16]
+        state = self._start_state(existing, modules, trainable_names, optimizer, scheduler, scaler, world,
+                                  names_digest)
+        start_step = state.step
+        if main:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+        global_batch = cfg.batch_size * world * cfg.grad_accumulation
+        stream = BatchStream(samples, self.sample_config.seed, rank, world, cfg.batch_size, cfg.num_workers,
+                             state.epoch, state.batch_in_epoch, pin_memory=device.type == "cuda")
+        no_emotion = len(LABEL_SETS[self.sample_config.label_set])
+        if run is not None:
+            run.set_tags({"memo_zoo.train.out_dir": str(self.out_dir), "memo_zoo.train.processes": world,
+                          "memo_zoo.train.device": str(device), "memo_zoo.train.global_batch": global_batch,
+                          "memo_zoo.train.start_step": start_step})
+        result = TrainResult(out_dir=self.out_dir, checkpoint=None, steps=state.step)
+        # tqdm itself rather than memo_zoo.progress.progress (an iterator wrapper): the bar moves by the
+        # global batch at every step, so its rate reads in samples/s; same switch and format.
+        bar = tqdm(total=cfg.steps * global_batch, initial=start_step * global_batch, unit="sample",
+                   desc=f"train {self.recipe.name}", dynamic_ncols=True,
+                   disable=not main or os.environ.get("MEMO_ZOO_PROGRESS", "1") == "0",
+                   bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}, {rate_fmt}]{postfix}")
+        window = _Window()
+        phase_name = None
+        started = time.perf_counter()
+        try:
+            while state.step < cfg.steps:
+                phase_index, phase = cfg.phase_at(state.step)
+                if phase.name != phase_name:
+                    count = apply_phase(modules, phase.trainable, allowed)
+                    phase_name = state.phase = phase.name
+                    if run is not None:
+                        run.set_tags({f"memo_zoo.train.phase.{phase_index}": f"{phase.name} ({phase.trainable}, "
+                                      f"{count} trainable parameters, from step {state.step})"})
+                tick = time.perf_counter()
+                losses, keeps = [], []
+                for micro in range(cfg.grad_accumulation):
+                    batch = stream.next()
+                    seed = derived_seed(self.seed, rank, state.step, micro)
+                    # Global RNGs too: any randomness inside components (dropout) repeats on resume.
+                    torch.manual_seed(seed)
+                    generator = torch.Generator().manual_seed(seed)
+                    with accelerator.autocast():
+                        inputs = prepare_inputs(
+                            batch, vae, generator, single_frame=phase.trainable == "spatial",
+                            use_audio=phase.trainable != "spatial" and audio_encoder is not None,
+                            timesteps=cfg.timesteps, dropout=cfg.condition_dropout,
+                            motion_padding=cfg.motion_padding, audio_window=self.sample_config.audio_window,
+                            no_emotion=no_emotion, device=device, vae_batch=cfg.vae_batch)
+                    last = micro == cfg.grad_accumulation - 1
+                    with contextlib.nullcontext() if last else accelerator.no_sync(model):
+                        with accelerator.autocast():
+                            per_sample = model(inputs)
+                        threshold = (cfg.robust_loss.threshold
+                                     if state.step >= cfg.robust_loss.start_step else None)
+                        objective, keep = robust_objective(per_sample, threshold)
+                        accelerator.backward(objective / cfg.grad_accumulation)
+                    losses.append(accelerator.gather(per_sample.detach().float()))
+                    # uint8: gloo has no all-gather for bool tensors.
+                    keeps.append(accelerator.gather(keep.to(torch.uint8)).bool())
+                params = [p for p in modules.parameters() if p.requires_grad]
+                grad_norm = accelerator.clip_grad_norm_(params, cfg.max_grad_norm or math.inf)
+                step_losses, step_keep = torch.cat(losses).cpu(), torch.cat(keeps).cpu()
+                dropped = int((~step_keep).sum())
+                with deferred_interrupt():
+                    # Every sample of the global batch dropped (L5): no update at all. A zero
+                    # gradient would still move the weights through Adam's moments and weight decay.
+                    if bool(step_keep.any()):
+                        optimizer.step()
+                    elif scaler is not None:
+                        scaler.update()  # clip_grad_norm_ unscaled the gradients; close that scaler round
+                    with warnings.catch_warnings():
+                        # The schedule follows the step count, updated or not (torch warns when the
+                        # first scheduler step comes before any optimizer step).
+                        warnings.filterwarnings("ignore", message=re.escape("Detected call of `lr_scheduler.step()`"))
+                        scheduler.step()
+                    optimizer.zero_grad(set_to_none=True)
+                    state.step += 1
+                    state.samples_seen += global_batch
+                    state.dropped_total += dropped
+                    state.epoch, state.batch_in_epoch = stream.epoch, stream.batch_in_epoch
+                seconds = time.perf_counter() - tick
+                loss = float(step_losses.mean())
+                kept = step_losses[step_keep]
+                window.steps += 1
+                window.loss += loss
+                if kept.numel():
+                    window.loss_kept += float(kept.mean())
+                    window.kept_steps += 1
+                window.dropped += dropped
+                window.grad_norm += float(grad_norm)
+                window.samples += global_batch
+                window.seconds += seconds
+                if main:
+                    result.first_loss = loss if result.first_loss is None else result.first_loss
+                    result.last_loss = loss
+                    bar.update(global_batch)
+                    bar.set_postfix(loss=f"{loss:.4f}", dropped=state.dropped_total, refresh=False)
+                if state.step % cfg.log_every == 0 or state.step == cfg.steps:
+                    self._log(run, window, state, phase_index, scheduler)
+                    window = _Window()
+                if self.on_step is not None:
+                    self.on_step(state)
+                if state.step % cfg.checkpoint_every == 0 and state.step < cfg.steps:
+                    self._save(accelerator, modules, trainable_names, optimizer, scheduler, scaler, state, stream,
+                               collective=True)
+            result.checkpoint = self._save(accelerator, modules, trainable_names, optimizer, scheduler, scaler,
+                                           state, stream, collective=True)
+        except KeyboardInterrupt:
+            # Save the last completed step (no collectives: other ranks may be gone), then let the
+            # interrupt go on so that the run is recorded as FAILED.
+            if window.steps:
+                self._log(run, window, state, cfg.phase_at(state.step - 1)[0], scheduler)
+            if state.step > start_step:
+                self._save(accelerator, modules, trainable_names, optimizer, scheduler, scaler, state, stream,
+                           collective=False)
+            raise
+        finally:
+            bar.close()
+        result.steps = state.step
+        result.dropped_total = state.dropped_total
+        result.wall_seconds = time.perf_counter() - started
+        done = state.step - start_step
+        result.samples_per_second = done * global_batch / result.wall_seconds if result.wall_seconds else 0.0
+        if run is not None:
+            run.log_dict({"steps": state.step, "steps_this_run": done, "samples_seen": state.samples_seen,
+                          "dropped_samples_total": state.dropped_total, "wall_seconds": result.wall_seconds,
+                          "samples_per_second": result.samples_per_second,
+                          "checkpoint": str(result.checkpoint), "first_loss": result.first_loss,
+                          "last_loss": result.last_loss},
+                         "train_summary.json")
+        return result
+
+    # ---- pieces --------------------------------------------------------------------------------
+
+    def _checkpoint_to_resume(self) -> Path | None:
+        """The checkpoint a resuming run starts from (None for a fresh run); checked before anything
+        is built, so a wrong out_dir / --resume fails at once."""
+        existing = latest_checkpoint(self.out_dir)
+        if not self.config.resume:
+            if existing is not None:
+                raise MemoZooError(f"{self.out_dir} already holds checkpoints ({existing.name}); resume with "
+                                   "--resume (task.resume=true) or choose another task.out_dir")
+            return None
+        if existing is None:
+            raise MemoZooError(f"nothing to resume: no checkpoint in {self.out_dir}")
+        step = read_state(existing).step
+        if step >= self.config.steps:
+            raise MemoZooError(f"{existing} is at step {step} of task.steps={self.config.steps}; raise task.steps "
+                               "to train on")
+        return existing
+
+    def _start_state(self, existing: Path | None, modules: TrainModules, trainable_names: set[str], optimizer: Any,
+                     scheduler: Any, scaler: Any, world: int, names_digest: str) -> TrainerState:
+        cfg = self.config
+        fresh = TrainerState(world_size=world, batch_size=cfg.batch_size, grad_accumulation=cfg.grad_accumulation,
+                             seed=self.seed, sample_seed=self.sample_config.seed,
+                             run_id=self._run.id if self._run is not None else None,
+                             parameter_names_digest=names_digest)
+        if existing is None:
+            return fresh
+        saved = read_state(existing)
+        mismatched = [f"{name}: checkpoint {getattr(saved, name)!r}, now {getattr(fresh, name)!r}"
+                      for name in ("world_size", "batch_size", "grad_accumulation", "seed", "sample_seed",
+                                   "parameter_names_digest")
+                      if getattr(saved, name) != getattr(fresh, name)]
+        if mismatched:
+            raise MemoZooError(f"cannot resume {existing} exactly; these differ from the checkpoint:\n  "
+                               + "\n  ".join(mismatched))
+        state = load_checkpoint(existing, modules, trainable_names, optimizer, scheduler, scaler)
+        if self._run is not None:
+            self._run.set_tags({"memo_zoo.train.resumed_from": str(existing),
+                                "memo_zoo.train.resumed_from_run": state.run_id or ""})
+            state.run_id = self._run.id
+        state.ranks = []
+        return state
+
+    def _log(self, run: Any, window: _Window, state: TrainerState, phase_index: int, scheduler: Any) -> None:
+        if run is None or not window.steps:
+            return
+        metrics = {
+            "loss": window.loss / window.steps,
+            "lr": scheduler.get_last_lr()[0],
+            "samples_per_s": window.samples / window.seconds if window.seconds else 0.0,
+            "dropped_samples": window.dropped,
+            "dropped_samples_total": state.dropped_total,
+            "grad_norm": window.grad_norm / window.steps,
+            "phase": phase_index,
+            "epoch": state.epoch,
+        }
+        if window.kept_steps:
+            metrics["loss_kept"] = window.loss_kept / window.kept_steps
+        run.log_metrics(metrics, step=state.step)
+
+    def _save(self, accelerator: Any, modules: TrainModules, trainable_names: set[str], optimizer: Any,
+              scheduler: Any, scaler: Any, state: TrainerState, stream: BatchStream, collective: bool) -> Path:
+        """Checkpoint on the main process; with ``collective``, first gather every rank's parameter
+        fingerprint and last sample indices, and refuse to save replicas that diverged."""
+        mine = {"rank": accelerator.process_index, "fingerprint": _fingerprint(modules),
+                "last_indices": list(stream.last_indices)}
+        ranks = [mine]
+        if collective and accelerator.num_processes > 1:
+            ranks = [None] * accelerator.num_processes
+            torch.distributed.all_gather_object(ranks, mine)
+        state.ranks = ranks
+        path = self.out_dir / checkpoint_name(state.step)
+        if accelerator.is_main_process:
+            prints = {r["fingerprint"] for r in ranks}
+            if len(prints) > 1:
+                raise RuntimeError(f"DDP replicas diverged at step {state.step}: parameter fingerprints {ranks}")
+            path = save_checkpoint(self.out_dir, state, modules, trainable_names, optimizer, scheduler,
+                                   scaler, self.config.keep_checkpoints)
+        if collective:
+            accelerator.wait_for_everyone()
+        return path
+
+
+def _fingerprint(modules: nn.Module) -> str:
+    """A short digest of every parameter's value (sum and sum of squares in float64): equal on all
+    DDP replicas after each step, so a difference means they diverged."""
+    with torch.no_grad():
+        stats = torch.stack([torch.stack([p.double().sum(), p.double().square().sum()]) for p in modules.parameters()])
+    return hashlib.sha256(stats.cpu().numpy().tobytes()).hexdigest()[:16]
+

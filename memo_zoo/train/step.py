@@ -1,0 +1,323 @@
+"""One training step of MEMO from a collated batch (spec §5: L1, L2, L3, L6; T5; §10).
+
+Per micro-batch (B samples, F target frames, M motion slots; ``memo_zoo.data.samples``):
+
+1. ``draw``: flow times t ~ logit-normal (L1), noise, and four independent dropout masks (L6),
+   from a generator the loop seeds per (seed, rank, step, micro-batch), so a step is the same
+   after a resume and differs between ranks.
+2. ``prepare_inputs`` (no gradient; frozen VAE, A1): target, reference and the REAL motion frames
+   to latents; the padded waveform rebuilt from the audio windows; emotion with dropout applied
+   (the "no emotion" index, E3); per sample the number of motion frames its memory is built from.
+3. ``TrainModules.forward`` (the part with trainable parameters, one call so that DDP sees one
+   forward): image embedding (zeroed where the reference is dropped) -> ``project_image``;
+   Reference Net on the reference (``encode_reference``); audio tokens from the audio encoder
+   (zeroed where audio is dropped); z_t = (1 - t) z_0 + t eps; per group of samples with the
+   same motion-frame count, the memory from those motion frames (``motion_state``, T5; count 0 =
+   empty memory) and the Diffusion Net's velocity; the per-sample velocity MSE (L1).
+
+Motion mask (T5): padding frames (mask False) never enter the memory in ``motion_padding='drop'``
+mode. Temporal contexts are opaque per component (a linear memory, a frame window, ...), so they
+cannot be zeroed or merged per sample; instead samples are grouped by how many real frames they
+have (padding is always at the front, the oldest end, so the real frames are the newest ``n``)
+and each group gets its own ``motion_state`` and forward. Samples do not interact inside the
+network (no batch statistics), so this equals one call per sample, at the cost of a few calls.
+
+Phases (L2, L3): ``apply_phase`` sets ``requires_grad`` per module group; in the ``spatial`` phase
+the step uses single frames (F = 1) with no audio, no emotion and no memory (stage 1 trains the
+spatial layers on "reference frame -> another frame of the same video").
+
+Robust training (L5) and the update happen in ``memo_zoo.train.loop``; ``robust_objective``
+here turns per-sample losses into the objective and the count of dropped samples.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Iterable
+
+import torch
+from torch import Tensor, nn
+
+from memo_zoo.errors import MemoZooError
+from memo_zoo.model.memo_net import MemoNet
+from memo_zoo.train.config import ConditionDropoutConfig, TimestepConfig
+from memo_zoo.train.loss import noisy_latents, sample_times, velocity_loss
+
+# Dropout masks are drawn in this order, so adding a condition later cannot shift the others.
+CONDITIONS = ("emotion", "reference", "audio", "motion")
+
+
+@dataclass
+class Draws:
+    """Random draws of one micro-batch: times (B,), noise like the target latents, keep masks (B,).
+
+    ``keep[c][b]`` is False when condition ``c`` is dropped for sample ``b`` (L6).
+    """
+
+    t: Tensor
+    noise: Tensor
+    keep: dict[str, Tensor]
+
+
+def draw(generator: torch.Generator, latent_shape: tuple[int, ...], timesteps: TimestepConfig,
+         dropout: ConditionDropoutConfig) -> Draws:
+    """Draw t, noise and the dropout masks for latents of ``latent_shape`` (B, F, c, h, w), on CPU.
+
+    CPU draws keep a run's numbers the same on every device type; they are moved by the caller.
+    """
+    batch = latent_shape[0]
+    t = sample_times(batch, timesteps.distribution, timesteps.mean, timesteps.std, generator)
+    noise = torch.randn(latent_shape, generator=generator)
+    keep = {name: torch.rand(batch, generator=generator) >= getattr(dropout, name) for name in CONDITIONS}
+    return Draws(t=t, noise=noise, keep=keep)
+
+
+def padded_waveform(audio: Tensor, window: int) -> Tensor:
+    """Per-frame audio windows (B, F, W, P), W = 2 window + 1 -> the waveform (B, (F + 2 window) P).
+
+    Window w of frame i holds the audio of frame i + w - window, so the first frame's left windows,
+    every frame's centre and the last frame's right windows are the frames from window before
+    the clip to window after it, in order: the waveform an audio encoder needs with
+    ``pad_frames = window`` so that the clip's edge frames see their real neighbours (A5).
+    """
+    if audio.dim() != 4 or audio.shape[2] != 2 * window + 1:
+        raise ValueError(f"audio windows must be (B, F, {2 * window + 1}, P); got {tuple(audio.shape)}")
+    left = audio[:, 0, :window]
+    centre = audio[:, :, window]
+    right = audio[:, -1, window + 1:]
+    return torch.cat([left, centre, right], dim=1).flatten(1)
+
+
+def motion_counts(mask: Tensor, mode: str) -> Tensor:
+    """Motion frames each sample's memory is built from (B,) long, from ``motion_mask`` (B, M).
+
+    'drop': the number of real frames, which must be the newest ones (padding at the front, as
+    ``TalkingHeadSamples`` and ``collate`` put it); 'keep': all M slots.
+    """
+    b, m = mask.shape
+    if mode == "keep":
+        return torch.full((b,), m, dtype=torch.long)
+    if mode != "drop":
+        raise ValueError(f"unknown motion_padding mode {mode!r}")
+    counts = mask.sum(dim=1)
+    # A suffix of length n: exactly the last n slots are True.
+    suffix = torch.arange(m).unsqueeze(0) >= (m - counts).unsqueeze(1)
+    if not torch.equal(suffix, mask.bool()):
+        raise ValueError("motion_mask must mark a suffix of real frames (padding at the oldest end)")
+    return counts.long()
+
+
+def encode_frames(vae: Any, frames: Tensor, chunk: int) -> Tensor:
+    """Frozen VAE encode of (N, 3, H, W) frames in chunks of ``chunk`` (bounded memory at 512 px)."""
+    outs = [vae.encode(frames[i:i + chunk]) for i in range(0, frames.shape[0], chunk)]
+    return torch.cat(outs).float()
+
+
+@torch.no_grad()
+def prepare_inputs(batch: dict[str, Any], vae: Any, generator: torch.Generator, *, single_frame: bool,
+                   use_audio: bool, timesteps: TimestepConfig, dropout: ConditionDropoutConfig,
+                   motion_padding: str, audio_window: int, no_emotion: int, device: torch.device,
+                   vae_batch: int = 32) -> dict[str, Any]:
+    """The tensors ``TrainModules.forward`` reads, from a collated batch (see the module docstring).
+
+    ``single_frame``: the spatial phase (L2): the first target frame only, no memory, no audio,
+    no emotion. ``use_audio``: build the padded waveform for the audio encoder.
+    """
+    target = batch["target"].to(device)
+    if single_frame:
+        target = target[:, :1]
+    b, f = target.shape[:2]
+    z0 = encode_frames(vae, target.flatten(0, 1), vae_batch)
+    z0 = z0.reshape(b, f, *z0.shape[1:])
+    draws = draw(generator, tuple(z0.shape), timesteps, dropout)
+    keep = {name: mask.to(device) for name, mask in draws.keep.items()}
+    reference = batch["reference"].to(device)
+    inputs: dict[str, Any] = {
+        "z0": z0,
+        "noise": draws.noise.to(device=device, dtype=z0.dtype),
+        "t": draws.t.to(device),
+        "reference_images": reference,
+        "reference_latents": encode_frames(vae, reference, vae_batch),
+        "keep_reference": keep["reference"],
+        "keep_audio": keep["audio"],
+        "num_frames": f,
+    }
+    if single_frame:
+        inputs.update(motion_latents=None, motion_count=torch.zeros(b, dtype=torch.long, device=device),
+                      waveform=None, emotion=None)
+        return inputs
+    counts = motion_counts(batch["motion_mask"], motion_padding) * draws.keep["motion"].long()
+    motion = batch["motion"]
+    m = motion.shape[1]
+    used = torch.arange(m).unsqueeze(0) >= (m - counts).unsqueeze(1)  # (B, M): the newest count frames
+    latents = None
+    if bool(used.any()):
+        encoded = encode_frames(vae, motion[used].to(device), vae_batch)
+        latents = encoded.new_zeros(b, m, *encoded.shape[1:])
+        latents[used.to(device)] = encoded
+    emotion = batch["emotion"].to(device)
+    inputs.update(
+        motion_latents=latents,
+        motion_count=counts.to(device),
+        waveform=padded_waveform(batch["audio"], audio_window).to(device) if use_audio else None,
+        emotion=torch.where(keep["emotion"], emotion, torch.full_like(emotion, no_emotion)),
+    )
+    return inputs
+
+
+class TrainModules(nn.Module):
+    """Every module with trainable parameters (the network and the encoders) behind ONE forward.
+
+    DDP synchronises gradients of the module it wraps and only through its ``forward``, so the
+    encoders live here rather than beside the network. Encoders that are not ``nn.Module``s are
+    called but have nothing to train or save.
+    """
+
+    def __init__(self, net: MemoNet, image_encoder: Any, audio_encoder: Any | None, fps: float,
+                 audio_window: int) -> None:
+        super().__init__()
+        self.net = net
+        self.image_encoder = image_encoder
+        self.audio_encoder = audio_encoder
+        self.fps = float(fps)
+        self.audio_window = int(audio_window)
+
+    def forward(self, inputs: dict[str, Any]) -> Tensor:
+        """Per-sample velocity MSE (B,) float32 (L1); see the module docstring for the flow."""
+        net = self.net
+        z0, noise, t = inputs["z0"], inputs["noise"], inputs["t"]
+        b, f = z0.shape[:2]
+        keep_reference = inputs["keep_reference"]
+        embedding = self.image_encoder.encode(inputs["reference_images"])
+        # §10's unconditional branch: no face embedding = a zero embedding, then projected.
+        embedding = embedding * keep_reference.unsqueeze(1).to(embedding.dtype)
+        tokens = net.project_image(embedding)
+        reference = net.encode_reference(inputs["reference_latents"], tokens).hidden_states
+        audio = None
+        if inputs["waveform"] is not None and self.audio_encoder is not None:
+            audio = self.audio_encoder.encode(inputs["waveform"], f, self.fps, self.audio_window)
+            audio = audio * inputs["keep_audio"].reshape(b, 1, 1, 1).to(audio.dtype)
+        emotion = inputs["emotion"]
+        z_t = noisy_latents(z0, noise, t)
+        counts = inputs["motion_count"]
+        motion = inputs["motion_latents"]
+        groups = torch.unique(counts).tolist()
+        losses = z0.new_zeros(b, dtype=torch.float32)
+        for count in groups:
+            idx = None if len(groups) == 1 else (counts == count).nonzero().squeeze(1)
+
+            def pick(x: Any) -> Any:
+                return x if idx is None or x is None else x[idx]
+
+            group_tokens = pick(tokens)
+            state = None
+            if count > 0:
+                state = net.motion_state(pick(motion)[:, motion.shape[1] - count:], group_tokens)
+            group_keep = pick(keep_reference)
+            mask = None if bool(group_keep.all()) else group_keep
+            velocity = net(pick(z_t), pick(t), group_tokens, pick(audio), pick(emotion),
+                           {name: pick(states) for name, states in reference.items()}, state, mask)
+            group_loss = velocity_loss(velocity, pick(z0), pick(noise))
+            losses = group_loss if idx is None else losses.index_copy(0, idx, group_loss)
+        return losses
+
+
+def robust_objective(losses: Tensor, threshold: float | None) -> tuple[Tensor, Tensor]:
+    """(objective, keep) for per-sample losses (B,) under robust training (L5).
+
+    A sample whose loss exceeds ``threshold`` is left out of the update; the objective is the mean
+    over the kept samples. With none kept the objective is 0 * sum (every parameter still gets a
+    zero gradient, so DDP ranks stay in step).
+    """
+    if threshold is None:
+        keep = torch.ones_like(losses, dtype=torch.bool)
+    else:
+        keep = losses.detach() <= threshold
+    kept = keep.to(losses.dtype)
+    objective = (losses * kept).sum() / kept.sum().clamp(min=1.0)
+    return objective, keep
+
+
+# ---- phases (L2, L3) ------------------------------------------------------------------------
+
+def new_module_parameters(modules: TrainModules) -> list[nn.Parameter]:
+    """Parameters of the modules MEMO adds (every site's audio and temporal module) and of the
+    encoders: what the 'new' phase trains (L3)."""
+    params: list[nn.Parameter] = []
+    for block in modules.net.diffusion_net.blocks:
+        params += list(block.audio.parameters()) + list(block.temporal.parameters())
+    for encoder in (modules.image_encoder, modules.audio_encoder):
+        if isinstance(encoder, nn.Module):
+            params += list(encoder.parameters())
+    return params
+
+
+def phase_parameters(modules: TrainModules, trainable: str) -> set[int]:
+    """ids of the parameters a phase trains (before intersecting with what may train at all)."""
+    everything = {id(p) for p in modules.parameters()}
+    new = {id(p) for p in new_module_parameters(modules)}
+    if trainable == "all":
+        return everything
+    if trainable == "new":
+        return new
+    if trainable == "spatial":
+        # Reference Net + Diffusion Net spatial layers + image projector (L2): the net minus the
+        # new modules; the encoders are not part of stage 1.
+        return {id(p) for p in modules.net.parameters()} - new
+    raise ValueError(f"unknown trainable set {trainable!r}")
+
+
+def apply_phase(modules: TrainModules, trainable: str, allowed: Iterable[nn.Parameter]) -> int:
+    """Set ``requires_grad`` for a phase: True on its parameters among ``allowed`` (the ones that
+    were trainable when the run was built; a frozen pretrained backbone stays frozen), False on the
+    rest. Modules left with no trainable parameter go to eval mode (no dropout noise from frozen
+    parts). Returns the number of trainable parameter elements."""
+    chosen = phase_parameters(modules, trainable) & {id(p) for p in allowed}
+    count = 0
+    for p in modules.parameters():
+        p.requires_grad_(id(p) in chosen)
+        count += p.numel() if id(p) in chosen else 0
+    set_train_modes(modules)
+    return count
+
+
+def set_train_modes(modules: nn.Module) -> None:
+    """train() everywhere, then eval() on every submodule whose parameters are all frozen."""
+    modules.train()
+    for module in modules.modules():
+        params = list(module.parameters())
+        if params and not any(p.requires_grad for p in params):
+            module.eval()
+
+
+# ---- compatibility of the recipe's parts --------------------------------------------------------
+
+def check_parts(net: MemoNet, vae: Any, image_encoder: Any, audio_encoder: Any | None, size: int,
+                labels: int, audio_fusion: Any) -> None:
+    """Raise ``MemoZooError`` naming the recipe fields when the parts do not fit together."""
+    cfg = net.network_config
+    problems = []
+    channels = getattr(vae, "latent_channels", None)
+    if channels != cfg.latent_channels:
+        problems.append(f"model.vae gives {channels} latent channels but model.network.latent_channels is "
+                        f"{cfg.latent_channels}; set model.network.latent_channels: {channels}")
+    downsample = int(getattr(vae, "downsample", 1))
+    factor = 2 ** (len(cfg.block_out_channels) - 1)
+    if size % downsample or (size // downsample) % factor:
+        problems.append(f"task.samples.size {size} px gives {size / downsample:g} px latents through the VAE "
+                        f"(downsample {downsample}); the network needs a multiple of {factor}")
+    embed = getattr(image_encoder, "embed_dim", None)
+    if embed != cfg.image_embed_dim:
+        problems.append(f"model.image_encoder gives {embed}-d embeddings but model.network.image_embed_dim is "
+                        f"{cfg.image_embed_dim}")
+    if audio_encoder is not None:
+        tokens, width = getattr(audio_encoder, "token_count", None), getattr(audio_encoder, "token_dim", None)
+        if tokens != cfg.audio_tokens or width != cfg.audio_dim:
+            problems.append(f"model.audio_encoder gives {tokens} tokens of {width} per frame but the network reads "
+                            f"{cfg.audio_tokens} of {cfg.audio_dim} (model.network.audio_tokens / audio_dim)")
+    classes = getattr(audio_fusion, "num_emotion_classes", None)
+    if classes is not None and getattr(audio_fusion, "emotion_conditioning", True) and classes != labels:
+        problems.append(f"model.audio_fusion.num_emotion_classes is {classes} but task.samples.label_set has "
+                        f"{labels} labels")
+    if problems:
+        raise MemoZooError("task train: the recipe's model parts do not fit together:\n  " + "\n  ".join(problems))
