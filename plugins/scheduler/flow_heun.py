@@ -19,7 +19,7 @@ from typing import Callable
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 
-from memo_zoo_plugins.scheduler.flow_euler import flow_timesteps
+from memo_zoo_plugins.scheduler.flow_euler import FlowEulerSampler
 
 
 class FlowHeunConfig(BaseModel):
@@ -31,18 +31,11 @@ class FlowHeunConfig(BaseModel):
     shift: float = Field(1.0, gt=0, description="SD3 time shift s; 1 = uniform steps in t")
 
 
-class FlowHeunSampler:
+class FlowHeunSampler(FlowEulerSampler):
+    """Same time grid and single-velocity ``step`` (an Euler step: one velocity is all that
+    interface gives) as flow_euler; ``solve`` makes the Heun steps."""
+
     evaluations_per_step = 2
-
-    def __init__(self, config: FlowHeunConfig):
-        self.config = config
-
-    def timesteps(self) -> torch.Tensor:
-        return flow_timesteps(self.config.steps, self.config.shift)
-
-    def step(self, sample: torch.Tensor, velocity: torch.Tensor, t: float, t_next: float) -> torch.Tensor:
-        """Euler step (one velocity is all this interface gives); use ``solve`` for Heun."""
-        return sample + (t_next - t) * velocity
 
     def solve(self, sample: torch.Tensor, velocity_fn: Callable[[torch.Tensor, float], torch.Tensor]) -> torch.Tensor:
         """Integrate from t = 1 to 0 with Heun steps, calling ``velocity_fn(sample, t)``."""
