@@ -7,6 +7,7 @@ the test environment the other tests see is not changed. Its components must the
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 
@@ -20,7 +21,9 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory, repo_root):
     target = tmp_path_factory.mktemp("site")
-    package = repo_root / "docs" / "examples" / "memo-zoo-causal-conv"
+    # Installed from a copy: setuptools writes build/ and *.egg-info beside the sources it builds.
+    package = tmp_path_factory.mktemp("src") / "memo-zoo-causal-conv"
+    shutil.copytree(repo_root / "docs" / "examples" / "memo-zoo-causal-conv", package)
     build = tmp_path_factory.mktemp("build")
     result = subprocess.run(
         [sys.executable, "-m", "pip", "install", "--no-deps", "--no-build-isolation", "--no-index",
