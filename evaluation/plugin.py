@@ -15,7 +15,7 @@ Library code vs hand-written (issue 7 asks to say which is which):
   plumbing.
 """
 
-from memo_zoo.plugin import ComponentSpec, hookimpl
+from memo_zoo.plugin import CommandSpec, ComponentSpec, hookimpl
 from memo_zoo_eval.metrics import efid, fid, fvd, identity, sync
 
 
@@ -33,3 +33,10 @@ def metric_components() -> list[ComponentSpec]:
         ComponentSpec("efid", efid.EFidConfig, efid.build,
                       "E-FID: Frechet distance of per-frame expression coefficients (pluggable extractor)"),
     ]
+
+
+@hookimpl
+def cli_commands() -> list[CommandSpec]:
+    from memo_zoo_eval.report_cli import REPORT
+
+    return [REPORT]

@@ -16,7 +16,10 @@ weights, and the runner can call ``prepare()`` on each metric first, report the 
 
 ``VideoSample`` is one video as the metrics see it: RGB frames uint8 (T, H, W, 3), the driving
 audio as float32 mono at 16 kHz (``memo_zoo.data.media.AUDIO_RATE``), the frame rate, and the
-reference image the video was generated from, if any. ``reference`` in ``update`` is the ground
+reference image the video was generated from, if any, and per-frame ground truth where the data
+set has it (``truth``: name -> array with one row per frame, e.g. talking_world's ``mouth_open``
+and ``emotion`` of the clip whose audio drove the video; world metrics read it, others ignore it).
+``reference`` in ``update`` is the ground
 truth video for the same id where the data set has one (FID / FVD / E-FID compare distributions
 of generated and ground-truth frames; Sync and Identity need no ground truth).
 """
@@ -25,7 +28,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import Mapping, Protocol, runtime_checkable
 
 import numpy as np
 import torch
@@ -36,13 +39,15 @@ from memo_zoo.settings import get_settings
 
 @dataclass(frozen=True)
 class VideoSample:
-    """One video: ``frames`` uint8 (T, H, W, 3) RGB, ``audio`` float32 mono at 16 kHz or None."""
+    """One video: ``frames`` uint8 (T, H, W, 3) RGB, ``audio`` float32 mono at 16 kHz or None,
+    ``truth`` per-frame ground-truth arrays (name -> (frames,) array) or None."""
 
     id: str
     frames: np.ndarray
     fps: float
     audio: np.ndarray | None = None
     reference_image: np.ndarray | None = None
+    truth: Mapping[str, np.ndarray] | None = None
 
     def __post_init__(self) -> None:
         frames = self.frames
@@ -64,6 +69,13 @@ class VideoSample:
             raise ValueError(f"video {self.id!r}: reference_image must be uint8 (H, W, 3), got "
                              f"{getattr(image, 'shape', None)} {getattr(image, 'dtype', None)}")
 
+        if self.truth is not None:
+            # Truth rows are frames of the driving clip; a generated video may be a frame shorter or
+            # longer (rounding of the audio length), so lengths are checked where a metric pairs them.
+            bad = [f"{k} {np.shape(v)}" for k, v in self.truth.items() if np.ndim(v) != 1]
+            if bad:
+                raise ValueError(f"video {self.id!r}: truth arrays must be one value per frame, got {', '.join(bad)}")
+
     @property
     def duration(self) -> float:
         return len(self.frames) / self.fps
@@ -84,10 +96,13 @@ class VideoSample:
 
 @dataclass
 class MetricResult:
-    """``per_video[id][name]`` and ``summary[name]``: plain floats, ready for MLflow and tables."""
+    """``per_video[id][name]`` and ``summary[name]``: plain floats, ready for MLflow and tables.
+    ``series[id][name]``: optional per-frame curves (e.g. identity similarity over time, the
+    measured mouth opening) for plots; float arrays, one value per measured frame."""
 
     per_video: dict[str, dict[str, float]] = field(default_factory=dict)
     summary: dict[str, float] = field(default_factory=dict)
+    series: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
 
 
 @runtime_checkable

@@ -1,7 +1,8 @@
 """``memo-zoo run``: a validated recipe -> MLflow run(s) -> the recipe's task.
 
 A recipe without ``sweep:`` is one run; with ``sweep:`` it is a parent run and one nested run
-per variant (architecture.md, "Tracking"). Everything is validated before the first run is
+per variant (architecture.md, "Tracking"); a task with a ``finish_sweep(context, children)``
+method is then called once more on the parent run with the variants' run ids (the comparison). Everything is validated before the first run is
 created, so a bad recipe leaves nothing behind in the tracking store.
 """
 
@@ -51,7 +52,7 @@ class RunOutcome:
 
 def _execute(recipe: BaseModel, registry: Registry, run: TrackedRun, workdir: Path, variant: str | None) -> None:
     document = recipe.model_dump(mode="json")
-    run.log_params({k: v for k, v in document.items() if k != "sweep"})
+    run.log_params({k: v for k, v in document.items() if k not in ("sweep", "profiles")})
     run.log_text(dump_recipe(recipe), "recipe.yaml")
     seed_everything(recipe.seed)
     task = registry.build("task", recipe.task)
@@ -83,7 +84,7 @@ def run_recipe(loaded: LoadedRecipe, registry: Registry, only_variant: str | Non
     with tracker.run(recipe.name, tags={"memo_zoo.recipe": loaded.source, "memo_zoo.sweep": "parent"}) as parent:
         if on_start:
             on_start(parent.id)
-        parent.log_params({k: v for k, v in recipe.model_dump(mode="json").items() if k != "sweep"})
+        parent.log_params({k: v for k, v in recipe.model_dump(mode="json").items() if k not in ("sweep", "profiles")})
         parent.log_dict(recipe.model_dump(mode="json")["sweep"], "sweep.json")
         parent.log_text(dump_recipe(recipe), "recipe.yaml")
         for variant, variant_recipe in progress(resolved, desc=f"sweep {recipe.name}", unit="variant"):
@@ -92,4 +93,9 @@ def run_recipe(loaded: LoadedRecipe, registry: Registry, only_variant: str | Non
                 child.log_dict(variant.overrides, "variant_overrides.json")
                 _execute(variant_recipe, registry, child, workdir, variant.name)
             children[variant.name] = child.id
+        # A task that compares its variants (the experiment task's report) does so on the parent,
+        # once every variant has finished.
+        finish = getattr(registry.build("task", recipe.task), "finish_sweep", None)
+        if finish is not None:
+            finish(RunContext(recipe, registry, parent, workdir), children)
     return RunOutcome(parent.id, children, uri)

@@ -45,6 +45,11 @@ class RecordTask:
         RecordTask.seen.append((context.variant, self.config.value, context.recipe.seed))
         context.run.log_metrics({"value": self.config.value}, step=0)
 
+    finished: list[tuple[str, dict[str, str]]] = []
+
+    def finish_sweep(self, context, children: dict[str, str]) -> None:
+        RecordTask.finished.append((context.run.id, dict(children)))
+
 
 class TasksForTests:
     @hookimpl

@@ -15,6 +15,9 @@ def _configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("overrides", nargs="*", metavar="key=value",
                         help="dotted overrides, e.g. model.temporal.gamma=0.8 (values are YAML)")
     parser.add_argument("--variant", help="run only this variant of the recipe's sweep")
+    parser.add_argument("--profile", help="apply the recipe's named profile of overrides first (e.g. quick)")
+    parser.add_argument("--quick", action="store_const", const="quick", dest="profile",
+                        help="same as --profile quick: the minutes-long version of a recipe that has one")
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -22,7 +25,7 @@ def _run(args: argparse.Namespace) -> int:
     from memo_zoo.runner import run_recipe
 
     reg = registry()
-    loaded = load_recipe(args.recipe, reg, args.overrides)
+    loaded = load_recipe(args.recipe, reg, args.overrides, profile=args.profile)
     outcome = run_recipe(loaded, reg, only_variant=args.variant,
                          on_start=lambda run_id: print(f"run {run_id} started", file=sys.stderr))
     print(f"run {outcome.run_id} finished ({outcome.tracking_uri})")

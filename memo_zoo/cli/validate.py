@@ -15,6 +15,7 @@ def _configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("recipes", nargs="+", type=Path, help="recipe YAML files")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="key=value",
                         help="an override applied to every recipe (repeatable)")
+    parser.add_argument("--profile", help="validate with this profile applied (every profile is checked anyway)")
     parser.add_argument("--print", dest="print_resolved", action="store_true",
                         help="print each resolved recipe (includes and overrides applied, defaults filled)")
 
@@ -26,7 +27,7 @@ def _run(args: argparse.Namespace) -> int:
     failed = 0
     for path in args.recipes:
         try:
-            loaded = load_recipe(path, reg, args.overrides)
+            loaded = load_recipe(path, reg, args.overrides, profile=args.profile)
         except RecipeError as error:
             failed += 1
             print(f"error: {error}", file=sys.stderr)

@@ -86,10 +86,34 @@ def validate_document(document: dict[str, Any], registry: Registry, source: str,
         raise RecipeError(source, describe(error, document, model, registry), headline=headline) from None
 
 
-def load_recipe(path: str | Path, registry: Registry, overrides: Iterable[str] = ()) -> LoadedRecipe:
-    """Read, merge, override and validate a recipe, and every variant of its ``sweep:``."""
+def apply_profile(document: dict[str, Any], profile: str, source: str) -> dict[str, Any]:
+    """The document with its ``profiles[profile]`` overrides applied (``profiles`` itself kept)."""
+    profiles = document.get("profiles") or {}
+    if not isinstance(profiles, dict) or profile not in profiles:
+        names = ", ".join(profiles) if isinstance(profiles, dict) and profiles else "(the recipe has no profiles)"
+        raise RecipeError(source, [("profiles", f"no profile {profile!r}; profiles: {names}")],
+                          headline="unknown profile")
+    overrides = profiles[profile]
+    if not isinstance(overrides, dict):
+        raise RecipeError(source, [(f"profiles.{profile}", "a profile is a mapping of dotted.key: value")])
+    try:
+        return apply_overrides(document, [(str(k), v) for k, v in overrides.items()])
+    except OverrideError as error:
+        raise RecipeError(source, [(f"profiles.{profile}", str(error))], headline="bad profile") from None
+
+
+def load_recipe(path: str | Path, registry: Registry, overrides: Iterable[str] = (),
+                profile: str | None = None) -> LoadedRecipe:
+    """Read, merge, apply the profile and overrides, and validate a recipe and every variant of its
+    ``sweep:``. Every profile is validated too, so a profile broken by an edit fails ``validate``."""
     path = Path(path)
     document = resolve_includes(path)
+    if profile is None:
+        for name in (document.get("profiles") or {}) if isinstance(document.get("profiles"), dict) else ():
+            validate_document(apply_profile(document, name, str(path)), registry, str(path),
+                              headline=f"invalid recipe with profile {name!r}")
+    else:
+        document = apply_profile(document, profile, str(path))
     try:
         parsed = [parse_override(text) for text in overrides]
         document = apply_overrides(document, parsed)

@@ -83,9 +83,10 @@ def build_recipe_model(registry: Registry) -> type[BaseModel]:
     class RecipeBase(Strict):
         @model_validator(mode="after")
         def _variant_names(self) -> "RecipeBase":
-            for name in self.sweep:
-                if not name or not all(c.isalnum() or c in "-_." for c in name):
-                    raise ValueError(f"sweep variant name {name!r} may use letters, digits, '-', '_', '.'")
+            for section, names in (("sweep variant", self.sweep), ("profile", self.profiles)):
+                for name in names:
+                    if not name or not all(c.isalnum() or c in "-_." for c in name):
+                        raise ValueError(f"{section} name {name!r} may use letters, digits, '-', '_', '.'")
             return self
 
     return create_model(
@@ -105,6 +106,11 @@ def build_recipe_model(registry: Registry) -> type[BaseModel]:
         data=(data_section, Field(default_factory=data_section)),
         metrics=(list[slot["metric"]], Field(default_factory=list, description="evaluation metrics (spec §8)")),
         tracking=(TrackingConfig, Field(default_factory=TrackingConfig)),
+        profiles=(dict[str, dict[str, Any]], Field(
+            default_factory=dict,
+            description="named sets of {dotted.key: value} overrides chosen with `memo-zoo run --profile NAME` "
+                        "(e.g. quick: a minutes-long version of an ablation for CI); applied before the "
+                        "command line's overrides and before sweep variants")),
         sweep=(dict[str, dict[str, Any]], Field(
             default_factory=dict,
             description="ablation variants: name -> {dotted.key: value} overrides applied to this recipe; "

@@ -1,7 +1,7 @@
 """Registers the built-in tasks."""
 
 from memo_zoo.plugin import ComponentSpec, hookimpl
-from memo_zoo_plugins.tasks import generate, preprocess, smoke, train, train_emotion
+from memo_zoo_plugins.tasks import experiment, generate, preprocess, smoke, train, train_emotion
 
 
 @hookimpl
@@ -18,4 +18,7 @@ def task_components() -> list[ComponentSpec]:
                           "checkpoints, --resume"),
             ComponentSpec("generate", generate.GenerateConfig, generate.build,
                           "generate a talking video from a portrait and an audio track (spec §6) and log it "
-                          "to MLflow")]
+                          "to MLflow"),
+            ComponentSpec("experiment", experiment.ExperimentConfig, experiment.build,
+                          "train, generate held-out videos and evaluate them; with a sweep, one variant each and "
+                          "a comparison report (the ablations of spec §9)")]

@@ -1,0 +1,317 @@
+"""The comparison report of an experiment: a table and plots per variant, from MLflow alone (issue 7).
+
+``report_run(client, run_id, out_dir)`` reads a parent run's nested variant runs (or a single
+run, as a one-variant report) from the tracking store, and writes into ``out_dir``:
+
+- ``report.md`` and ``report.html``: the variants' evaluation figures side by side (the best
+  value of each figure in bold where its direction is known), the runs' status, the metrics
+  that could not run and why, and the plots;
+- ``metrics_per_variant.png``: one bar chart per figure, a bar per variant;
+- ``identity_over_time.png``: the world identity similarity to the portrait over the longest
+  held-out video, one line per variant (1 s moving mean): MEMO's memory claim (spec §0, Fig. 10);
+- ``mouth_sync.png``: the measured mouth opening of each variant's video against the truth of
+  the driving audio over its first seconds (lip sync, spec §0);
+
+and, with ``log_to``, logs them as artifacts of that run with the table as ``comparison.json``
+(``mlflow.log_table``, shown by MLflow's UI). Everything comes from the runs' metrics and their
+``series.npz`` artifacts, so ``memo-zoo report RUN_ID`` can rebuild a report at any time.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from memo_zoo.errors import MemoZooError
+from memo_zoo_eval.runner import SERIES_FILE
+
+EVAL_PREFIX = "eval/"
+PARENT_TAG = "mlflow.parentRunId"
+# Figures whose better direction is known: +1 higher is better, -1 lower is better, 0 nearer zero.
+DIRECTIONS: dict[str, int] = {
+    "lip_sync_r": 1, "lip_sync_best_r": 1, "lip_sync_lag": 0, "world_identity": 1, "world_identity_first": 1,
+    "world_identity_last": 1, "world_identity_drift": 0, "world_expression_acc": 1, "world_expression_clip": 1,
+    "world_fd": -1, "fid": -1, "fvd": -1, "sync_c": 1, "sync_d": -1, "identity": 1, "identity_drift": 0,
+    "efid": -1,
+}
+# Per-time-bin figures are plotted as curves, not as table columns.
+_HIDDEN = ("identity_bin", "wall_seconds")
+MOUTH_SECONDS = 8.0
+
+
+@dataclass
+class VariantResult:
+    name: str
+    run_id: str
+    status: str
+    figures: dict[str, float]
+    fps: float | None = None
+    series: dict[str, np.ndarray] = field(default_factory=dict)
+    skipped: str = ""
+
+
+@dataclass
+class ReportFiles:
+    folder: Path
+    markdown: Path
+    html: Path
+    plots: list[Path]
+    table: dict[str, list[Any]]
+
+
+def collect(client: Any, run_id: str) -> tuple[Any, list[VariantResult]]:
+    """The run and its variants (its nested runs by start time, or itself when it has none)."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        run = client.get_run(run_id)
+    except MlflowException as error:
+        raise MemoZooError(f"no MLflow run {run_id!r} in {client.tracking_uri}: {error.message}") from None
+    children = client.search_runs([run.info.experiment_id], filter_string=f"tags.`{PARENT_TAG}` = '{run_id}'",
+                                  order_by=["attributes.start_time ASC"], max_results=1000)
+    runs = list(children) or [run]
+    return run, [_variant(client, r) for r in runs]
+
+
+def _variant(client: Any, run: Any) -> VariantResult:
+    tags = run.data.tags
+    figures = {key[len(EVAL_PREFIX):]: value for key, value in run.data.metrics.items()
+               if key.startswith(EVAL_PREFIX) and not any(h in key for h in _HIDDEN)}
+    series: dict[str, np.ndarray] = {}
+    names = {item.path for item in client.list_artifacts(run.info.run_id)}
+    if SERIES_FILE in names:
+        with tempfile.TemporaryDirectory() as folder:
+            local = client.download_artifacts(run.info.run_id, SERIES_FILE, folder)
+            with np.load(local) as data:
+                series = {key: data[key] for key in data.files}
+    fps = tags.get("memo_zoo.experiment.fps")
+    return VariantResult(name=tags.get("memo_zoo.variant") or tags.get("mlflow.runName", run.info.run_id),
+                         run_id=run.info.run_id, status=run.info.status, figures=figures,
+                         fps=float(fps) if fps else None, series=series,
+                         skipped=tags.get("memo_zoo.eval.skipped", ""))
+
+
+def comparison_table(variants: list[VariantResult]) -> dict[str, list[Any]]:
+    columns = sorted({key for v in variants for key in v.figures})
+    table: dict[str, list[Any]] = {"variant": [v.name for v in variants], "status": [v.status for v in variants]}
+    for column in columns:
+        table[column] = [v.figures.get(column, float("nan")) for v in variants]
+    return table
+
+
+def _best(values: list[float], direction: int | None) -> int | None:
+    finite = [(i, v) for i, v in enumerate(values) if isinstance(v, float) and math.isfinite(v)]
+    if direction is None or len(finite) < 2:
+        return None
+    key = {1: lambda iv: -iv[1], -1: lambda iv: iv[1], 0: lambda iv: abs(iv[1])}[direction]
+    return min(finite, key=key)[0]
+
+
+def _direction(column: str) -> int | None:
+    return DIRECTIONS.get(column)
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return "n/a" if not math.isfinite(value) else f"{value:.4g}"
+    return str(value)
+
+
+# ---- plots ------------------------------------------------------------------------------------
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only; no display on servers and CI
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_metrics(variants: list[VariantResult], path: Path) -> Path | None:
+    columns = [c for c in comparison_table(variants) if c not in ("variant", "status")]
+    if not columns:
+        return None
+    plt = _pyplot()
+    cols = min(3, len(columns))
+    rows = math.ceil(len(columns) / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 2.9 * rows), squeeze=False)
+    names = [v.name for v in variants]
+    for ax, column in zip(axes.flat, columns):
+        values = [v.figures.get(column, float("nan")) for v in variants]
+        bars = ax.bar(range(len(values)), [0 if not math.isfinite(x) else x for x in values], color="#4c72b0")
+        best = _best(values, _direction(column))
+        if best is not None:
+            bars[best].set_color("#dd8452")
+        arrow = {1: " (higher is better)", -1: " (lower is better)", 0: " (nearer 0 is better)"}.get(
+            _direction(column), "")
+        ax.set_title(column + arrow, fontsize=9)
+        ax.set_xticks(range(len(names)), names, rotation=30, ha="right", fontsize=8)
+        for i, value in enumerate(values):
+            ax.annotate(_fmt(value), (i, 0 if not math.isfinite(value) else value), ha="center",
+                        va="bottom", fontsize=7)
+    for ax in list(axes.flat)[len(columns):]:
+        ax.axis("off")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def _moving_mean(values: np.ndarray, width: int) -> np.ndarray:
+    width = max(1, min(width, len(values)))
+    return np.convolve(values, np.ones(width) / width, mode="valid")
+
+
+def _longest_video(variants: list[VariantResult], curve: str) -> str | None:
+    lengths: dict[str, int] = {}
+    for v in variants:
+        for key, values in v.series.items():
+            video, _, name = key.rpartition("/")
+            if name == curve:
+                lengths[video] = max(lengths.get(video, 0), len(values))
+    return max(sorted(lengths), key=lambda k: lengths[k]) if lengths else None
+
+
+def plot_identity(variants: list[VariantResult], path: Path) -> Path | None:
+    video = _longest_video(variants, "identity")
+    if video is None:
+        return None
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(8, 3.6))
+    for v in variants:
+        values = v.series.get(f"{video}/identity")
+        if values is None or not len(values):
+            continue
+        fps = v.fps or 25.0
+        smooth = _moving_mean(values, int(round(fps)))
+        ax.plot((np.arange(len(smooth)) + len(values) - len(smooth)) / fps, smooth, label=v.name, lw=1.2)
+    ax.set_xlabel("seconds into the video")
+    ax.set_ylabel("identity cosine to the portrait")
+    ax.set_title(f"identity over time, held-out video {video} (1 s moving mean)", fontsize=10)
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def _zscore(values: np.ndarray) -> np.ndarray:
+    spread = values.std()
+    return (values - values.mean()) / (spread if spread > 1e-12 else 1.0)
+
+
+def plot_mouth(variants: list[VariantResult], path: Path, seconds: float = MOUTH_SECONDS) -> Path | None:
+    video = _longest_video(variants, "mouth_measured")
+    shown = [v for v in variants if f"{video}/mouth_measured" in v.series]
+    if video is None or not shown:
+        return None
+    plt = _pyplot()
+    fig, axes = plt.subplots(len(shown), 1, figsize=(8, 1.7 * len(shown) + 0.6), squeeze=False, sharex=True)
+    for ax, v in zip(axes[:, 0], shown):
+        fps = v.fps or 25.0
+        count = int(round(seconds * fps))
+        measured = v.series[f"{video}/mouth_measured"][:count]
+        truth = v.series.get(f"{video}/mouth_truth")
+        t = np.arange(len(measured)) / fps
+        if truth is not None:
+            ax.plot(t, _zscore(truth[:len(measured)]), color="#999999", lw=1.0, label="truth (audio-driven)")
+        ax.plot(t, _zscore(measured), color="#c44e52", lw=1.2, label="measured on generated frames")
+        r = v.figures.get("lip_sync_r")
+        ax.set_title(f"{v.name}" + (f"  (r = {r:.3f})" if r is not None and math.isfinite(r) else ""), fontsize=9)
+        ax.set_yticks([])
+    axes[0, 0].legend(fontsize=7, loc="upper right")
+    axes[-1, 0].set_xlabel("seconds (mouth opening, each curve standardised)")
+    fig.suptitle(f"mouth opening vs the driving audio's truth, held-out video {video}", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+# ---- documents --------------------------------------------------------------------------------
+
+
+def _rows(table: dict[str, list[Any]]) -> tuple[list[str], list[list[tuple[str, bool]]]]:
+    columns = list(table)
+    best = {c: _best(table[c], _direction(c)) for c in columns if c not in ("variant", "status")}
+    rows = []
+    for i in range(len(table["variant"])):
+        rows.append([(_fmt(table[c][i]), best.get(c) == i) for c in columns])
+    return columns, rows
+
+
+def _markdown(title: str, run: Any, variants: list[VariantResult], table: dict[str, list[Any]],
+              plots: list[Path]) -> str:
+    columns, rows = _rows(table)
+    lines = [f"# {title}", "", f"MLflow run `{run.info.run_id}` ({run.info.status}); rebuild with "
+             f"`memo-zoo report {run.info.run_id}`.", "",
+             "Figures are means over the held-out videos; bold = best where the direction is known "
+             "(see docs/evaluation.md for each figure).", "",
+             "| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    for row in rows:
+        lines.append("| " + " | ".join(f"**{text}**" if best else text for text, best in row) + " |")
+    lines.append("")
+    runs = ", ".join(f"{v.name}: `{v.run_id}`" for v in variants)
+    lines += [f"Variant runs: {runs}.", ""]
+    skipped = [f"- {v.name}: {v.skipped}" for v in variants if v.skipped]
+    if skipped:
+        lines += ["Metrics that could not run (see each run's skipped_metrics.json for the file to provide):", "",
+                  *skipped, ""]
+    for plot in plots:
+        lines += [f"![{plot.stem}]({plot.name})", ""]
+    return "\n".join(lines)
+
+
+def _html(title: str, run: Any, variants: list[VariantResult], table: dict[str, list[Any]],
+          plots: list[Path]) -> str:
+    columns, rows = _rows(table)
+    esc = html.escape
+    head = "".join(f"<th>{esc(c)}</th>" for c in columns)
+    body = "".join("<tr>" + "".join(f"<td>{'<b>' + esc(t) + '</b>' if b else esc(t)}</td>" for t, b in row)
+                   + "</tr>" for row in rows)
+    skipped = "".join(f"<li>{esc(v.name)}: {esc(v.skipped)}</li>" for v in variants if v.skipped)
+    images = "".join(f'<p><img src="{esc(p.name)}" alt="{esc(p.stem)}"></p>' for p in plots)
+    return (f"<!doctype html><html><head><meta charset='utf-8'><title>{esc(title)}</title>"
+            "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
+            "td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}img{max-width:100%}</style></head><body>"
+            f"<h1>{esc(title)}</h1><p>MLflow run <code>{esc(run.info.run_id)}</code> ({esc(run.info.status)}); "
+            f"rebuild with <code>memo-zoo report {esc(run.info.run_id)}</code>.</p>"
+            f"<table><tr>{head}</tr>{body}</table>"
+            + (f"<p>Metrics that could not run:</p><ul>{skipped}</ul>" if skipped else "")
+            + images + "</body></html>")
+
+
+def write_report(run: Any, variants: list[VariantResult], out_dir: Path) -> ReportFiles:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    title = f"{run.data.tags.get('mlflow.runName', run.info.run_id)}: comparison of {len(variants)} variant(s)"
+    table = comparison_table(variants)
+    plots = [p for p in (plot_metrics(variants, out_dir / "metrics_per_variant.png"),
+                         plot_identity(variants, out_dir / "identity_over_time.png"),
+                         plot_mouth(variants, out_dir / "mouth_sync.png")) if p is not None]
+    markdown, page = out_dir / "report.md", out_dir / "report.html"
+    for path, text in ((markdown, _markdown(title, run, variants, table, plots)),
+                       (page, _html(title, run, variants, table, plots))):
+        partial = path.with_name(f".{path.name}.partial")
+        partial.write_text(text, encoding="utf-8")
+        partial.replace(path)
+    return ReportFiles(out_dir, markdown, page, plots, table)
+
+
+def report_run(client: Any, run_id: str, out_dir: Path, log_to: Any = None) -> ReportFiles:
+    """Collect, write, and (with ``log_to``, an open TrackedRun) log the report (module docstring)."""
+    run, variants = collect(client, run_id)
+    files = write_report(run, variants, Path(out_dir))
+    if log_to is not None:
+        for path in (files.markdown, files.html, *files.plots):
+            log_to.log_artifact(path, "report")
+        log_to.log_table(files.table, "comparison.json")
+    return files

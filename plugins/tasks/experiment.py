@@ -1,0 +1,188 @@
+"""``task: {kind: experiment}``: train -> generate held-out videos -> evaluate, one MLflow run each.
+
+The main job of memo-zoo (issue 7): an ablation recipe (spec §9) is this task plus a ``sweep:``,
+so ``memo-zoo run recipes/ablate_memory.yaml`` trains every variant with the same budget and seed,
+generates the same long held-out videos with each, measures them with the recipe's ``metrics``
+(the standard suite of spec §8 where weights are present, and the world metrics that need none)
+and, once every variant is done, writes the comparison report on the parent run
+(``memo_zoo_eval.report``; ``memo-zoo report RUN_ID`` rebuilds it).
+
+Resumable and shared: the checkpoints live in ``<out_dir>/<recipe>/train-<hash>`` where the hash
+covers everything that changes training (model, data, seed, task.train), and the videos in
+``.../videos-<hash>`` (the training hash + generation + held-out options + detector + sampler).
+A re-run after an interruption resumes the training from its last checkpoint and generates only
+the videos not finished; variants that differ only in generation (e.g. the CFG ablation) train
+once. A video counts as finished when its ``<clip>.json`` record exists (written after the MP4,
+which is itself written atomically).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+
+from memo_zoo.errors import MemoZooError
+from memo_zoo.runner import RunContext
+from memo_zoo_plugins.tasks.experiment_config import ExperimentConfig
+from memo_zoo_plugins.tasks.held_out import (HeldOutClip, evaluation_pair, select_clips, truth_schedule,
+                                             write_portrait)
+
+__all__ = ["ExperimentConfig", "ExperimentTask", "build"]
+
+RECORD_SUFFIX = ".json"
+
+
+def fingerprint(document: Any) -> str:
+    """A short stable hash of a JSON-able document (the key of a reusable folder)."""
+    text = json.dumps(document, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:10]
+
+
+def training_key(recipe: BaseModel, config: ExperimentConfig) -> str:
+    """What changes the trained weights: the network's parts, the data, the seed and task.train."""
+    document = recipe.model_dump(mode="json")
+    train = config.train.model_dump(mode="json", exclude={"out_dir", "resume", "log_every", "checkpoint_every",
+                                                          "keep_checkpoints", "num_workers"})
+    return fingerprint({"model": document["model"], "data": document["data"], "seed": document["seed"],
+                        "train": train})
+
+
+def generation_key(recipe: BaseModel, config: ExperimentConfig, train_key: str) -> str:
+    document = recipe.model_dump(mode="json")
+    return fingerprint({"train": train_key, "generation": config.generation.model_dump(mode="json"),
+                        "held_out": config.held_out.model_dump(mode="json"), "seed": document["seed"],
+                        "emotion_detector": document["emotion_detector"], "scheduler": document["scheduler"]})
+
+
+class ExperimentTask:
+    def __init__(self, config: ExperimentConfig):
+        self.config = config
+        self.evaluation = None
+
+    # ---- one variant ---------------------------------------------------------------------------
+
+    def run(self, context: RunContext) -> None:
+        recipe, config, run = context.recipe, self.config, context.run
+        if recipe.data.dataset is None:
+            raise MemoZooError("task experiment needs data.dataset (the clips to train on and evaluate with)")
+        root = _under(Path(context.workdir), config.out_dir) / recipe.name
+        train_key = training_key(recipe, config)
+        train_dir = self._train(context, root / f"train-{train_key}")
+        video_dir = root / f"videos-{generation_key(recipe, config, train_key)}"
+        run.set_tags({"memo_zoo.experiment.train_dir": str(train_dir),
+                      "memo_zoo.experiment.video_dir": str(video_dir)})
+        clips = select_clips(recipe.data.dataset, context.registry, config.held_out)
+        generated = self._generate(context, train_dir, video_dir, clips)
+        self._evaluate(context, clips, generated)
+        if config.report and context.variant is None:
+            from memo_zoo_eval.report import report_run
+
+            report_run(run.client, run.id, root / "reports" / run.id, log_to=run)
+
+    def _train(self, context: RunContext, default_dir: Path) -> Path:
+        from memo_zoo.train.checkpoint import latest_checkpoint, read_state
+        from memo_zoo.train.loop import Trainer
+
+        train = self.config.train
+        out_dir = _under(Path(context.workdir), train.out_dir) if train.out_dir is not None else default_dir
+        latest = latest_checkpoint(out_dir)
+        if latest is not None and read_state(latest).step >= train.steps:
+            # Same training key = same weights: another variant (or an earlier run) already trained it.
+            context.run.set_tags({"memo_zoo.experiment.training": f"reused {latest}"})
+            return out_dir
+        train = train.model_copy(update={"out_dir": out_dir, "resume": latest is not None})
+        Trainer(train, context.recipe, context.registry, context.run, context.workdir, context.variant).fit()
+        return out_dir
+
+    def _generate(self, context: RunContext, train_dir: Path, video_dir: Path,
+                  clips: list[HeldOutClip]) -> dict[str, tuple[Path, Any]]:
+        from memo_zoo.generate.config import GenerateConfig
+        from memo_zoo.generate.pipeline import generate_video, load_generator_model
+
+        options, held_out = self.config.generation, self.config.held_out
+        video_dir.mkdir(parents=True, exist_ok=True)
+        model = None
+        done: dict[str, tuple[Path, Any]] = {}
+        speeds: list[float] = []
+        for clip in clips:
+            out, record = video_dir / f"{clip.id}.mp4", video_dir / f"{clip.id}{RECORD_SUFFIX}"
+            portrait_path = video_dir / f"{clip.id}_portrait.png"
+            portrait = write_portrait(clip, portrait_path)
+            if not (record.is_file() and out.is_file()):
+                if model is None:
+                    model = load_generator_model(train_dir, context.recipe, context.registry)
+                emotion: Any = options.emotion
+                if emotion == "detected":
+                    emotion = None
+                elif emotion == "truth":
+                    emotion = truth_schedule(clip, held_out.max_seconds)
+                config = GenerateConfig(image=portrait_path, audio=clip.record.audio_source, out=out,
+                                        checkpoint=train_dir, clip_frames=options.clip_frames,
+                                        motion_frames=options.motion_frames, steps=options.steps, cfg=options.cfg,
+                                        emotion=emotion, seed=options.seed, max_seconds=held_out.max_seconds,
+                                        check_face=False, device=options.device)
+                result = generate_video(model, config, progress=True)
+                _write_json(record, {"clip": clip.record.clip_id, "frames": result.frames,
+                                     "seconds": result.seconds, "seconds_per_frame": result.seconds_per_frame,
+                                     "fps": result.video_fps, "emotion_schedule": result.emotion_schedule})
+            info = json.loads(record.read_text(encoding="utf-8"))
+            speeds.append(info["seconds_per_frame"])
+            done[clip.id] = (out, portrait)
+            if self.config.log_videos:
+                context.run.log_artifact(out, "videos")
+            context.run.set_tags({"memo_zoo.experiment.fps": info["fps"]})
+        context.run.log_metrics({"gen/seconds_per_frame": sum(speeds) / len(speeds)})
+        return done
+
+    def _evaluate(self, context: RunContext, clips: list[HeldOutClip], generated: dict[str, tuple[Path, Any]]) -> None:
+        from memo_zoo_eval.runner import evaluate, log_evaluation
+
+        recipe = context.recipe
+        if not recipe.metrics:
+            context.run.set_tags({"memo_zoo.eval.skipped": "the recipe lists no metrics"})
+            return
+        metrics = {}
+        for config in recipe.metrics:
+            name = config.kind if config.kind not in metrics else f"{config.kind}.{len(metrics)}"
+            metrics[name] = context.build("metric", config)
+
+        def pairs():
+            for clip in clips:
+                path, portrait = generated[clip.id]
+                yield evaluation_pair(clip, path, portrait)
+
+        started = time.perf_counter()
+        self.evaluation = evaluate(metrics, pairs, total=len(clips))
+        log_evaluation(context.run, self.evaluation, prefix="eval/")
+        context.run.log_metrics({"eval/wall_seconds": time.perf_counter() - started})
+
+    # ---- the whole sweep -----------------------------------------------------------------------
+
+    def finish_sweep(self, context: RunContext, children: dict[str, str]) -> None:
+        """After every variant: the comparison report on the parent run (memo_zoo_eval.report)."""
+        if not self.config.report:
+            return
+        from memo_zoo_eval.report import report_run
+
+        root = _under(Path(context.workdir), self.config.out_dir) / context.recipe.name
+        report_run(context.run.client, context.run.id, root / "reports" / context.run.id, log_to=context.run)
+
+
+def _under(workdir: Path, path: Path) -> Path:
+    path = Path(path).expanduser()
+    return path if path.is_absolute() else workdir / path
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    partial = path.with_name(f".{path.name}.partial")
+    partial.write_text(json.dumps(data, indent=1), encoding="utf-8")
+    partial.replace(path)
+
+
+def build(config: ExperimentConfig) -> ExperimentTask:
+    return ExperimentTask(config)

@@ -1,0 +1,117 @@
+"""The evaluation runner (missing weights skip one metric, not the run) and the comparison report
+built back from MLflow (issue 7): table, best values, plots, ``memo-zoo report``."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from mlflow import MlflowClient
+
+from memo_zoo.errors import MissingWeightsError
+from memo_zoo.tracking.tracker import Tracker
+from memo_zoo_eval.protocol import MetricResult, VideoSample
+from memo_zoo_eval.report import collect, comparison_table, report_run
+from memo_zoo_eval.runner import MetricSkippedWarning, evaluate, log_evaluation
+from tests.e2e.cli_helpers import memo_zoo
+
+
+class MeanBrightness:
+    """A fake metric: the mean pixel value per video, and its per-frame curve."""
+
+    name = "brightness"
+
+    def __init__(self):
+        self.per_video, self.series, self.prepared = {}, {}, 0
+
+    def prepare(self):
+        self.prepared += 1
+
+    def update(self, generated, reference=None):
+        curve = generated.frames.reshape(len(generated.frames), -1).mean(axis=1)
+        self.per_video[generated.id] = {"brightness": float(curve.mean()),
+                                        "has_reference": float(reference is not None)}
+        self.series[generated.id] = {"identity": curve / 255.0}
+
+    def compute(self):
+        return MetricResult(per_video=dict(self.per_video),
+                            summary={"brightness": float(np.mean([v["brightness"] for v in self.per_video.values()]))},
+                            series=dict(self.series))
+
+    def reset(self):
+        self.per_video, self.series = {}, {}
+
+
+class NeedsWeights(MeanBrightness):
+    name = "needs_weights"
+
+    def prepare(self):
+        raise MissingWeightsError("i3d: not found at /nowhere/i3d_torchscript.pt; put it there")
+
+
+def video(name, value, frames=6):
+    return VideoSample(id=name, frames=np.full((frames, 8, 8, 3), value, np.uint8), fps=25.0)
+
+
+def pairs():
+    yield video("a", 10), video("a", 12)
+    yield video("b", 30), None
+
+
+def test_missing_weights_skip_that_metric_and_the_rest_still_run():
+    with pytest.warns(MetricSkippedWarning, match="i3d_torchscript.pt"):
+        outcome = evaluate({"brightness": MeanBrightness(), "fvd": NeedsWeights()}, pairs, total=2,
+                           show_progress=False)
+    assert list(outcome.skipped) == ["fvd"] and "/nowhere/i3d_torchscript.pt" in outcome.skipped["fvd"]
+    assert outcome.summary() == {"brightness": 20.0}
+    assert outcome.per_video() == {"a": {"brightness": 10.0, "has_reference": 1.0},
+                                   "b": {"brightness": 30.0, "has_reference": 0.0}}
+    assert set(outcome.series()) == {"a/identity", "b/identity"}
+
+
+def test_same_key_from_two_metrics_is_kept_apart():
+    outcome = evaluate({"one": MeanBrightness(), "two": MeanBrightness()}, pairs(), show_progress=False)
+    assert set(outcome.summary()) == {"brightness", "two.brightness"}
+
+
+def _experiment(tmp_path, figures_by_variant):
+    """A parent run with one child per variant, each logged like the experiment task logs."""
+    tracker = Tracker(f"sqlite:///{tmp_path}/mlflow.db", "reports", tmp_path / "artifacts", tmp_path)
+    with tracker.run("ablate-test") as parent:
+        for name, (brightness, drift) in figures_by_variant.items():
+            with tracker.run(name, parent=parent, tags={"memo_zoo.variant": name,
+                                                        "memo_zoo.experiment.fps": "25"}) as child:
+                outcome = evaluate({"brightness": MeanBrightness()}, [(video("v", brightness, 50), None)],
+                                   show_progress=False)
+                log_evaluation(child, outcome, prefix="eval/")
+                child.log_metrics({"eval/world_identity_drift": drift, "loss": 1.0})
+    return tracker, parent
+
+
+def test_report_compares_variants_from_mlflow_alone(tmp_path):
+    tracker, parent = _experiment(tmp_path, {"memo": (20, 0.01), "sa2": (40, -0.2), "sa16": (30, 0.05)})
+    client = MlflowClient(tracker.uri)
+    run, variants = collect(client, parent.id)
+    assert [v.name for v in variants] == ["memo", "sa2", "sa16"]
+    table = comparison_table(variants)
+    assert table["variant"] == ["memo", "sa2", "sa16"]
+    assert table["world_identity_drift"] == [0.01, -0.2, 0.05] and "loss" not in table
+    files = report_run(client, parent.id, tmp_path / "report", log_to=parent)
+    text = files.markdown.read_text()
+    # drift: nearer zero is better -> memo's 0.01 is bold; brightness has no known direction
+    assert "**0.01**" in text and "**-0.2**" not in text and "**40**" not in text
+    assert {p.name for p in files.plots} == {"metrics_per_variant.png", "identity_over_time.png"}
+    assert all(p.stat().st_size > 1000 for p in files.plots)
+    assert "<table>" in files.html.read_text()
+    logged = {a.path for a in client.list_artifacts(parent.id, "report")}
+    assert "report/report.md" in logged and "report/identity_over_time.png" in logged
+    assert "comparison.json" in {a.path for a in client.list_artifacts(parent.id)}
+
+
+def test_report_command_rebuilds_and_rejects_unknown_runs(tmp_path):
+    tracker, parent = _experiment(tmp_path, {"memo": (20, 0.0)})
+    env = {"MEMO_ZOO_TRACKING_URI": tracker.uri}
+    out = memo_zoo("report", parent.id, "--out", str(tmp_path / "again"), "--no-log", cwd=tmp_path, env=env)
+    assert out.returncode == 0, out.stderr
+    assert (tmp_path / "again" / "report.md").is_file() and (tmp_path / "again" / "report.html").is_file()
+    bad = memo_zoo("report", "0123456789abcdef", cwd=tmp_path, env=env)
+    assert bad.returncode == 2 and "no MLflow run '0123456789abcdef'" in bad.stderr
