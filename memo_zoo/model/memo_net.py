@@ -33,6 +33,7 @@ from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
 from memo_zoo.errors import MemoZooError
+from memo_zoo.model.animatediff_init import AnimateDiffReport, OutputInit, init_from_animatediff
 from memo_zoo.model.diffusion_net import DiffusionNet, MemoState
 from memo_zoo.model.presets import NetworkConfig
 from memo_zoo.model.reference_net import ReferenceNet, ReferenceOutput, describe_mismatch, read_sd15_unet
@@ -151,6 +152,16 @@ class MemoNet(nn.Module):
         state = read_sd15_unet(unet_dir, self.network_config)
         self.reference_net.load_spatial_state_dict(state, str(unet_dir))
         self.diffusion_net.load_spatial_state_dict(state, str(unet_dir))
+
+    def init_from_animatediff(self, path: str | Path, output: OutputInit = "copy") -> AnimateDiffReport:
+        """Load a LOCAL AnimateDiff motion-module checkpoint into the temporal modules (A6).
+
+        ``path``: an original-release state dict (.ckpt/.pth/.safetensors) or a diffusers
+        MotionAdapter folder. Copies q/k/v, the matching norm and (``output="copy"``) the output
+        projection; the returned report lists what was loaded, what the checkpoint had in excess
+        and what kept its init. See ``memo_zoo.model.animatediff_init``.
+        """
+        return init_from_animatediff(self, path, output)
 
     def configs(self) -> dict[str, Any]:
         """Everything needed to rebuild this net, as JSON-ready data."""

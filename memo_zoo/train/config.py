@@ -110,6 +110,17 @@ class TrainConfig(Strict):
     sd15_unet: Optional[Path] = Field(
         None, description="initialise both nets' spatial layers from a LOCAL SD1.5 diffusers folder (spec A6); "
                           "applied before init_weights")
+    animatediff: Optional[Path] = Field(
+        None, description="initialise the Diffusion Net's temporal modules from a LOCAL AnimateDiff motion-module "
+                          "checkpoint (spec A6): the original release's state dict (mm_sd_v15_v2.ckpt-style "
+                          ".ckpt/.pth read with torch.load(weights_only=True), or .safetensors) or a diffusers "
+                          "MotionAdapter folder (diffusion_pytorch_model.safetensors + config.json). Copies q/k/v, "
+                          "the matching norm and the output projection of each block's first attention; the report "
+                          "goes to MLflow as animatediff_init.json. Applied after sd15_unet, before init_weights")
+    animatediff_output: Literal["copy", "zero"] = Field(
+        "copy", description="with `animatediff`: 'copy' takes AnimateDiff's trained attention output projection; "
+                            "'zero' keeps MEMO's zero-initialised one, so the temporal modules start as the "
+                            "identity (A6)")
     seed: Optional[int] = Field(
         None, ge=0, description="seed of noise, timesteps and dropout draws (per rank and step); null = recipe seed")
     samples: SampleConfig = Field(

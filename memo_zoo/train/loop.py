@@ -224,6 +224,10 @@ class Trainer:
         net = build_memo_net(model.network, temporal, audio_fusion, self.registry)
         if self.config.sd15_unet is not None:
             net.init_from_sd15(self.config.sd15_unet)
+        if self.config.animatediff is not None:
+            report = net.init_from_animatediff(self.config.animatediff, self.config.animatediff_output)
+            if self._run is not None:
+                self._run.log_dict(report.as_dict(), "animatediff_init.json")
         if self.config.init_weights is not None:
             folder = Path(self.config.init_weights)
             # A training checkpoint folder holds the network under model/.
