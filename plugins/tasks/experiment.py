@@ -77,6 +77,7 @@ class ExperimentTask:
         run.set_tags({"memo_zoo.experiment.train_dir": str(train_dir),
                       "memo_zoo.experiment.video_dir": str(video_dir)})
         clips = select_clips(recipe.data.dataset, context.registry, config.held_out)
+        self._detector(context)
         generated = self._generate(context, train_dir, video_dir, clips)
         self._evaluate(context, clips, generated)
         if config.report and context.variant is None:
@@ -98,6 +99,18 @@ class ExperimentTask:
         train = train.model_copy(update={"out_dir": out_dir, "resume": latest is not None})
         Trainer(train, context.recipe, context.registry, context.run, context.workdir, context.variant).fit()
         return out_dir
+
+    def _detector(self, context: RunContext) -> None:
+        """Train the emotion detector first when labels are to be detected and it has no checkpoint."""
+        detector, options = context.recipe.emotion_detector, self.config.train_detector
+        if options is None or detector is None or self.config.generation.emotion != "detected":
+            return
+        from memo_zoo_plugins.tasks.train_emotion import TrainEmotionTask
+
+        target = options.out or getattr(detector, "checkpoint", None) or getattr(detector, "head", None)
+        if target is not None and _under(Path(context.workdir), Path(target)).is_file():
+            return
+        TrainEmotionTask(options).run(context)
 
     def _generate(self, context: RunContext, train_dir: Path, video_dir: Path,
                   clips: list[HeldOutClip]) -> dict[str, tuple[Path, Any]]:

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from memo_zoo.generate.config import GuidanceConfig
 from memo_zoo.train.config import TrainConfig
+from memo_zoo_plugins.tasks.train_emotion import TrainEmotionConfig
 
 
 class Strict(BaseModel):
@@ -65,5 +66,9 @@ class ExperimentConfig(Strict):
                                          "a folder named by a hash of what produced it, so a re-run reuses "
                                          "finished work and variants that differ only in generation (cfg) "
                                          "share one training")
+    train_detector: Optional[TrainEmotionConfig] = Field(
+        None, description="with generation.emotion 'detected': when the recipe's emotion_detector checkpoint does "
+                          "not exist yet, train it first on data.dataset with these options (task train_emotion's, "
+                          "spec D1-D2), so an ablation with detected labels is still one command")
     log_videos: bool = Field(True, description="log the generated videos (with audio) as MLflow artifacts")
     report: bool = Field(True, description="write the comparison report (Markdown + HTML + plots) at the end")

@@ -1,0 +1,123 @@
+"""The experiment task's bookkeeping (issue 7): which work variants share, which clips are held out,
+the truth-emotion schedule and the evaluation pair cut to the generated length."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from memo_zoo.data.clip import ClipRecord
+from memo_zoo.errors import MemoZooError
+from memo_zoo.recipe.loader import validate_document
+from memo_zoo_plugins.tasks.experiment import generation_key, training_key
+from memo_zoo_plugins.tasks.experiment_config import HeldOutConfig
+from memo_zoo_plugins.tasks.held_out import HeldOutClip, evaluation_pair, select_clips, truth_schedule
+from tests.data_fixtures import write_clip
+
+BASE = {"name": "e", "seed": 0, "task": {"kind": "experiment", "train": {"steps": 10}},
+        "model": {"temporal": {"kind": "linear_memory"}, "audio_fusion": {"kind": "multimodal_attention"}},
+        "data": {"dataset": {"kind": "talking_world"}}}
+
+
+def recipe(registry, **changes):
+    document = {**BASE, **changes}
+    return validate_document(document, registry, "test")
+
+
+def keys(registry, **changes):
+    r = recipe(registry, **changes)
+    train = training_key(r, r.task)
+    return train, generation_key(r, r.task, train)
+
+
+def test_generation_only_changes_share_the_training(registry):
+    base_train, base_gen = keys(registry)
+    cfg_task = {**BASE["task"], "generation": {"cfg": {"scale": 1.0}}}
+    cfg_train, cfg_gen = keys(registry, task=cfg_task)
+    assert cfg_train == base_train and cfg_gen != base_gen
+    # logging cadence does not change the weights either
+    log_task = {"kind": "experiment", "train": {"steps": 10, "log_every": 1, "checkpoint_every": 2}}
+    assert keys(registry, task=log_task)[0] == base_train
+
+
+@pytest.mark.parametrize("change", [
+    {"model": {"temporal": {"kind": "self_attention", "motion_frames": 2},
+               "audio_fusion": {"kind": "multimodal_attention"}}},
+    {"seed": 1},
+    {"task": {"kind": "experiment", "train": {"steps": 11}}},
+    {"data": {"dataset": {"kind": "talking_world", "identities": 5}}},
+])
+def test_anything_that_changes_training_changes_its_folder(registry, change):
+    assert keys(registry, **change)[0] != keys(registry)[0]
+
+
+class ListDataset:
+    def __init__(self, records):
+        self.records = records
+
+    def clips(self):
+        return list(self.records)
+
+
+class FakeRegistry:
+    def __init__(self, records):
+        self.records, self.configs = records, []
+
+    def build(self, slot, config):
+        self.configs.append(config)
+        return ListDataset(self.records)
+
+
+def _record(name, seconds, **extra):
+    return ClipRecord(clip_id=name, video=f"/x/{name}.mp4", fps=25.0, frame_count=int(seconds * 25), **extra)
+
+
+def test_held_out_takes_the_longest_clips_of_the_split(registry):
+    dataset = recipe(registry).data.dataset
+    fake = FakeRegistry([_record("a", 4), _record("long", 60), _record("b", 12), _record("c", 12)])
+    chosen = select_clips(dataset, fake, HeldOutConfig(split="test", videos=2))
+    assert [c.record.clip_id for c in chosen] == ["long", "b"]
+    assert fake.configs[0].split == "test"
+    assert [c.record.clip_id for c in select_clips(dataset, fake, HeldOutConfig(min_seconds=30, videos=5))] == ["long"]
+    with pytest.raises(MemoZooError, match="no clip of at least 100"):
+        select_clips(dataset, fake, HeldOutConfig(min_seconds=100))
+
+
+def _truth_file(path, emotions, fps=25.0):
+    from memo_zoo.emotion import PAPER_LABELS
+    from memo_zoo_plugins.datasets.talking_world.truth import FRAME_FIELDS
+
+    frames = len(emotions)
+    arrays = {name: np.linspace(0, 1, frames) for name in FRAME_FIELDS}
+    arrays["emotion"] = np.asarray(emotions, np.int64)
+    arrays.update(clip_id=np.array("c"), identity=np.array(1), speaker=np.array("s"), voice=np.array("v"),
+                  text=np.array("t"), fps=np.array(fps), size=np.array(32), tier=np.array("cartoon"),
+                  sample_rate=np.array(16000), emotion_labels=np.array(PAPER_LABELS),
+                  phoneme_symbol=np.array([], dtype="<U1"), phoneme_start=np.zeros(0), phoneme_end=np.zeros(0),
+                  word_text=np.array([], dtype="<U1"), word_start=np.zeros(0), word_end=np.zeros(0))
+    np.savez(path, **arrays)
+    return path
+
+
+def test_truth_schedule_follows_the_per_frame_emotion(tmp_path):
+    # 10 frames happy (3), 15 sad (5), at 25 fps
+    truth = _truth_file(tmp_path / "t.npz", [3] * 10 + [5] * 15)
+    clip = HeldOutClip(_record("c", 1, truth=truth), 1.0)
+    schedule = truth_schedule(clip, None)
+    assert [(s.start_s, s.end_s, s.label) for s in schedule] == [(0.0, 0.4, "happy"), (0.4, 1.0, "sad")]
+    assert [s.label for s in truth_schedule(clip, 0.2)] == ["happy"]
+    with pytest.raises(MemoZooError, match="needs per-frame truth"):
+        truth_schedule(HeldOutClip(_record("d", 1), 1.0), None)
+
+
+def test_evaluation_pair_is_cut_to_the_generated_length(tmp_path):
+    source = write_clip(tmp_path / "clip.mp4", frames=12)
+    generated = write_clip(tmp_path / "gen.mp4", frames=8)
+    truth = _truth_file(tmp_path / "t.npz", [4] * 12)
+    clip = HeldOutClip(ClipRecord(clip_id="a/b", video=source, truth=truth), 0.5)
+    portrait = np.zeros((16, 16, 3), np.uint8)
+    video, reference = evaluation_pair(clip, generated, portrait)
+    assert video.id == reference.id == "a__b"
+    assert len(video.frames) == len(reference.frames) == 8
+    assert len(video.truth["emotion"]) == len(reference.truth["mouth_open"]) == 8
+    assert video.reference_image is portrait
