@@ -12,11 +12,13 @@ Library code vs hand-written (issue 7 asks to say which is which):
   its statistics inside one metric object, with no precomputed reference and no per-video value),
   FVD's clip sampling and I3D call, SyncNet's layers, its MFCC front end and the offset search
   (Sync-C / Sync-D: no maintained library has them), Identity and its drift, E-FID's extractor
-  plumbing.
+  plumbing, the world metrics (``memo_zoo_eval.world``: a measurer trained on talking_world itself,
+  so they need no pretrained weights).
 """
 
 from memo_zoo.plugin import CommandSpec, ComponentSpec, hookimpl
 from memo_zoo_eval.metrics import efid, fid, fvd, identity, sync
+from memo_zoo_eval.world import metrics as world
 
 
 @hookimpl
@@ -32,6 +34,14 @@ def metric_components() -> list[ComponentSpec]:
                       "identity: cosine of face embeddings, reference vs frames, and its drift (local ArcFace)"),
         ComponentSpec("efid", efid.EFidConfig, efid.build,
                       "E-FID: Frechet distance of per-frame expression coefficients (pluggable extractor)"),
+        ComponentSpec("world_lip_sync", world.WorldLipSyncConfig, world.build_lip_sync,
+                      "talking_world: measured mouth opening vs truth mouth_open, r and best lag (no weights)"),
+        ComponentSpec("world_identity", world.WorldIdentityConfig, world.build_identity,
+                      "talking_world: identity-embedding cosine to the reference and its drift over time (no weights)"),
+        ComponentSpec("world_expression", world.WorldExpressionConfig, world.build_expression,
+                      "talking_world: measured expression vs truth emotion (spec E4), per frame and clip (no weights)"),
+        ComponentSpec("world_fd", world.WorldFdConfig, world.build_fd,
+                      "talking_world: Frechet distance of world-measurer features, generated vs truth (no weights)"),
     ]
 
 

@@ -38,10 +38,16 @@ DIRECTIONS: dict[str, int] = {
     "lip_sync_r": 1, "lip_sync_best_r": 1, "lip_sync_lag": 0, "world_identity": 1, "world_identity_first": 1,
     "world_identity_last": 1, "world_identity_drift": 0, "world_expression_acc": 1, "world_expression_clip": 1,
     "world_fd": -1, "fid": -1, "fvd": -1, "sync_c": 1, "sync_d": -1, "identity": 1, "identity_drift": 0,
-    "efid": -1,
+    "efid": -1, "train_loss": -1, "seconds_per_frame": -1,
 }
 # Per-time-bin figures are plotted as curves, not as table columns.
 _HIDDEN = ("identity_bin", "wall_seconds")
+
+
+def _bookkeeping(key: str) -> bool:
+    """Counts (frames measured, window lengths) say how a figure was taken, not how good a variant is;
+    they stay in each run's per_video.json and metrics, out of the comparison."""
+    return key == "frames" or key.endswith("_frames") or key.endswith("_window")
 MOUTH_SECONDS = 8.0
 
 
@@ -82,7 +88,13 @@ def collect(client: Any, run_id: str) -> tuple[Any, list[VariantResult]]:
 def _variant(client: Any, run: Any) -> VariantResult:
     tags = run.data.tags
     figures = {key[len(EVAL_PREFIX):]: value for key, value in run.data.metrics.items()
-               if key.startswith(EVAL_PREFIX) and not any(h in key for h in _HIDDEN)}
+               if key.startswith(EVAL_PREFIX) and not any(h in key for h in _HIDDEN)
+               and not _bookkeeping(key[len(EVAL_PREFIX):])}
+    # Training and speed beside the evaluation: a variant that is better only because it trained to a
+    # lower loss, or that is slower, should be visible in the same table.
+    for source, name in (("loss", "train_loss"), ("gen/seconds_per_frame", "seconds_per_frame")):
+        if source in run.data.metrics:
+            figures[name] = run.data.metrics[source]
     series: dict[str, np.ndarray] = {}
     names = {item.path for item in client.list_artifacts(run.info.run_id)}
     if SERIES_FILE in names:
@@ -107,8 +119,8 @@ def comparison_table(variants: list[VariantResult]) -> dict[str, list[Any]]:
 
 def _best(values: list[float], direction: int | None) -> int | None:
     finite = [(i, v) for i, v in enumerate(values) if isinstance(v, float) and math.isfinite(v)]
-    if direction is None or len(finite) < 2:
-        return None
+    if direction is None or len(finite) < 2 or len({v for _, v in finite}) == 1:
+        return None  # nothing to pick between (one variant, or a tie everywhere)
     key = {1: lambda iv: -iv[1], -1: lambda iv: iv[1], 0: lambda iv: abs(iv[1])}[direction]
     return min(finite, key=key)[0]
 
@@ -249,10 +261,15 @@ def _rows(table: dict[str, list[Any]]) -> tuple[list[str], list[list[tuple[str, 
     return columns, rows
 
 
+def _status(run: Any) -> str:
+    # The sweep's own report is written while its parent run is still open: no status to show yet.
+    return "" if run.info.status == "RUNNING" else f" ({run.info.status})"
+
+
 def _markdown(title: str, run: Any, variants: list[VariantResult], table: dict[str, list[Any]],
               plots: list[Path]) -> str:
     columns, rows = _rows(table)
-    lines = [f"# {title}", "", f"MLflow run `{run.info.run_id}` ({run.info.status}); rebuild with "
+    lines = [f"# {title}", "", f"MLflow run `{run.info.run_id}`{_status(run)}; rebuild with "
              f"`memo-zoo report {run.info.run_id}`.", "",
              "Figures are means over the held-out videos; bold = best where the direction is known "
              "(see docs/evaluation.md for each figure).", "",
@@ -283,7 +300,7 @@ def _html(title: str, run: Any, variants: list[VariantResult], table: dict[str, 
     return (f"<!doctype html><html><head><meta charset='utf-8'><title>{esc(title)}</title>"
             "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
             "td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}img{max-width:100%}</style></head><body>"
-            f"<h1>{esc(title)}</h1><p>MLflow run <code>{esc(run.info.run_id)}</code> ({esc(run.info.status)}); "
+            f"<h1>{esc(title)}</h1><p>MLflow run <code>{esc(run.info.run_id)}</code>{esc(_status(run))}; "
             f"rebuild with <code>memo-zoo report {esc(run.info.run_id)}</code>.</p>"
             f"<table><tr>{head}</tr>{body}</table>"
             + (f"<p>Metrics that could not run:</p><ul>{skipped}</ul>" if skipped else "")

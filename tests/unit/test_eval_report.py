@@ -94,7 +94,8 @@ def test_report_compares_variants_from_mlflow_alone(tmp_path):
     assert [v.name for v in variants] == ["memo", "sa2", "sa16"]
     table = comparison_table(variants)
     assert table["variant"] == ["memo", "sa2", "sa16"]
-    assert table["world_identity_drift"] == [0.01, -0.2, 0.05] and "loss" not in table
+    assert table["world_identity_drift"] == [0.01, -0.2, 0.05] and table["train_loss"] == [1.0, 1.0, 1.0]
+    assert "loss" not in table
     files = report_run(client, parent.id, tmp_path / "report", log_to=parent)
     text = files.markdown.read_text()
     # drift: nearer zero is better -> memo's 0.01 is bold; brightness has no known direction
