@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
+import torch
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
@@ -124,9 +125,15 @@ class MemoNet(nn.Module):
         state: MemoState | None = None,
         reference_mask: Tensor | None = None,
     ) -> Tensor:
-        """Velocity (B, F, c, h, w); arguments as ``DiffusionNet.forward``."""
-        return self.diffusion_net(latents, timestep, image_tokens, audio_tokens, emotion, reference, state,
-                                  reference_mask)
+        """Velocity (B, F, c, h, w); arguments as ``DiffusionNet.forward``. With
+        ``network.preconditioning = linear_skip`` the UNet predicts the part of the velocity that a
+        linear function of ``latents`` cannot (see ``preconditioning``)."""
+        out = self.diffusion_net(latents, timestep, image_tokens, audio_tokens, emotion, reference, state,
+                                 reference_mask)
+        if self.network_config.preconditioning == "none":
+            return out
+        c_skip, c_out = preconditioning(timestep, self.network_config.data_std, latents)
+        return c_skip * latents + c_out * out
 
     # ---- training switches -----------------------------------------------------------------
 
@@ -219,6 +226,24 @@ class MemoNet(nn.Module):
                              registry)
         net.load_weights(directory / WEIGHTS_FILE)
         return net
+
+
+def preconditioning(timestep: Tensor | float, data_std: float, like: Tensor) -> tuple[Tensor, Tensor]:
+    """``(c_skip, c_out)`` of the linear-skip velocity, broadcast to ``like`` (B, F, c, h, w).
+
+    For z_t = (1 - t) z0 + t eps (L1) with z0 of variance s = data_std^2 and eps ~ N(0, 1), the
+    velocity v = eps - z0 has Cov(v, z_t) = t - (1 - t) s and Var(z_t) = (1 - t)^2 s + t^2, so the
+    least-squares linear predictor of v from z_t is c_skip z_t with
+    c_skip = (t - (1 - t) s) / ((1 - t)^2 s + t^2), and what it leaves has variance
+    c_out^2 = s / ((1 - t)^2 s + t^2) (using (1 - t) + t = 1). The network then predicts a
+    residual of unit variance at every t, the idea of EDM's preconditioning (Karras et al. 2022)
+    written for rectified flow.
+    """
+    t = torch.as_tensor(timestep, dtype=torch.float32, device=like.device)
+    t = t.reshape(-1, *([1] * (like.dim() - 1))) if t.dim() else t
+    s = float(data_std) ** 2
+    denominator = (1 - t) ** 2 * s + t ** 2
+    return ((t - (1 - t) * s) / denominator).to(like.dtype), torch.sqrt(s / denominator).to(like.dtype)
 
 
 def build_memo_net(network_config: NetworkConfig | Mapping[str, Any], temporal_config: BaseModel | Mapping[str, Any],

@@ -111,6 +111,16 @@ class NetworkConfig(BaseModel):
     image_tokens: int = Field(4, ge=1, description="Image-condition tokens the image embedding is projected to (§10: 4).")
     image_embed_dim: Optional[int] = Field(
         None, ge=1, description="Width of the image-encoder embedding fed to the image projector (§10: 512).")
+    preconditioning: Literal["none", "linear_skip"] = Field(
+        "none",
+        description="'none': the UNet's output is the velocity (SD1.5's layout, for its weights, A6). "
+                    "'linear_skip': velocity = c_skip(t) z_t + c_out(t) UNet(z_t), where c_skip z_t is the best "
+                    "linear guess of v = eps - z0 from z_t for data of std `data_std`, and c_out the std of what is "
+                    "left (EDM-style preconditioning for rectified flow, L1); for narrow networks on wide latents "
+                    "(tiny on 192-channel pixel patches), which cannot carry the noise through their bottleneck")
+    data_std: float = Field(
+        0.5, gt=0, description="with linear_skip: the latents' standard deviation (talking_world pixels in [-1, 1]: "
+                               "about 0.4)")
     timestep_scale: float = Field(
         1000.0, gt=0,
         description="Flow time t in [0, 1] (L1) is multiplied by this before the UNet's sinusoidal embedding, "

@@ -172,6 +172,11 @@ class ExperimentTask:
         started = time.perf_counter()
         self.evaluation = evaluate(metrics, pairs, total=len(clips))
         log_evaluation(context.run, self.evaluation, prefix="eval/")
+        # The world metrics' measurer was checked against held-out truth when it was trained; its
+        # check goes with the figures it produced, so a reader can judge the measuring instrument.
+        reports = [m.report for m in metrics.values() if isinstance(getattr(m, "report", None), BaseModel)]
+        if reports:
+            context.run.log_dict(reports[0].model_dump(mode="json"), "measurer_check.json")
         context.run.log_metrics({"eval/wall_seconds": time.perf_counter() - started})
 
     # ---- the whole sweep -----------------------------------------------------------------------

@@ -49,7 +49,7 @@ def test_ablate_memory_quick_end_to_end(tmp_path, repo_root):
         skipped = child.data.tags["memo_zoo.eval.skipped"]
         assert {"fid", "fvd", "sync", "identity"} <= set(skipped.split(", "))
         artifacts = {a.path for a in client.list_artifacts(child.info.run_id)}
-        assert {"per_video.json", "series.npz", "skipped_metrics.json", "videos"} <= artifacts
+        assert {"per_video.json", "series.npz", "skipped_metrics.json", "measurer_check.json", "videos"} <= artifacts
     report = {a.path for a in client.list_artifacts(parent_id, "report")}
     assert {"report/report.md", "report/report.html", "report/metrics_per_variant.png",
             "report/identity_over_time.png", "report/mouth_sync.png"} <= report
