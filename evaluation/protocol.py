@@ -34,6 +34,7 @@ import numpy as np
 import torch
 
 from memo_zoo.data.media import AUDIO_RATE, MediaError, read_audio, read_frames
+from memo_zoo.errors import MemoZooError
 from memo_zoo.settings import get_settings
 
 
@@ -142,6 +143,18 @@ def check_new_video(metric: str, per_video: dict, video_id: str) -> None:
     it has been measured, so a video whose measurement failed can be given again."""
     if video_id in per_video:
         raise ValueError(f"{metric}: video {video_id!r} was already measured since the last reset")
+
+
+def reference_image_of(metric: str, generated: VideoSample, reference: VideoSample | None) -> np.ndarray:
+    """The image a video must keep the identity of: its own reference image, else the ground truth's
+    reference image, else the ground truth's first frame (identity metrics)."""
+    image = generated.reference_image
+    if image is None and reference is not None:
+        image = reference.reference_image if reference.reference_image is not None else reference.frames[0]
+    if image is None:
+        raise MemoZooError(f"{metric}: video {generated.id!r} has no reference image (nor a ground-truth video to "
+                           "take one from)")
+    return image
 
 
 def mean_of(per_video: dict[str, dict[str, float]], key: str) -> float:

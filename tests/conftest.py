@@ -41,3 +41,15 @@ def workdir(tmp_path, monkeypatch):
 @pytest.fixture(scope="session")
 def repo_root() -> Path:
     return ROOT
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Tiny nets run faster on one intra-op thread than on two shared cores, and steadier
+    (``pytestmark = pytest.mark.usefixtures("one_thread")`` in a module that wants it)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

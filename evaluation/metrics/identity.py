@@ -29,7 +29,8 @@ from pydantic import Field
 
 from memo_zoo.errors import MemoZooError
 from memo_zoo_eval.faces import FaceLocator, FaceOptions, crop_resize
-from memo_zoo_eval.protocol import MetricResult, VideoSample, check_new_video, mean_of, resolve_device
+from memo_zoo_eval.protocol import (MetricResult, VideoSample, check_new_video, mean_of, reference_image_of,
+                                    resolve_device)
 
 
 class IdentityConfig(FaceOptions):
@@ -100,12 +101,7 @@ class IdentityMetric:
     def update(self, generated: VideoSample, reference: VideoSample | None = None) -> None:
         self.prepare()
         check_new_video(self.name, self.per_video, generated.id)
-        image = generated.reference_image
-        if image is None and reference is not None:
-            image = reference.reference_image if reference.reference_image is not None else reference.frames[0]
-        if image is None:
-            raise MemoZooError(f"identity: video {generated.id!r} has no reference image (nor a ground-truth video "
-                               "to take one from)")
+        image = reference_image_of(self.name, generated, reference)
         anchor = self.embed(image[None])[0]
         frames = self.embed(generated.frames[::self.config.frame_stride])
         similarity = (frames @ anchor).numpy()  # both unit norm: the cosine

@@ -45,7 +45,8 @@ from pydantic import Field
 
 from memo_zoo.errors import MemoZooError
 from memo_zoo_eval.frechet import FrechetMetric
-from memo_zoo_eval.protocol import MetricResult, VideoSample, check_new_video, mean_of, resolve_device
+from memo_zoo_eval.protocol import (MetricResult, VideoSample, check_new_video, mean_of, reference_image_of,
+                                    resolve_device)
 
 from .measurer import Measurements
 from .stats import best_lag, lagged_correlations, pearson
@@ -182,12 +183,7 @@ class WorldIdentityMetric(_PerVideoMetric):
     def update(self, generated: VideoSample, reference: VideoSample | None = None) -> None:
         self.prepare()
         check_new_video(self.name, self.per_video, generated.id)
-        image = generated.reference_image
-        if image is None and reference is not None:
-            image = reference.reference_image if reference.reference_image is not None else reference.frames[0]
-        if image is None:
-            raise MemoZooError(f"{self.name}: video {generated.id!r} has no reference image (nor a ground-truth "
-                               "video to take one from)")
+        image = reference_image_of(self.name, generated, reference)
         anchor = self.measure(image[None]).identity[0]
         similarity = self.measure(generated.frames).identity @ anchor  # unit vectors: the cosine
         c = self.config

@@ -34,12 +34,7 @@ LINEAR = {"kind": "linear_memory"}
 SELF_GROUP = {"kind": "self_attention", "norm": "group", "norm_groups": 8}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def make_net(temporal: dict, seed: int = 0, network: dict = TINY) -> MemoNet:
