@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from memo_zoo.atomic import write_text_atomically
 from memo_zoo.errors import MemoZooError
 from memo_zoo_eval.runner import SERIES_FILE
 
@@ -317,9 +318,7 @@ def write_report(run: Any, variants: list[VariantResult], out_dir: Path) -> Repo
     markdown, page = out_dir / "report.md", out_dir / "report.html"
     for path, text in ((markdown, _markdown(title, run, variants, table, plots)),
                        (page, _html(title, run, variants, table, plots))):
-        partial = path.with_name(f".{path.name}.partial")
-        partial.write_text(text, encoding="utf-8")
-        partial.replace(path)
+        write_text_atomically(path, text)
     return ReportFiles(out_dir, markdown, page, plots, table)
 
 

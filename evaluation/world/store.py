@@ -23,17 +23,16 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 import warnings
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Optional
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
+from memo_zoo.atomic import write_atomically
 from memo_zoo.errors import MemoZooError, MissingWeightsError
 from memo_zoo.settings import get_settings
 from memo_zoo.weights import resolve_weights
@@ -83,28 +82,15 @@ def report_path(path: Path) -> Path:
     return Path(path).with_suffix(".json")
 
 
-def _write_atomically(path: Path, write: Callable[[str], None]) -> None:
-    """``write(temp_name)`` into a temporary file beside ``path``, then rename it to ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(handle)
-    try:
-        write(temp)
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
-
-
 def save_measurer(measurer: WorldMeasurer, report: MeasurerReport, path: str | Path) -> Path:
     """Write ``measurer`` (safetensors, its shape and format in the metadata) and ``report`` (json)."""
     path = Path(path)
     text = report.model_dump_json(indent=1)
-    _write_atomically(report_path(path), lambda temp: Path(temp).write_text(text, encoding="utf-8"))
+    write_atomically(report_path(path), lambda temp: Path(temp).write_text(text, encoding="utf-8"))
     tensors = {name: value.detach().cpu().contiguous() for name, value in measurer.state_dict().items()}
     metadata = {"format": FORMAT, "format_version": str(FORMAT_VERSION),
                 "shape": json.dumps(measurer.shape.to_dict(), sort_keys=True)}
-    _write_atomically(path, lambda temp: save_file(tensors, temp, metadata=metadata))
+    write_atomically(path, lambda temp: save_file(tensors, temp, metadata=metadata))
     return path
 
 

@@ -24,8 +24,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any, Protocol, Sequence
 
@@ -36,6 +34,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 from torch import nn
 
+from memo_zoo.atomic import write_atomically
 from memo_zoo.emotion import LABEL_SETS, LabelSet
 from memo_zoo.errors import MemoZooError
 from memo_zoo.weights import resolve_weights
@@ -149,14 +148,7 @@ def save_head(path: str | Path, head: MLPHead, *, kind: str, label_set: str, bac
     path.parent.mkdir(parents=True, exist_ok=True)
     for target, write in ((path, lambda temp: save_file(tensors, temp, metadata={"memo_zoo": json.dumps(description)})),
                           (sidecar_path(path), lambda temp: Path(temp).write_text(json.dumps(description, indent=2)))):
-        handle, temp = tempfile.mkstemp(suffix=target.suffix, prefix=f".{target.stem}.", dir=target.parent)
-        os.close(handle)
-        try:
-            write(temp)
-            os.replace(temp, target)
-        except BaseException:
-            Path(temp).unlink(missing_ok=True)
-            raise
+        write_atomically(target, write)
     return path
 
 

@@ -26,6 +26,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from memo_zoo.atomic import write_text_atomically
 from memo_zoo.errors import MemoZooError
 from memo_zoo.runner import RunContext
 from memo_zoo_plugins.tasks.experiment_config import ExperimentConfig
@@ -197,9 +198,7 @@ def _under(workdir: Path, path: Path) -> Path:
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:
-    partial = path.with_name(f".{path.name}.partial")
-    partial.write_text(json.dumps(data, indent=1), encoding="utf-8")
-    partial.replace(path)
+    write_text_atomically(path, json.dumps(data, indent=1))
 
 
 def build(config: ExperimentConfig) -> ExperimentTask:

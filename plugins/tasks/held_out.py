@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from memo_zoo.atomic import write_atomically
 from memo_zoo.data.clip import ClipRecord
 from memo_zoo.data.media import read_frames
 from memo_zoo.errors import MemoZooError
@@ -61,10 +62,7 @@ def write_portrait(clip: HeldOutClip, path: Path) -> np.ndarray:
     frames, _ = read_frames(clip.record.video, max_frames=1)
     if not len(frames):
         raise MemoZooError(f"{clip.record.video}: no frame to take the portrait from")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.partial")
-    Image.fromarray(frames[0]).save(partial, format="PNG")
-    partial.replace(path)
+    write_atomically(path, lambda temp: Image.fromarray(frames[0]).save(temp, format="PNG"))
     return frames[0]
 
 

@@ -340,7 +340,7 @@ def test_store_trains_once_caches_atomically_and_loads_the_file_next_time(tiny_w
         return result
 
     monkeypatch.setattr(store, "train_measurer", train)
-    monkeypatch.setattr(store.os, "replace", lambda a, b: replaced.append((str(a), str(b))) or real_replace(a, b))
+    monkeypatch.setattr(os, "replace", lambda a, b: replaced.append((str(a), str(b))) or real_replace(a, b))
     config = source(tiny_world)
     measurer, report = store.load_or_train_measurer(config, progress=False)
     path = store.cache_path(tiny_world, config.training)
