@@ -30,6 +30,7 @@ from memo_zoo.atomic import write_text_atomically
 from memo_zoo.errors import MemoZooError
 from memo_zoo.runner import RunContext
 from memo_zoo_plugins.tasks.experiment_config import ExperimentConfig
+from memo_zoo_plugins.tasks.train_vae import ensure_vae, for_samples
 from memo_zoo_plugins.tasks.held_out import (HeldOutClip, evaluation_pair, select_clips, truth_schedule,
                                              write_portrait)
 
@@ -49,8 +50,11 @@ def training_key(recipe: BaseModel, config: ExperimentConfig) -> str:
     document = recipe.model_dump(mode="json")
     train = config.train.model_dump(mode="json", exclude={"out_dir", "resume", "log_every", "checkpoint_every",
                                                           "keep_checkpoints", "num_workers"})
-    return fingerprint({"model": document["model"], "data": document["data"], "seed": document["seed"],
-                        "train": train})
+    key = {"model": document["model"], "data": document["data"], "seed": document["seed"], "train": train}
+    if config.train_vae is not None:
+        # The autoencoder's options change every latent; added only when set so older keys stay valid.
+        key["train_vae"] = config.train_vae.model_dump(mode="json", exclude={"out", "overwrite"})
+    return fingerprint(key)
 
 
 def generation_key(recipe: BaseModel, config: ExperimentConfig, train_key: str) -> str:
@@ -73,6 +77,8 @@ class ExperimentTask:
             raise MemoZooError("task experiment needs data.dataset (the clips to train on and evaluate with)")
         root = _under(Path(context.workdir), config.out_dir) / recipe.name
         train_key = training_key(recipe, config)
+        if config.train_vae is not None:
+            ensure_vae(context, for_samples(config.train_vae, config.train.samples))
         train_dir = self._train(context, root / f"train-{train_key}")
         video_dir = root / f"videos-{generation_key(recipe, config, train_key)}"
         run.set_tags({"memo_zoo.experiment.train_dir": str(train_dir),

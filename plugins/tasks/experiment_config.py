@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from memo_zoo.generate.config import GuidanceConfig
 from memo_zoo.train.config import TrainConfig
 from memo_zoo_plugins.tasks.train_emotion import TrainEmotionConfig
+from memo_zoo_plugins.tasks.train_vae import TrainVAEConfig
 
 
 class Strict(BaseModel):
@@ -70,5 +71,9 @@ class ExperimentConfig(Strict):
         None, description="with generation.emotion 'detected': when the recipe's emotion_detector checkpoint does "
                           "not exist yet, train it first on data.dataset with these options (task train_emotion's, "
                           "spec D1-D2), so an ablation with detected labels is still one command")
+    train_vae: Optional[TrainVAEConfig] = Field(
+        None, description="when model.vae is an sd_vae whose weights folder does not exist yet, train it first on "
+                          "data.dataset's frames with these options (task train_vae's; size and fps come from "
+                          "train.samples)")
     log_videos: bool = Field(True, description="log the generated videos (with audio) as MLflow artifacts")
     report: bool = Field(True, description="write the comparison report (Markdown + HTML + plots) at the end")

@@ -1,7 +1,7 @@
 """Registers the built-in tasks."""
 
 from memo_zoo.plugin import ComponentSpec, hookimpl
-from memo_zoo_plugins.tasks import experiment, generate, preprocess, smoke, train, train_emotion
+from memo_zoo_plugins.tasks import experiment, generate, preprocess, smoke, train, train_emotion, train_vae
 
 
 @hookimpl
@@ -13,7 +13,9 @@ def task_components() -> list[ComponentSpec]:
             ComponentSpec("train_emotion", train_emotion.TrainEmotionConfig, train_emotion.build,
                           "train the emotion detector head: CE + supervised contrastive, per-dataset 3:1 "
                           "speaker split (spec D1-D2, E5)"),
-            ComponentSpec("train", train.TrainConfig, train.build,
+            ComponentSpec("train_vae", train_vae.TrainVAEConfig, train_vae.build,
+                          "train the recipe's sd_vae (a small AutoencoderKL) on data.dataset's frames (spec A1)"),
+            ComponentSpec("train", train.TrainTaskConfig, train.build,
                           "train the MEMO network (spec §5, L1-L7): rectified flow, phases, DDP, atomic "
                           "checkpoints, --resume"),
             ComponentSpec("generate", generate.GenerateConfig, generate.build,

@@ -1,17 +1,33 @@
 """``task: {kind: train}``: train the recipe's MEMO network on its dataset (spec §5, L1-L7).
 
-The options are ``memo_zoo.train.config.TrainConfig``; the work is ``memo_zoo.train.loop.Trainer``.
-Run it with ``memo-zoo run RECIPE`` (one process) or ``memo-zoo train RECIPE [--num-processes N]
-[--resume]`` (``memo_zoo_plugins.tasks.train_cli``), or under ``accelerate launch``.
+The options are ``memo_zoo.train.config.TrainConfig`` plus ``train_vae`` (``TrainTaskConfig``); the
+work is ``memo_zoo.train.loop.Trainer``. Run it with ``memo-zoo run RECIPE`` (one process) or
+``memo-zoo train RECIPE [--num-processes N] [--resume]`` (``memo_zoo_plugins.tasks.train_cli``), or
+under ``accelerate launch``.
 """
 
 from __future__ import annotations
 
+from typing import Optional
+
+from pydantic import Field
+
+from memo_zoo.errors import MemoZooError
 from memo_zoo.runner import RunContext
 from memo_zoo.train.config import TrainConfig
 from memo_zoo.train.loop import Trainer, TrainResult
+from memo_zoo_plugins.tasks.train_vae import TrainVAEConfig, ensure_vae, for_samples
 
-__all__ = ["TrainConfig", "TrainTask", "build"]
+__all__ = ["TrainConfig", "TrainTask", "TrainTaskConfig", "build"]
+
+
+class TrainTaskConfig(TrainConfig):
+    """Train the MEMO network (spec §5); optionally its autoencoder first (spec A1)."""
+
+    train_vae: Optional[TrainVAEConfig] = Field(
+        None, description="when model.vae is an sd_vae whose weights folder does not exist yet, train it first on "
+                          "data.dataset's frames with these options (task train_vae's; size and fps come from "
+                          "samples)")
 
 
 class TrainTask:
@@ -20,9 +36,32 @@ class TrainTask:
         self.result: TrainResult | None = None
 
     def run(self, context: RunContext) -> None:
+        options = getattr(self.config, "train_vae", None)
+        if options is not None:
+            _ensure_vae_once(context, for_samples(options, self.config.samples))
         trainer = Trainer(self.config, context.recipe, context.registry, context.run, context.workdir,
                           context.variant)
         self.result = trainer.fit()
+
+
+def _ensure_vae_once(context: RunContext, options: TrainVAEConfig, timeout: float = 3600.0) -> None:
+    """Under a multi-process launch only rank 0 trains the autoencoder (the process group does not
+    exist yet: accelerate starts it in ``Trainer.fit``); the other ranks wait for its folder, which
+    appears whole (renamed into place)."""
+    import os
+    import time
+
+    from memo_zoo_plugins.tasks.train_vae import target_folder
+
+    if int(os.environ.get("RANK", "0")) != 0:
+        folder = target_folder(context, options)
+        deadline = time.monotonic() + timeout
+        while not (folder / "config.json").is_file():
+            if time.monotonic() > deadline:
+                raise MemoZooError(f"rank {os.environ['RANK']}: waited {timeout:.0f} s for rank 0 to train the "
+                                   f"autoencoder into {folder}")
+            time.sleep(2.0)
+    ensure_vae(context, options)
 
 
 def build(config: TrainConfig) -> TrainTask:

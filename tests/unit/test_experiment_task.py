@@ -46,6 +46,8 @@ def test_generation_only_changes_share_the_training(registry):
     {"seed": 1},
     {"task": {"kind": "experiment", "train": {"steps": 11}}},
     {"data": {"dataset": {"kind": "talking_world", "identities": 5}}},
+    # the autoencoder's options change every latent the network learns from (spec A1)
+    {"task": {"kind": "experiment", "train": {"steps": 10}, "train_vae": {"steps": 5}}},
 ])
 def test_anything_that_changes_training_changes_its_folder(registry, change):
     assert keys(registry, **change)[0] != keys(registry)[0]
