@@ -122,14 +122,12 @@ def ensure_vae(context: RunContext, config: TrainVAEConfig) -> Path:
 
 def _log_figure(run: Any, folder: Path, sources: list[FrameSource], config: TrainVAEConfig) -> None:
     """Held-out frames over their reconstructions, as ``vae_reconstructions.png``."""
-    import numpy as np
     from diffusers import AutoencoderKL
 
-    from memo_zoo_plugins.vae.autoencoder_training import split_sources
+    from memo_zoo_plugins.vae.autoencoder_training import eval_frames, split_sources
 
-    _, held = split_sources(sources, config.eval_every)
-    held = held or sources
-    frames = np.stack([s.frames[len(s.frames) // 2] for s in held[:8]])
+    train, held = split_sources(sources, config.eval_every)
+    frames = eval_frames(held or train, 8)
     vae = AutoencoderKL.from_pretrained(str(folder), local_files_only=True)
     with tempfile.TemporaryDirectory() as temp:
         path = reconstruction_figure(vae, frames, Path(temp) / "vae_reconstructions.png")

@@ -146,7 +146,7 @@ def _draw(sources: Sequence[FrameSource], offsets: np.ndarray, rng: np.random.Ge
     return np.stack([sources[c].frames[p - offsets[c]] for c, p in zip(clip, picks)])
 
 
-def _eval_frames(sources: Sequence[FrameSource], count: int) -> np.ndarray:
+def eval_frames(sources: Sequence[FrameSource], count: int) -> np.ndarray:
     """Up to ``count`` frames spread evenly over the held-out clips (deterministic)."""
     every = [(s, i) for s in sources for i in range(len(s.frames))]
     index = np.linspace(0, len(every) - 1, num=min(count, len(every))).round().astype(int)
@@ -221,7 +221,7 @@ def train_autoencoder(sources: Sequence[FrameSource], config: AutoencoderTrainin
                 log({"vae.loss": last, "vae.lr": schedule.get_last_lr()[0]}, step + 1)
             window = []
     vae.eval()
-    frames = _to_tensor(_eval_frames(held, config.eval_frames))
+    frames = _to_tensor(eval_frames(held, config.eval_frames))
     means, outs = reconstruct(vae, frames)
     std = float(means.std())
     if not std > 0:
@@ -268,8 +268,9 @@ def read_record(folder: str | Path) -> Optional[dict[str, Any]]:
     return record if isinstance(record, dict) and record.get("format") == RECORD_FORMAT else None
 
 
-def reconstruction_figure(vae: Any, frames: np.ndarray, path: str | Path) -> Path:
-    """A PNG with frames (top row) over their reconstructions (bottom row), written atomically."""
+def reconstruction_figure(vae: Any, frames: np.ndarray, path: str | Path, zoom: int = 3) -> Path:
+    """A PNG with frames (top row) over their reconstructions (bottom row), each pixel ``zoom`` x
+    ``zoom`` so that 64 px frames can be judged by eye; written atomically."""
     from PIL import Image
 
     from memo_zoo.atomic import write_atomically
@@ -278,5 +279,5 @@ def reconstruction_figure(vae: Any, frames: np.ndarray, path: str | Path) -> Pat
     _, out = reconstruct(vae.eval(), x)
     pair = torch.cat([x, out.clamp(-1, 1)], dim=2)  # (N, 3, 2H, W)
     image = pair.add(1).mul(127.5).round().byte().permute(0, 2, 3, 1).numpy()
-    strip = np.concatenate(list(image), axis=1)
+    strip = np.concatenate(list(image), axis=1).repeat(zoom, axis=0).repeat(zoom, axis=1)
     return write_atomically(path, lambda temp: Image.fromarray(strip).save(temp, format="PNG"))

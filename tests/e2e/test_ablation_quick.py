@@ -50,6 +50,11 @@ def test_ablate_memory_quick_end_to_end(tmp_path, repo_root):
         assert {"fid", "fvd", "sync", "identity"} <= set(skipped.split(", "))
         artifacts = {a.path for a in client.list_artifacts(child.info.run_id)}
         assert {"per_video.json", "series.npz", "skipped_metrics.json", "measurer_check.json", "videos"} <= artifacts
+    # The first variant trains the autoencoder (spec A1), the others reuse its folder.
+    first = children[VARIANTS[0]]
+    assert first.data.tags["memo_zoo.vae"].startswith("trained ") and "vae.eval_psnr" in first.data.metrics
+    assert "vae_reconstructions.png" in {a.path for a in client.list_artifacts(first.info.run_id)}
+    assert all(children[v].data.tags["memo_zoo.vae"].startswith("reused ") for v in VARIANTS[1:])
     report = {a.path for a in client.list_artifacts(parent_id, "report")}
     assert {"report/report.md", "report/report.html", "report/metrics_per_variant.png",
             "report/identity_over_time.png", "report/mouth_sync.png"} <= report

@@ -180,3 +180,16 @@ def test_a_folder_without_a_record_is_used_as_brought(registry, tmp_path, monkey
 def test_the_dataset_must_give_frames(registry, tmp_path):
     with pytest.raises(MemoZooError, match="no frames"):
         ensure_vae(_context(registry, tmp_path, records=[]), TrainVAEConfig(steps=1, **TINY))
+
+
+def test_reconstruction_figure_shows_frames_over_reconstructions(tmp_path):
+    from PIL import Image
+
+    from memo_zoo_plugins.vae.autoencoder_training import build_autoencoder, reconstruction_figure
+
+    vae = build_autoencoder(AutoencoderTrainingConfig(**TINY), 16)
+    frames = _sources()[0].frames[:3]
+    path = reconstruction_figure(vae, frames, tmp_path / "fig.png", zoom=2)
+    image = np.asarray(Image.open(path))
+    assert image.shape == (2 * 16 * 2, 3 * 16 * 2, 3)
+    assert np.array_equal(image[:32:2, :32:2], frames[0])  # top row: the frames themselves, zoomed
