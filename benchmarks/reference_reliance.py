@@ -8,7 +8,7 @@ high t, where the noisy latent says little about the frame. Single frames, no me
 the setting of stage 1 (L2).
 
     .venv/bin/python benchmarks/reference_reliance.py --recipe recipes/experiment_tiny.yaml \
-        --checkpoint experiments/experiment-tiny/train-<hash> [--split test] [--clips 6]
+        --checkpoint experiments/experiment-tiny/train-<hash> [--split test] [--clips 6] [key=value ...]
 
 Prints one markdown row per t: mean loss with own / other / no reference over the clips.
 """
@@ -34,6 +34,8 @@ def main() -> None:
     from memo_zoo.train.loss import noisy_latents, velocity_loss
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("overrides", nargs="*", help="recipe overrides (model.network.latent_channels=8 ...), as "
+                                                     "the checkpoint was trained")
     parser.add_argument("--recipe", type=Path, required=True)
     parser.add_argument("--checkpoint", type=Path, required=True)
     parser.add_argument("--split", default="test", help="dataset split whose clips are used (test: unseen people)")
@@ -45,7 +47,7 @@ def main() -> None:
 
     torch.manual_seed(args.seed)
     registry = load_registry()
-    recipe = load_recipe(args.recipe, registry).recipe
+    recipe = load_recipe(args.recipe, registry, args.overrides).recipe
     model = load_generator_model(args.checkpoint, recipe, registry)
     net, vae, encoder = model.net, model.vae, model.image_encoder
     dataset = recipe.data.dataset.model_copy(update={"split": args.split})

@@ -10,6 +10,8 @@ and, once every variant is done, writes the comparison report on the parent run
 Resumable and shared: the checkpoints live in ``<out_dir>/<recipe>/train-<hash>`` where the hash
 covers everything that changes training (model, data, seed, task.train), and the videos in
 ``.../videos-<hash>`` (the training hash + generation + held-out options + detector + sampler).
+With ``train_vae`` set, the recipe's ``sd_vae`` autoencoder is trained first when its folder does
+not exist yet (``memo_zoo_plugins.tasks.train_vae``); every variant then reads the same folder.
 A re-run after an interruption resumes the training from its last checkpoint and generates only
 the videos not finished; variants that differ only in generation (e.g. the CFG ablation) train
 once. A video counts as finished when its ``<clip>.json`` record exists (written after the MP4,
@@ -30,9 +32,9 @@ from memo_zoo.atomic import write_text_atomically
 from memo_zoo.errors import MemoZooError
 from memo_zoo.runner import RunContext
 from memo_zoo_plugins.tasks.experiment_config import ExperimentConfig
-from memo_zoo_plugins.tasks.train_vae import ensure_vae, for_samples
 from memo_zoo_plugins.tasks.held_out import (HeldOutClip, evaluation_pair, select_clips, truth_schedule,
                                              write_portrait)
+from memo_zoo_plugins.tasks.train_vae import ensure_vae, for_samples
 
 __all__ = ["ExperimentConfig", "ExperimentTask", "build"]
 
