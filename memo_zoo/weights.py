@@ -14,22 +14,26 @@ from memo_zoo.errors import MissingWeightsError
 from memo_zoo.settings import get_settings
 
 
+def weights_path(reference: str | Path, what: str) -> Path:
+    """Where ``reference`` points (module docstring), whether or not anything is there yet: also
+    where a job that trains weights for a recipe (``task: train_vae``) must write them."""
+    text = str(reference)
+    if Path(text).is_absolute() or "/" in text or text.startswith("."):
+        return Path(text).expanduser()
+    root = get_settings().weights_dir
+    if root is None:
+        raise MissingWeightsError(
+            f"{what}: {text!r} is a name, but MEMO_ZOO_WEIGHTS_DIR is not set; set it to the folder that "
+            f"holds {text!r}, or give a path instead")
+    return root / text
+
+
 def resolve_weights(reference: str | Path, what: str, expect: tuple[str, ...] = ()) -> Path:
     """The local path of ``reference``; ``expect`` lists files a weights folder must contain.
 
     ``what`` names the weights in the error (e.g. "SD1.5 VAE (AutoencoderKL folder)").
     """
-    text = str(reference)
-    is_path = Path(text).is_absolute() or "/" in text or text.startswith(".")
-    if is_path:
-        path = Path(text).expanduser()
-    else:
-        root = get_settings().weights_dir
-        if root is None:
-            raise MissingWeightsError(
-                f"{what}: {text!r} is a name, but MEMO_ZOO_WEIGHTS_DIR is not set; set it to the folder that "
-                f"holds {text!r}, or give a path instead")
-        path = root / text
+    path = weights_path(reference, what)
     if not path.exists():
         raise MissingWeightsError(f"{what}: not found at {path}; memo-zoo does not download weights, "
                                   f"put them there (or point the recipe at where they are)")

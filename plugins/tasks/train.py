@@ -16,7 +16,7 @@ from memo_zoo.errors import MemoZooError
 from memo_zoo.runner import RunContext
 from memo_zoo.train.config import TrainConfig
 from memo_zoo.train.loop import Trainer, TrainResult
-from memo_zoo_plugins.tasks.train_vae import TrainVAEConfig, ensure_vae, for_samples
+from memo_zoo_plugins.tasks.train_vae import TrainVAEConfig, ensure_vae, for_samples, target_folder
 
 __all__ = ["TrainConfig", "TrainTask", "TrainTaskConfig", "build"]
 
@@ -51,10 +51,8 @@ def _ensure_vae_once(context: RunContext, options: TrainVAEConfig, timeout: floa
     import os
     import time
 
-    from memo_zoo_plugins.tasks.train_vae import target_folder
-
     if int(os.environ.get("RANK", "0")) != 0:
-        folder = target_folder(context, options)
+        folder = target_folder(options, context.recipe)
         deadline = time.monotonic() + timeout
         while not (folder / "config.json").is_file():
             if time.monotonic() > deadline:

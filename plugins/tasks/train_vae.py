@@ -11,12 +11,11 @@ reused; one written with other options is an error naming both (delete it or poi
 elsewhere; ``overwrite: true`` retrains); a folder without a memo-zoo record (a VAE you brought) is
 used as it is. MLflow receives the loss curve (``vae.loss``), the held-out reconstruction figures
 (``vae.eval_psnr``, ``vae.eval_l1``), the fitted latent scale, ``vae_record.json`` and
-``vae_reconstructions.png`` (held-out frames over their reconstructions).
+``reconstructions.png`` (held-out frames over their reconstructions).
 """
 
 from __future__ import annotations
 
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Any, Optional
@@ -26,10 +25,9 @@ from pydantic import Field
 from memo_zoo.data.media import MediaError
 from memo_zoo.errors import MemoZooError
 from memo_zoo.runner import RunContext
-from memo_zoo.settings import get_settings
-from memo_zoo_plugins.vae.autoencoder_training import (AutoencoderTrainingConfig, FrameSource, read_record,
-                                                       reconstruction_figure, train_autoencoder,
-                                                       training_options)
+from memo_zoo.weights import weights_path
+from memo_zoo_plugins.vae.autoencoder_training import (FIGURE_FILE, AutoencoderTrainingConfig, FrameSource,
+                                                       read_record, train_autoencoder, training_options)
 
 __all__ = ["TrainVAEConfig", "TrainVAETask", "build", "ensure_vae", "for_samples"]
 
@@ -50,26 +48,16 @@ def for_samples(config: TrainVAEConfig, samples: Any) -> TrainVAEConfig:
     return config.model_copy(update={"size": int(samples.size), "fps": float(samples.fps)})
 
 
-def target_folder(context: RunContext, config: TrainVAEConfig) -> Path:
-    """Where the autoencoder goes: ``out``, else ``model.vae.weights`` resolved as sd_vae resolves it."""
+def target_folder(config: TrainVAEConfig, recipe: Any) -> Path:
+    """Where the autoencoder goes: ``out``, else ``model.vae.weights``, located by the rule the
+    ``sd_vae`` loader reads it with (``memo_zoo.weights``), so training writes where loading looks."""
     if config.out is not None:
-        reference = str(config.out)
-    else:
-        vae = context.recipe.model.vae
-        if vae is None or getattr(vae, "kind", None) != "sd_vae":
-            raise MemoZooError("training an autoencoder needs model.vae: {kind: sd_vae, weights: PATH} (or the "
-                               f"option out); the recipe's model.vae is {getattr(vae, 'kind', None)!r}")
-        reference = vae.weights
-    path = Path(reference).expanduser()
-    if path.is_absolute():
-        return path
-    if "/" in reference or reference.startswith("."):
-        return Path(context.workdir) / path
-    root = get_settings().weights_dir  # a bare name lives under MEMO_ZOO_WEIGHTS_DIR (memo_zoo.weights)
-    if root is None:
-        raise MemoZooError(f"model.vae.weights {reference!r} is a bare name and MEMO_ZOO_WEIGHTS_DIR is not set: "
-                           "give a path (e.g. checkpoints/vae) to train the autoencoder into")
-    return Path(root) / path
+        return weights_path(config.out, "train_vae.out")
+    vae = recipe.model.vae
+    if vae is None or getattr(vae, "kind", None) != "sd_vae":
+        raise MemoZooError("training an autoencoder needs model.vae: {kind: sd_vae, weights: PATH} (or the "
+                           f"option out); the recipe's model.vae is {getattr(vae, 'kind', None)!r}")
+    return weights_path(vae.weights, "model.vae.weights (where train_vae writes the autoencoder)")
 
 
 def _sources(context: RunContext, config: TrainVAEConfig) -> tuple[list[FrameSource], dict[str, Any]]:
@@ -93,7 +81,7 @@ def _sources(context: RunContext, config: TrainVAEConfig) -> tuple[list[FrameSou
 
 def ensure_vae(context: RunContext, config: TrainVAEConfig) -> Path:
     """The trained folder, training it first when missing (see the module docstring for reuse)."""
-    folder = target_folder(context, config)
+    folder = target_folder(config, context.recipe)
     if (folder / "config.json").is_file() and not config.overwrite:
         record = read_record(folder)
         if record is None:
@@ -116,22 +104,8 @@ def ensure_vae(context: RunContext, config: TrainVAEConfig) -> Path:
                          "vae.scaling_factor": report.scaling_factor, "vae.seconds": report.seconds})
         run.set_tags({"memo_zoo.vae": f"trained {folder}"})
         run.log_dict(read_record(folder), "vae_record.json")
-        _log_figure(run, folder, sources, config)
+        run.log_artifact(folder / FIGURE_FILE)
     return folder
-
-
-def _log_figure(run: Any, folder: Path, sources: list[FrameSource], config: TrainVAEConfig) -> None:
-    """Held-out frames over their reconstructions, as ``vae_reconstructions.png``."""
-    from diffusers import AutoencoderKL
-
-    from memo_zoo_plugins.vae.autoencoder_training import eval_frames, split_sources
-
-    train, held = split_sources(sources, config.eval_every)
-    frames = eval_frames(held or train, 8)
-    vae = AutoencoderKL.from_pretrained(str(folder), local_files_only=True)
-    with tempfile.TemporaryDirectory() as temp:
-        path = reconstruction_figure(vae, frames, Path(temp) / "vae_reconstructions.png")
-        run.log_artifact(path)
 
 
 class TrainVAETask:
@@ -139,7 +113,7 @@ class TrainVAETask:
         self.config = config
 
     def run(self, context: RunContext) -> None:
-        folder = target_folder(context, self.config)
+        folder = target_folder(self.config, context.recipe)
         if folder.exists() and not self.config.overwrite and read_record(folder) is None \
                 and (folder / "config.json").is_file():
             raise MemoZooError(f"{folder} already holds an autoencoder that memo-zoo did not train; set "

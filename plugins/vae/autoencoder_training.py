@@ -19,8 +19,9 @@ The latent scale is fitted afterwards as SD's was: ``scaling_factor = 1 / std`` 
 means of held-out frames, so the diffusion sees latents of unit variance (``network.data_std = 1``).
 
 Output, written atomically (a temporary folder renamed into place): a diffusers folder
-(``config.json`` + ``diffusion_pytorch_model.safetensors``) and ``memo_zoo_vae.json``, the record
-of what was trained on what (options, clips, frames) and how well it reconstructs held-out frames.
+(``config.json`` + ``diffusion_pytorch_model.safetensors``), ``memo_zoo_vae.json``, the record of
+what was trained on what (options, clips, frames) and how well it reconstructs held-out frames, and
+``reconstructions.png``, eight held-out frames over their reconstructions.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ from memo_zoo.errors import MemoZooError
 from memo_zoo.progress import progress
 
 RECORD_FILE = "memo_zoo_vae.json"
+FIGURE_FILE = "reconstructions.png"
 RECORD_FORMAT = "memo-zoo/trained-vae"
 
 
@@ -234,7 +236,7 @@ def train_autoencoder(sources: Sequence[FrameSource], config: AutoencoderTrainin
         train_frames=int(offsets[-1]))
     record = {"format": RECORD_FORMAT, "version": 1, "training": training_options(config),
               "size": size, "data": data or {}, "report": report.as_dict()}
-    _write_folder(vae, record, out_dir)
+    _write_folder(vae, record, eval_frames(held, 8), out_dir)
     return report
 
 
@@ -243,13 +245,14 @@ def training_options(config: AutoencoderTrainingConfig) -> dict[str, Any]:
     return config.model_dump(mode="json", include=set(AutoencoderTrainingConfig.model_fields))
 
 
-def _write_folder(vae: Any, record: dict[str, Any], out_dir: Path) -> None:
+def _write_folder(vae: Any, record: dict[str, Any], figure_frames: np.ndarray, out_dir: Path) -> None:
     """Save into a temporary sibling folder, then rename it to ``out_dir`` (readers see all or nothing)."""
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     temp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
     try:
         vae.save_pretrained(str(temp), safe_serialization=True)
         (temp / RECORD_FILE).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+        reconstruction_figure(vae, figure_frames, temp / FIGURE_FILE)
         if out_dir.exists():
             shutil.rmtree(out_dir)  # only a stale folder the caller chose to replace reaches here
         os.replace(temp, out_dir)

@@ -53,7 +53,7 @@ def test_ablate_memory_quick_end_to_end(tmp_path, repo_root):
     # The first variant trains the autoencoder (spec A1), the others reuse its folder.
     first = children[VARIANTS[0]]
     assert first.data.tags["memo_zoo.vae"].startswith("trained ") and "vae.eval_psnr" in first.data.metrics
-    assert "vae_reconstructions.png" in {a.path for a in client.list_artifacts(first.info.run_id)}
+    assert "reconstructions.png" in {a.path for a in client.list_artifacts(first.info.run_id)}
     assert all(children[v].data.tags["memo_zoo.vae"].startswith("reused ") for v in VARIANTS[1:])
     report = {a.path for a in client.list_artifacts(parent_id, "report")}
     assert {"report/report.md", "report/report.html", "report/metrics_per_variant.png",

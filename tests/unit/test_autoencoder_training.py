@@ -20,6 +20,7 @@ from memo_zoo_plugins.vae.autoencoder_training import (RECORD_FILE, AutoencoderT
                                                        read_record, split_sources, train_autoencoder)
 from memo_zoo_plugins.vae.sd_vae import SDVAE, SDVAEConfig
 from tests.data_fixtures import write_clip
+from tests.fake_datasets import DatasetRegistry
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -107,49 +108,43 @@ def test_bad_geometry_is_refused():
 # ---- the task: which folder, reuse, refuse, retrain ------------------------------------------------
 
 
-class _Dataset:
-    def __init__(self, records):
-        self.records = records
-
-    def clips(self):
-        return list(self.records)
-
-
-class _Registry:
-    def __init__(self, records):
-        self.records = records
-
-    def build(self, slot, config):
-        assert slot == "dataset"
-        return _Dataset(self.records)
-
-
 def _context(registry, workdir: Path, records=(), weights="checkpoints/vae"):
+    """A run context; relative weights paths resolve against the current directory, as sd_vae's do
+    (the tests chdir into ``workdir`` with the ``workdir`` fixture)."""
     recipe = validate_document({
         "name": "v", "task": {"kind": "train_vae"},
         "model": {"vae": {"kind": "sd_vae", "weights": weights}},
         "data": {"dataset": {"kind": "talking_world"}}}, registry, "test")
-    return SimpleNamespace(recipe=recipe, registry=_Registry(list(records)), run=None, workdir=workdir,
+    return SimpleNamespace(recipe=recipe, registry=DatasetRegistry(records), run=None, workdir=workdir,
                            variant=None)
 
 
-def test_target_is_the_recipes_sd_vae_weights(registry, tmp_path, monkeypatch):
-    assert target_folder(_context(registry, tmp_path), TrainVAEConfig()) == tmp_path / "checkpoints/vae"
-    assert target_folder(_context(registry, tmp_path), TrainVAEConfig(out=Path("/abs/x"))) == Path("/abs/x")
+def test_target_is_where_sd_vae_will_look(registry, tmp_path, monkeypatch):
+    from memo_zoo.errors import MissingWeightsError
+
+    recipe = _context(registry, tmp_path).recipe
+    assert target_folder(TrainVAEConfig(), recipe) == Path("checkpoints/vae")
+    assert target_folder(TrainVAEConfig(out=Path("/abs/x")), recipe) == Path("/abs/x")
+    named = _context(registry, tmp_path, weights="myvae").recipe
     monkeypatch.delenv("MEMO_ZOO_WEIGHTS_DIR", raising=False)
-    with pytest.raises(MemoZooError, match="bare name"):
-        target_folder(_context(registry, tmp_path, weights="myvae"), TrainVAEConfig())
+    with pytest.raises(MissingWeightsError, match="MEMO_ZOO_WEIGHTS_DIR is not set"):
+        target_folder(TrainVAEConfig(), named)
     monkeypatch.setenv("MEMO_ZOO_WEIGHTS_DIR", str(tmp_path / "w"))
-    assert target_folder(_context(registry, tmp_path, weights="myvae"), TrainVAEConfig()) == tmp_path / "w/myvae"
+    assert target_folder(TrainVAEConfig(), named) == tmp_path / "w/myvae"
+    pixel = validate_document({"name": "v", "task": {"kind": "train_vae"}, "model": {"vae": {"kind": "pixel"}}},
+                              registry, "test")
+    with pytest.raises(MemoZooError, match="needs model.vae: {kind: sd_vae"):
+        target_folder(TrainVAEConfig(), pixel)
 
 
-def test_task_trains_from_the_dataset_then_reuses_and_refuses(registry, tmp_path, monkeypatch):
+def test_task_trains_from_the_dataset_then_reuses_and_refuses(registry, workdir, tmp_path, monkeypatch):
     monkeypatch.setenv("MEMO_ZOO_CACHE_DIR", str(tmp_path / "cache"))
     records = [ClipRecord(clip_id=f"c{i}", video=write_clip(tmp_path / f"c{i}.mp4")) for i in range(3)]
     context = _context(registry, tmp_path, records)
     options = TrainVAEConfig(steps=2, size=32, **TINY)
     folder = ensure_vae(context, options)
     record = read_record(folder)
+    assert (tmp_path / folder / "reconstructions.png").is_file()  # the folder carries its own evidence
     assert record["data"]["clips"] == 3 and record["size"] == 32 and record["report"]["train_frames"] == 32
 
     def no_training(*args, **kwargs):
@@ -165,19 +160,19 @@ def test_task_trains_from_the_dataset_then_reuses_and_refuses(registry, tmp_path
     assert read_record(retrained)["training"]["steps"] == 3
 
 
-def test_a_folder_without_a_record_is_used_as_brought(registry, tmp_path, monkeypatch):
+def test_a_folder_without_a_record_is_used_as_brought(registry, workdir, tmp_path, monkeypatch):
     folder = tmp_path / "checkpoints/vae"
     folder.mkdir(parents=True)
     (folder / "config.json").write_text(json.dumps({"_class_name": "AutoencoderKL"}))
     monkeypatch.setattr(task_module, "train_autoencoder", lambda *a, **k: pytest.fail("must not train"))
     context = _context(registry, tmp_path)
-    assert ensure_vae(context, TrainVAEConfig()) == folder
+    assert (tmp_path / ensure_vae(context, TrainVAEConfig())) == folder
     with pytest.raises(MemoZooError, match="did not train"):
         task_module.TrainVAETask(TrainVAEConfig()).run(context)
     assert not (folder / RECORD_FILE).exists()
 
 
-def test_the_dataset_must_give_frames(registry, tmp_path):
+def test_the_dataset_must_give_frames(registry, workdir, tmp_path):
     with pytest.raises(MemoZooError, match="no frames"):
         ensure_vae(_context(registry, tmp_path, records=[]), TrainVAEConfig(steps=1, **TINY))
 

@@ -13,6 +13,7 @@ from memo_zoo_plugins.tasks.experiment import generation_key, training_key
 from memo_zoo_plugins.tasks.experiment_config import HeldOutConfig
 from memo_zoo_plugins.tasks.held_out import HeldOutClip, evaluation_pair, select_clips, truth_schedule
 from tests.data_fixtures import write_clip
+from tests.fake_datasets import DatasetRegistry
 
 BASE = {"name": "e", "seed": 0, "task": {"kind": "experiment", "train": {"steps": 10}},
         "model": {"temporal": {"kind": "linear_memory"}, "audio_fusion": {"kind": "multimodal_attention"}},
@@ -53,30 +54,13 @@ def test_anything_that_changes_training_changes_its_folder(registry, change):
     assert keys(registry, **change)[0] != keys(registry)[0]
 
 
-class ListDataset:
-    def __init__(self, records):
-        self.records = records
-
-    def clips(self):
-        return list(self.records)
-
-
-class FakeRegistry:
-    def __init__(self, records):
-        self.records, self.configs = records, []
-
-    def build(self, slot, config):
-        self.configs.append(config)
-        return ListDataset(self.records)
-
-
 def _record(name, seconds, **extra):
     return ClipRecord(clip_id=name, video=f"/x/{name}.mp4", fps=25.0, frame_count=int(seconds * 25), **extra)
 
 
 def test_held_out_takes_the_longest_clips_of_the_split(registry):
     dataset = recipe(registry).data.dataset
-    fake = FakeRegistry([_record("a", 4), _record("long", 60), _record("b", 12), _record("c", 12)])
+    fake = DatasetRegistry([_record("a", 4), _record("long", 60), _record("b", 12), _record("c", 12)])
     chosen = select_clips(dataset, fake, HeldOutConfig(split="test", videos=2))
     assert [c.record.clip_id for c in chosen] == ["long", "b"]
     assert fake.configs[0].split == "test"
