@@ -19,6 +19,7 @@ from typing import Literal, Optional
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from memo_zoo.data.samples import SampleConfig
+from memo_zoo.train.regions import LossRegion
 
 Trainable = Literal["spatial", "new", "all"]
 
@@ -136,6 +137,11 @@ class TrainConfig(Strict):
     condition_dropout: ConditionDropoutConfig = Field(
         default_factory=ConditionDropoutConfig, description="per-condition dropout (L6)")
     robust_loss: RobustLossConfig = Field(default_factory=RobustLossConfig, description="robust training (L5)")
+    loss_regions: list[LossRegion] = Field(
+        default_factory=list,
+        description="boxes of extra loss weight in fractions of the frame, e.g. [{name: mouth, box: [0.28, 0.5, "
+                    "0.72, 0.8], weight: 4}] (memo_zoo.train.regions: Hallo-style lip / face emphasis for "
+                    "aligned crops; the weighted loss keeps the plain loss's scale); empty = L1's plain MSE")
     phases: list[PhaseConfig] = Field(
         default_factory=lambda: [PhaseConfig(name="joint", steps=None, trainable="all")],
         min_length=1,

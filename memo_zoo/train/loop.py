@@ -344,7 +344,8 @@ class Trainer:
                             use_audio=phase.trainable != "spatial" and audio_encoder is not None,
                             timesteps=cfg.timesteps, dropout=cfg.condition_dropout,
                             motion_padding=cfg.motion_padding, audio_window=self.sample_config.audio_window,
-                            no_emotion=no_emotion, device=device, vae_batch=cfg.vae_batch)
+                            no_emotion=no_emotion, device=device, vae_batch=cfg.vae_batch,
+                            loss_regions=cfg.loss_regions)
                     last = micro == cfg.grad_accumulation - 1
                     with contextlib.nullcontext() if last else accelerator.no_sync(model):
                         with accelerator.autocast():

@@ -36,19 +36,27 @@ def velocity_target(z0: Tensor, noise: Tensor) -> Tensor:
     return noise - z0
 
 
-def per_sample_mse(prediction: Tensor, target: Tensor) -> Tensor:
+def per_sample_mse(prediction: Tensor, target: Tensor, weights: Tensor | None = None) -> Tensor:
     """Mean squared error per sample: (B, ...) -> (B,), computed in float32 at least.
 
     Per sample rather than per batch so that robust training (L5) can drop single samples.
+    ``weights`` (H, W), mean 1, multiplies the squared error of each spatial cell (the last two
+    dims; ``memo_zoo.train.regions``).
     """
     dtype = torch.promote_types(torch.promote_types(prediction.dtype, target.dtype), torch.float32)
-    diff = prediction.to(dtype) - target.to(dtype)
-    return diff.pow(2).flatten(1).mean(dim=1)
+    squared = (prediction.to(dtype) - target.to(dtype)).pow(2)
+    if weights is not None:
+        if tuple(weights.shape) != tuple(squared.shape[-2:]):
+            raise ValueError(f"loss weights {tuple(weights.shape)} do not match the latents' spatial size "
+                             f"{tuple(squared.shape[-2:])}")
+        squared = squared * weights.to(device=squared.device, dtype=dtype)
+    return squared.flatten(1).mean(dim=1)
 
 
-def velocity_loss(velocity: Tensor, z0: Tensor, noise: Tensor) -> Tensor:
-    """Per-sample unweighted velocity MSE (B,), the training objective (L1)."""
-    return per_sample_mse(velocity, velocity_target(z0, noise))
+def velocity_loss(velocity: Tensor, z0: Tensor, noise: Tensor, weights: Tensor | None = None) -> Tensor:
+    """Per-sample velocity MSE (B,), the training objective (L1); unweighted unless ``weights``
+    (a region map of ``memo_zoo.train.regions``) is given."""
+    return per_sample_mse(velocity, velocity_target(z0, noise), weights)
 
 
 def noise_from_velocity(z_t: Tensor, velocity: Tensor, t: Tensor) -> Tensor:

@@ -42,6 +42,7 @@ from memo_zoo.errors import MemoZooError
 from memo_zoo.model.memo_net import MemoNet
 from memo_zoo.train.config import ConditionDropoutConfig, TimestepConfig
 from memo_zoo.train.loss import noisy_latents, sample_times, velocity_loss
+from memo_zoo.train.regions import LossRegion, region_weight_map
 
 # Dropout masks are drawn in this order, so adding a condition later cannot shift the others.
 CONDITIONS = ("emotion", "reference", "audio", "motion")
@@ -117,11 +118,12 @@ def encode_frames(vae: Any, frames: Tensor, chunk: int) -> Tensor:
 def prepare_inputs(batch: dict[str, Any], vae: Any, generator: torch.Generator, *, single_frame: bool,
                    use_audio: bool, timesteps: TimestepConfig, dropout: ConditionDropoutConfig,
                    motion_padding: str, audio_window: int, no_emotion: int, device: torch.device,
-                   vae_batch: int = 32) -> dict[str, Any]:
+                   vae_batch: int = 32, loss_regions: list[LossRegion] | None = None) -> dict[str, Any]:
     """The tensors ``TrainModules.forward`` reads, from a collated batch (see the module docstring).
 
     ``single_frame``: the spatial phase (L2): the first target frame only, no memory, no audio,
-    no emotion. ``use_audio``: build the padded waveform for the audio encoder.
+    no emotion. ``use_audio``: build the padded waveform for the audio encoder. ``loss_regions``:
+    the loss's weight map over the latent grid (``memo_zoo.train.regions``).
     """
     target = batch["target"].to(device)
     if single_frame:
@@ -141,6 +143,7 @@ def prepare_inputs(batch: dict[str, Any], vae: Any, generator: torch.Generator, 
         "keep_reference": keep["reference"],
         "keep_audio": keep["audio"],
         "num_frames": f,
+        "loss_weights": region_weight_map(loss_regions or [], *z0.shape[-2:]),
     }
     if single_frame:
         inputs.update(motion_latents=None, motion_count=torch.zeros(b, dtype=torch.long, device=device),
@@ -217,7 +220,7 @@ class TrainModules(nn.Module):
             mask = None if bool(group_keep.all()) else group_keep
             velocity = net(pick(z_t), pick(t), group_tokens, pick(audio), pick(emotion),
                            {name: pick(states) for name, states in reference.items()}, state, mask)
-            group_loss = velocity_loss(velocity, pick(z0), pick(noise))
+            group_loss = velocity_loss(velocity, pick(z0), pick(noise), inputs.get("loss_weights"))
             losses = group_loss if idx is None else losses.index_copy(0, idx, group_loss)
         return losses
 

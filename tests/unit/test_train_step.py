@@ -18,6 +18,7 @@ from memo_zoo.plugin.manager import load_registry
 from memo_zoo.train.checkpoint import TrainerState, list_checkpoints, load_checkpoint, save_checkpoint
 from memo_zoo.train.config import ConditionDropoutConfig, TimestepConfig
 from memo_zoo.train.loss import noisy_latents, velocity_loss
+from memo_zoo.train.regions import LossRegion, region_weight_map
 from memo_zoo.train.step import (TrainModules, apply_phase, check_parts, draw, motion_counts, new_module_parameters,
                                  padded_waveform, prepare_inputs, robust_objective)
 from memo_zoo_plugins.audio_encoder.log_mel import LogMelConfig
@@ -73,11 +74,11 @@ def make_batch(seed: int = 0, batch: int = 2, frames: int = 3, motion: int = 4,
 
 
 def inputs_for(batch: dict, seed: int = 0, dropout=NO_DROPOUT, single_frame: bool = False,
-               motion_padding: str = "drop") -> dict:
+               motion_padding: str = "drop", loss_regions=None) -> dict:
     return prepare_inputs(batch, VAE, torch.Generator().manual_seed(seed), single_frame=single_frame,
                           use_audio=not single_frame, timesteps=TimestepConfig(), dropout=dropout,
                           motion_padding=motion_padding, audio_window=WINDOW, no_emotion=NO_EMOTION,
-                          device=torch.device("cpu"))
+                          device=torch.device("cpu"), loss_regions=loss_regions)
 
 
 # ---- audio ---------------------------------------------------------------------------------------
@@ -141,6 +142,36 @@ def test_dropping_every_condition_trains_the_unconditional_branch_of_spec_10():
 
 
 # ---- robust training (L5) ----------------------------------------------------------------------
+
+@pytest.mark.parametrize("single_frame", [False, True])
+def test_loss_regions_weight_the_step_loss_on_the_latent_grid(single_frame):
+    """task.train.loss_regions: the step's per-sample loss is the region-weighted velocity MSE (L1)."""
+    modules = make_modules()
+    batch = make_batch(2)
+    mouth = [LossRegion(name="mouth", box=(0.25, 0.5, 0.75, 0.75), weight=3.0)]
+    plain = inputs_for(batch, seed=4, single_frame=single_frame)
+    weighted = inputs_for(batch, seed=4, single_frame=single_frame, loss_regions=mouth)
+    assert plain["loss_weights"] is None
+    torch.testing.assert_close(weighted["loss_weights"], region_weight_map(mouth, 4, 4))
+    with torch.no_grad():
+        losses = modules(weighted)
+        # The same draws and forward: only the reduction differs. Undo it cell by cell.
+        net, x = modules.net, weighted
+        tokens = net.project_image(modules.image_encoder.encode(x["reference_images"]))
+        reference = net.encode_reference(x["reference_latents"], tokens).hidden_states
+        z_t = noisy_latents(x["z0"], x["noise"], x["t"])
+        if single_frame:
+            velocity = net(z_t, x["t"], tokens, None, None, reference, None)
+        else:
+            audio = modules.audio_encoder.encode(x["waveform"], x["num_frames"], FPS, WINDOW)
+            state = net.motion_state(x["motion_latents"], tokens)
+            velocity = net(z_t, x["t"], tokens, audio, x["emotion"], reference, state)
+        velocity_error = (velocity - (x["noise"] - x["z0"])) ** 2
+        expected = (velocity_error * x["loss_weights"]).flatten(1).mean(1)
+    torch.testing.assert_close(losses, expected)
+    with torch.no_grad():
+        assert not torch.allclose(modules(plain), losses)
+
 
 def test_robust_filter_drops_only_the_outliers_and_counts_them():
     weight = torch.ones(4, requires_grad=True)

@@ -1,0 +1,61 @@
+"""Region-weighted velocity loss: more of the objective on the mouth (and face) of aligned crops.
+
+Spec L1's velocity MSE weighs every latent cell alike. In a face crop the mouth covers a few
+percent of the frame, and it is the only part that the audio predicts, so almost all of the
+gradient goes to reproducing the portrait and almost none to lip sync. Audio-driven portrait
+models weight the loss on face and lip regions for this reason (Hallo's face and lip masks,
+EchoMimic's landmark masks). This is the box form of that, for aligned crops whose mouth stays in
+a known part of the frame (the spec §7 crop; talking_world's portraits):
+
+    w(cell) = 1 + sum_r weight_r * coverage_r(cell),      w_bar = w / mean(w)
+
+where coverage_r is the fraction of the latent cell's area inside region r's box (boxes are in
+fractions of the frame, so they need not line up with the latent grid). The per-sample loss is
+the mean over frames, channels and cells of w_bar * (v_hat - v)^2. Normalising by mean(w) keeps
+the loss of a uniform error unchanged, so robust-loss thresholds (L5) and logged curves keep
+their scale; with no regions it is exactly L1's unweighted MSE.
+"""
+
+from __future__ import annotations
+
+import torch
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from torch import Tensor
+
+
+class LossRegion(BaseModel):
+    """One box of extra loss weight, in fractions of the frame (0 = left / top, 1 = right / bottom)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(..., min_length=1, description="what the box holds (mouth, face): shown in logs")
+    box: tuple[float, float, float, float] = Field(
+        ..., description="x0, y0, x1, y1 as fractions of the frame's width and height")
+    weight: float = Field(..., gt=0, description="weight added inside the box, on top of 1 everywhere")
+
+    @model_validator(mode="after")
+    def _inside_frame(self) -> "LossRegion":
+        x0, y0, x1, y1 = self.box
+        if not (0.0 <= x0 < x1 <= 1.0 and 0.0 <= y0 < y1 <= 1.0):
+            raise ValueError(f"loss region {self.name!r}: box {list(self.box)} must satisfy "
+                             "0 <= x0 < x1 <= 1 and 0 <= y0 < y1 <= 1 (fractions of the frame)")
+        return self
+
+
+def _coverage_1d(start: float, end: float, cells: int) -> Tensor:
+    """Fraction of each of ``cells`` equal intervals of [0, 1] that lies inside [start, end]."""
+    edges = torch.linspace(0.0, 1.0, cells + 1, dtype=torch.float64)
+    overlap = (torch.minimum(edges[1:], torch.tensor(end)) - torch.maximum(edges[:-1], torch.tensor(start)))
+    return overlap.clamp(min=0.0) * cells
+
+
+def region_weight_map(regions: list[LossRegion], height: int, width: int) -> Tensor | None:
+    """The normalised weight map w_bar (height, width) float32 of the module docstring; None when
+    there are no regions (the plain MSE, without a multiply)."""
+    if not regions:
+        return None
+    weights = torch.ones(height, width, dtype=torch.float64)
+    for region in regions:
+        x0, y0, x1, y1 = region.box
+        weights += region.weight * torch.outer(_coverage_1d(y0, y1, height), _coverage_1d(x0, x1, width))
+    return (weights / weights.mean()).float()
