@@ -189,12 +189,16 @@ class MemoNet(nn.Module):
         (directory / CONFIG_FILE).write_text(json.dumps(self.configs(), indent=2) + "\n")
         return directory
 
-    def load_weights(self, path: str | Path) -> None:
+    def load_weights(self, path: str | Path, exclude: tuple[str, ...] = ()) -> None:
         """Load a ``memo_net.safetensors`` strictly; a mismatch raises ``MemoZooError`` naming every
-        missing, unexpected and mis-shaped parameter."""
+        missing, unexpected and mis-shaped parameter.
+
+        ``exclude``: name prefixes left out on both sides (they keep this net's values), e.g. the
+        audio and temporal modules when starting stage 2 of another variant from a shared stage 1.
+        """
         path = resolve_weights(path, "MEMO network weights (memo_net.safetensors)")
-        state = load_file(str(path))
-        own = self.state_dict()
+        state = {k: v for k, v in load_file(str(path)).items() if not k.startswith(exclude)}
+        own = {k: v for k, v in self.state_dict().items() if not k.startswith(exclude)}
         missing = sorted(set(own) - set(state))
         unexpected = sorted(set(state) - set(own))
         shapes = [f"{k}: {tuple(state[k].shape)} in the checkpoint, {tuple(own[k].shape)} here"
@@ -202,7 +206,7 @@ class MemoNet(nn.Module):
         problems = describe_mismatch(missing, unexpected, shapes)
         if problems:
             raise MemoZooError(f"checkpoint {path} does not match the network built from the given configs:\n{problems}")
-        self.load_state_dict(state, strict=True)
+        self.load_state_dict(state, strict=not exclude)
 
     @classmethod
     def from_pretrained(

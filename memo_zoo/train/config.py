@@ -107,7 +107,13 @@ class TrainConfig(Strict):
     vae_batch: int = Field(32, ge=1, description="frames per frozen-VAE encode call (bounds memory at 512 px)")
     init_weights: Optional[Path] = Field(
         None, description="start the network from a saved MemoNet folder (memo_net.safetensors) or a training "
-                          "checkpoint folder (its model/), e.g. the end of stage 1; the recipe's network must match")
+                          "checkpoint folder (its model/ and the trainable encoders of its encoders.safetensors), "
+                          "e.g. the end of stage 1; the recipe's network and encoders must match")
+    init_weights_scope: Literal["all", "spatial"] = Field(
+        "all", description="what init_weights sets: 'all' the whole network and the trainable encoders; 'spatial' "
+                           "what stage 1 trains (L2): the network without its audio and temporal modules, and the "
+                           "image encoder, so that a variant with other audio or temporal modules starts from a "
+                           "shared stage 1 (task experiment's share_stage1)")
     sd15_unet: Optional[Path] = Field(
         None, description="initialise both nets' spatial layers from a LOCAL SD1.5 diffusers folder (spec A6); "
                           "applied before init_weights")

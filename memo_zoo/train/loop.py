@@ -48,10 +48,11 @@ from memo_zoo.emotion import LABEL_SETS
 from memo_zoo.errors import MemoZooError
 from memo_zoo.model.memo_net import MemoNet, build_memo_net
 from memo_zoo.settings import get_settings
-from memo_zoo.train.checkpoint import (TrainerState, checkpoint_name, latest_checkpoint, load_checkpoint,
-                                       read_state, save_checkpoint)
+from memo_zoo.train.checkpoint import (ENCODERS_FILE, TrainerState, checkpoint_name, latest_checkpoint,
+                                       load_checkpoint, load_encoder_weights, read_state, save_checkpoint)
 from memo_zoo.train.config import TrainConfig
-from memo_zoo.train.step import TrainModules, apply_phase, check_parts, prepare_inputs, robust_objective
+from memo_zoo.train.step import (TrainModules, apply_phase, check_parts, new_module_prefixes, prepare_inputs,
+                                 robust_objective)
 
 
 def derived_seed(*parts: int) -> int:
@@ -230,9 +231,18 @@ class Trainer:
                 self._run.log_dict(report.as_dict(), "animatediff_init.json")
         if self.config.init_weights is not None:
             folder = Path(self.config.init_weights)
-            # A training checkpoint folder holds the network under model/.
-            folder = folder / "model" if (folder / "model" / "memo_net.safetensors").is_file() else folder
-            net.load_weights(folder / "memo_net.safetensors")
+            # A training checkpoint folder holds the network under model/ and the trainable encoders
+            # beside it. The encoders come too: stage 1 trains the image projector against the image
+            # encoder's weights of that run, which a fresh random encoder would not reproduce.
+            spatial = self.config.init_weights_scope == "spatial"
+            if (folder / "model" / "memo_net.safetensors").is_file():
+                if (folder / ENCODERS_FILE).is_file():
+                    encoders = {"image_encoder": image_encoder}
+                    if not spatial:  # stage 1 does not train the audio encoder; a variant may use another
+                        encoders["audio_encoder"] = audio_encoder
+                    load_encoder_weights(folder, encoders)
+                folder = folder / "model"
+            net.load_weights(folder / "memo_net.safetensors", exclude=new_module_prefixes(net) if spatial else ())
         check_parts(net, vae, image_encoder, audio_encoder, self.sample_config.size,
                     len(LABEL_SETS[self.sample_config.label_set]), audio_fusion)
         return net, vae, image_encoder, audio_encoder

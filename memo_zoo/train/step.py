@@ -255,6 +255,13 @@ def new_module_parameters(modules: TrainModules) -> list[nn.Parameter]:
     return params
 
 
+def new_module_prefixes(net: MemoNet) -> tuple[str, ...]:
+    """State-dict name prefixes ("<name>.") of the modules MEMO adds at every site (audio and
+    temporal): what a stage-1 result does not decide (spec L2, L3)."""
+    added = {id(m) for block in net.diffusion_net.blocks for m in (block.audio, block.temporal)}
+    return tuple(sorted(f"{name}." for name, module in net.named_modules() if id(module) in added))
+
+
 def phase_parameters(modules: TrainModules, trainable: str) -> set[int]:
     """ids of the parameters a phase trains (before intersecting with what may train at all)."""
     everything = {id(p) for p in modules.parameters()}

@@ -12,6 +12,9 @@ covers everything that changes training (model, data, seed, task.train), and the
 ``.../videos-<hash>`` (the training hash + generation + held-out options + detector + sampler).
 With ``train_vae`` set, the recipe's ``sd_vae`` autoencoder is trained first when its folder does
 not exist yet (``memo_zoo_plugins.tasks.train_vae``); every variant then reads the same folder.
+When the training starts with a spatial phase (stage 1, L2), that phase is trained once in
+``<out_dir>/stage1-<hash>`` and every variant trains its later phases from it
+(``share_stage1``; ``memo_zoo_plugins.tasks.shared_stage1`` says why that is sound).
 A re-run after an interruption resumes the training from its last checkpoint and generates only
 the videos not finished; variants that differ only in generation (e.g. the CFG ablation) train
 once. A video counts as finished when its ``<clip>.json`` record exists (written after the MP4,
@@ -31,7 +34,10 @@ from pydantic import BaseModel
 from memo_zoo.atomic import write_text_atomically
 from memo_zoo.errors import MemoZooError
 from memo_zoo.runner import RunContext
+from memo_zoo.tracking.prefixed import PrefixedRun
+from memo_zoo.train.config import TrainConfig
 from memo_zoo_plugins.tasks.experiment_config import ExperimentConfig
+from memo_zoo_plugins.tasks.shared_stage1 import NON_LEARNING_TRAIN_FIELDS, split_stage1, stage1_key_document
 from memo_zoo_plugins.tasks.held_out import (HeldOutClip, evaluation_pair, select_clips, truth_schedule,
                                              write_portrait)
 from memo_zoo_plugins.tasks.train_vae import ensure_vae, for_samples
@@ -47,16 +53,27 @@ def fingerprint(document: Any) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:10]
 
 
+def shared_stage1(config: ExperimentConfig) -> tuple[TrainConfig, TrainConfig] | None:
+    """(stage 1, the rest) when this experiment shares its stage 1 between variants, else None."""
+    return split_stage1(config.train) if config.share_stage1 else None
+
+
 def training_key(recipe: BaseModel, config: ExperimentConfig) -> str:
     """What changes the trained weights: the network's parts, the data, the seed and task.train."""
     document = recipe.model_dump(mode="json")
-    train = config.train.model_dump(mode="json", exclude={"out_dir", "resume", "log_every", "checkpoint_every",
-                                                          "keep_checkpoints", "num_workers"})
+    train = config.train.model_dump(mode="json", exclude=NON_LEARNING_TRAIN_FIELDS)
     key = {"model": document["model"], "data": document["data"], "seed": document["seed"], "train": train}
     if config.train_vae is not None:
         # The autoencoder's options change every latent; added only when set so older keys stay valid.
         key["train_vae"] = config.train_vae.model_dump(mode="json", exclude={"out", "overwrite"})
+    if shared_stage1(config) is not None:
+        # Later phases restart their step count from a shared stage 1: not the weights of one unbroken run.
+        key["stage1"] = "shared"
     return fingerprint(key)
+
+
+def stage1_key(recipe: BaseModel, config: ExperimentConfig, stage1: TrainConfig) -> str:
+    return fingerprint(stage1_key_document(recipe, stage1, config.train_vae))
 
 
 def generation_key(recipe: BaseModel, config: ExperimentConfig, train_key: str) -> str:
@@ -81,7 +98,20 @@ class ExperimentTask:
         train_key = training_key(recipe, config)
         if config.train_vae is not None:
             ensure_vae(context, for_samples(config.train_vae, config.train.samples))
-        train_dir = self._train(context, root / f"train-{train_key}")
+        from memo_zoo.train.checkpoint import latest_checkpoint
+
+        train = config.train
+        split = shared_stage1(config)
+        if split is not None:
+            stage1, rest = split
+            stage1_dir = _under(Path(context.workdir), config.out_dir) / f"stage1-{stage1_key(recipe, config, stage1)}"
+            # Its loss curve goes to this run as stage1.* (PrefixedRun), beside the variant's own.
+            self._train(context, stage1, stage1_dir, PrefixedRun(run, "stage1"), "memo_zoo.experiment.stage1")
+            train = rest.model_copy(update={"init_weights": latest_checkpoint(stage1_dir),
+                                            "init_weights_scope": "spatial"})
+        default_dir = root / f"train-{train_key}"
+        train_dir = default_dir if train.out_dir is None else _under(Path(context.workdir), train.out_dir)
+        self._train(context, train, train_dir, run, "memo_zoo.experiment.training")
         video_dir = root / f"videos-{generation_key(recipe, config, train_key)}"
         run.set_tags({"memo_zoo.experiment.train_dir": str(train_dir),
                       "memo_zoo.experiment.video_dir": str(video_dir)})
@@ -94,19 +124,19 @@ class ExperimentTask:
 
             report_run(run.client, run.id, root / "reports" / run.id, log_to=run)
 
-    def _train(self, context: RunContext, default_dir: Path) -> Path:
+    def _train(self, context: RunContext, train: TrainConfig, out_dir: Path, run: Any, tag: str) -> Path:
+        """Train ``train`` into ``out_dir`` unless a finished training is there; returns ``out_dir``."""
         from memo_zoo.train.checkpoint import latest_checkpoint, read_state
         from memo_zoo.train.loop import Trainer
 
-        train = self.config.train
-        out_dir = _under(Path(context.workdir), train.out_dir) if train.out_dir is not None else default_dir
         latest = latest_checkpoint(out_dir)
         if latest is not None and read_state(latest).step >= train.steps:
             # Same training key = same weights: another variant (or an earlier run) already trained it.
-            context.run.set_tags({"memo_zoo.experiment.training": f"reused {latest}"})
+            context.run.set_tags({tag: f"reused {latest}"})
             return out_dir
         train = train.model_copy(update={"out_dir": out_dir, "resume": latest is not None})
-        Trainer(train, context.recipe, context.registry, context.run, context.workdir, context.variant).fit()
+        Trainer(train, context.recipe, context.registry, run, context.workdir, context.variant).fit()
+        context.run.set_tags({tag: f"trained {out_dir}"})
         return out_dir
 
     def _detector(self, context: RunContext) -> None:

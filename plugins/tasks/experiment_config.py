@@ -75,5 +75,10 @@ class ExperimentConfig(Strict):
         None, description="when model.vae is an sd_vae whose weights folder does not exist yet, train it first on "
                           "data.dataset's frames with these options (task train_vae's; size and fps come from "
                           "train.samples)")
+    share_stage1: bool = Field(
+        True, description="when train.phases starts with a spatial phase (stage 1, L2): train it once in "
+                          "<out_dir>/stage1-<hash> for every variant and recipe that has the same stage 1, and train "
+                          "each variant's later phases from it (memo_zoo_plugins.tasks.shared_stage1); false = "
+                          "every variant trains all its phases itself")
     log_videos: bool = Field(True, description="log the generated videos (with audio) as MLflow artifacts")
     report: bool = Field(True, description="write the comparison report (Markdown + HTML + plots) at the end")

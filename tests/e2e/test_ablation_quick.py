@@ -55,6 +55,10 @@ def test_ablate_memory_quick_end_to_end(tmp_path, repo_root):
     assert first.data.tags["memo_zoo.vae"].startswith("trained ") and "vae.eval_psnr" in first.data.metrics
     assert "reconstructions.png" in {a.path for a in client.list_artifacts(first.info.run_id)}
     assert all(children[v].data.tags["memo_zoo.vae"].startswith("reused ") for v in VARIANTS[1:])
+    # Stage 1 (L2) too: trained once, in the first variant's run (curve stage1.loss), then shared.
+    assert first.data.tags["memo_zoo.experiment.stage1"].startswith("trained ") and "stage1.loss" in first.data.metrics
+    assert all(children[v].data.tags["memo_zoo.experiment.stage1"].startswith("reused ") for v in VARIANTS[1:])
+    assert len(list((tmp_path / "experiments").glob("stage1-*"))) == 1
     report = {a.path for a in client.list_artifacts(parent_id, "report")}
     assert {"report/report.md", "report/report.html", "report/metrics_per_variant.png",
             "report/identity_over_time.png", "report/mouth_sync.png"} <= report
