@@ -32,3 +32,7 @@ def write_atomically(path: str | Path, write: Callable[[str], None]) -> Path:
 
 def write_text_atomically(path: str | Path, text: str) -> Path:
     return write_atomically(path, lambda temp: Path(temp).write_text(text, encoding="utf-8"))
+
+
+def write_bytes_atomically(path: str | Path, data: bytes) -> Path:
+    return write_atomically(path, lambda temp: Path(temp).write_bytes(data))

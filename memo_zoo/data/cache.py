@@ -22,13 +22,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from memo_zoo.atomic import write_atomically, write_bytes_atomically
 from memo_zoo.data import media
 from memo_zoo.data.clip import ClipRecord
 from memo_zoo.data.media import MediaError
@@ -171,22 +170,12 @@ class FrameCache:
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
-    handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as file:
-            file.write(data)
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
+    write_bytes_atomically(path, data)
 
 
 def _atomic_save(path: Path, array: np.ndarray) -> None:
-    handle, temp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".npy.tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as file:
+    def save(temp: str) -> None:
+        with open(temp, "wb") as file:  # a file object: np.save would add ".npy" to a name
             np.save(file, array, allow_pickle=False)
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
+
+    write_atomically(path, save)

@@ -29,7 +29,6 @@ import json
 import os
 import re
 import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Protocol, Sequence, runtime_checkable
@@ -37,6 +36,7 @@ from typing import Any, Callable, Iterable, Iterator, Protocol, Sequence, runtim
 import numpy as np
 from pydantic import BaseModel
 
+from memo_zoo.atomic import write_text_atomically
 from memo_zoo.data.clip import ClipDataset, ClipRecord, SkippedClip
 from memo_zoo.data.media import AUDIO_RATE, MediaError, probe, read_audio, read_frames, write_video
 from memo_zoo.errors import MemoZooError
@@ -175,15 +175,7 @@ def _outputs_exist(clips: Iterable[ClipRecord]) -> bool:
 
 
 def _atomic_write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            stream.write(text)
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
+    write_text_atomically(path, text)
 
 
 def _atomic_copy(source: Path, target: Path, link: bool) -> None:

@@ -44,8 +44,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
-import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,6 +53,7 @@ import numpy as np
 import torch
 from scipy.signal import resample_poly
 
+from memo_zoo.atomic import write_atomically
 from memo_zoo.data.media import AUDIO_RATE, read_audio
 from memo_zoo.errors import MemoZooError
 from memo_zoo.settings import get_settings
@@ -292,13 +291,11 @@ def label_audio_file(detector, path: str | Path, fps: float, num_frames: int | N
         audio = read_audio(path)
     result = detector.frame_labels(torch.from_numpy(audio), AUDIO_RATE, fps, num_frames)
     if target is not None:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        handle, temp = tempfile.mkstemp(suffix=".npy", prefix=".labels.", dir=target.parent)
-        os.close(handle)
-        try:
-            np.save(temp, result.numpy().astype(np.int16))
-            os.replace(temp, target)
-        except BaseException:
-            Path(temp).unlink(missing_ok=True)
-            raise
+        labels = result.numpy().astype(np.int16)
+
+        def save(temp: str) -> None:
+            with open(temp, "wb") as file:  # a file object: np.save would add ".npy" to a name
+                np.save(file, labels)
+
+        write_atomically(target, save)
     return result

@@ -39,8 +39,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
-import tempfile
 import zipfile
 from collections import Counter
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -52,6 +50,7 @@ from typing import Any, Iterator, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from memo_zoo.atomic import write_atomically, write_text_atomically
 from memo_zoo.emotion import PAPER_LABELS
 from memo_zoo.data.media import write_video
 from memo_zoo.errors import MemoZooError
@@ -502,22 +501,18 @@ def make_clip(plan: ClipPlan, config: WorldConfig, root: Path) -> dict[str, Any]
 # ----------------------------------------------------------------------------------- file helpers
 
 
-def _temp_beside(path: Path) -> str:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.close(handle)
-    return temp
-
-
 def write_text(path: Path, text: str) -> None:
-    """Write ``text`` atomically (temp file in the same folder, then rename)."""
-    temp = _temp_beside(path)
-    try:
-        Path(temp).write_text(text, encoding="utf-8")
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
+    """Write ``text`` atomically (memo_zoo.atomic: temp file in the same folder, then rename)."""
+    write_text_atomically(path, text)
+
+
+def _write_zip(target: str, arrays: dict[str, np.ndarray]) -> None:
+    with zipfile.ZipFile(target, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for name, value in arrays.items():
+            info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_DEFLATED
+            with archive.open(info, "w", force_zip64=True) as member:
+                np.lib.format.write_array(member, np.asanyarray(value), allow_pickle=False)
 
 
 def write_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
@@ -525,18 +520,7 @@ def write_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
 
     numpy stamps each member with the current time, so two identical generations would differ in
     bytes; here every member gets a fixed timestamp. ``np.load`` reads the result as usual."""
-    temp = _temp_beside(path)
-    try:
-        with zipfile.ZipFile(temp, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-            for name, value in arrays.items():
-                info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
-                info.compress_type = zipfile.ZIP_DEFLATED
-                with archive.open(info, "w", force_zip64=True) as member:
-                    np.lib.format.write_array(member, np.asanyarray(value), allow_pickle=False)
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
+    write_atomically(path, lambda temp: _write_zip(temp, arrays))
 
 
 def _read_record(root: Path, clip_id: str) -> dict[str, Any] | None:
@@ -554,7 +538,7 @@ def _read_record(root: Path, clip_id: str) -> dict[str, Any] | None:
 
 
 def _remove_stale_temps(root: Path) -> None:
-    """Temp files of a killed run (``.<name>.*``, see _temp_beside)."""
+    """Temp files of a killed run (``.<name>.*``, as memo_zoo.atomic names them)."""
     for folder in ("video", "truth", "records"):
         for temp in (root / "data" / folder).glob(".*"):
             if temp.is_file():
