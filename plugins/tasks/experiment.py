@@ -7,9 +7,11 @@ generates the same long held-out videos with each, measures them with the recipe
 and, once every variant is done, writes the comparison report on the parent run
 (``memo_zoo_eval.report``; ``memo-zoo report RUN_ID`` rebuilds it).
 
-Resumable and shared: the checkpoints live in ``<out_dir>/<recipe>/train-<hash>`` where the hash
-covers everything that changes training (model, data, seed, task.train), and the videos in
-``.../videos-<hash>`` (the training hash + generation + held-out options + detector + sampler).
+Resumable and shared: the checkpoints live in ``<out_dir>/train-<hash>`` where the hash covers
+everything that changes training (model, data, seed, task.train), so a variant of one recipe that
+trains exactly as another recipe (an ablation's MEMO variant and ``experiment_tiny``) reuses its
+training; the videos are in ``<out_dir>/<recipe>/videos-<hash>`` (the training hash + generation
++ held-out options + detector + sampler).
 With ``train_vae`` set, the recipe's ``sd_vae`` autoencoder is trained first when its folder does
 not exist yet (``memo_zoo_plugins.tasks.train_vae``); every variant then reads the same folder.
 When the training starts with a spatial phase (stage 1, L2), that phase is trained once in
@@ -109,7 +111,8 @@ class ExperimentTask:
             self._train(context, stage1, stage1_dir, PrefixedRun(run, "stage1"), "memo_zoo.experiment.stage1")
             train = rest.model_copy(update={"init_weights": latest_checkpoint(stage1_dir),
                                             "init_weights_scope": "spatial"})
-        default_dir = root / f"train-{train_key}"
+        # Not under the recipe's folder: the key holds everything that makes the weights, not the name.
+        default_dir = _under(Path(context.workdir), config.out_dir) / f"train-{train_key}"
         train_dir = default_dir if train.out_dir is None else _under(Path(context.workdir), train.out_dir)
         self._train(context, train, train_dir, run, "memo_zoo.experiment.training")
         video_dir = root / f"videos-{generation_key(recipe, config, train_key)}"
