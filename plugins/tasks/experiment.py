@@ -39,9 +39,9 @@ from memo_zoo.runner import RunContext
 from memo_zoo.tracking.prefixed import PrefixedRun
 from memo_zoo.train.config import TrainConfig
 from memo_zoo_plugins.tasks.experiment_config import ExperimentConfig
-from memo_zoo_plugins.tasks.shared_stage1 import NON_LEARNING_TRAIN_FIELDS, split_stage1, stage1_key_document
 from memo_zoo_plugins.tasks.held_out import (HeldOutClip, evaluation_pair, select_clips, truth_schedule,
                                              write_portrait)
+from memo_zoo_plugins.tasks.shared_stage1 import NON_LEARNING_TRAIN_FIELDS, split_stage1, stage1_key_document
 from memo_zoo_plugins.tasks.train_vae import ensure_vae, for_samples
 
 __all__ = ["ExperimentConfig", "ExperimentTask", "build"]
