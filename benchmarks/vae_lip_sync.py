@@ -46,7 +46,7 @@ def main() -> None:
         frames = cache.entry(record).frames()
         truth = load_truth(record.truth).mouth_open
         with torch.no_grad():
-            images = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
+            images = torch.from_numpy(np.array(frames)).permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
             decoded = torch.cat([vae.decode(vae.encode(images[i:i + 64])) for i in range(0, len(images), 64)])
         rebuilt = decoded.clamp(-1, 1).add(1).mul(127.5).round().byte().permute(0, 2, 3, 1).numpy()
         real = lip_sync_figures(measurer.measure(frames).mouth_open, truth, 0)["lip_sync_r"]
