@@ -15,38 +15,24 @@ Prints one markdown row per t.
 
 from __future__ import annotations
 
-import argparse
-from pathlib import Path
-
 import torch
+from trained_network import load_trained, parser_for
 
 
 def main() -> None:
     from memo_zoo.data.samples import TalkingHeadSamples, collate
-    from memo_zoo.generate.pipeline import load_generator_model
-    from memo_zoo.plugin.manager import load_registry
-    from memo_zoo.recipe.loader import load_recipe
     from memo_zoo.train.config import ConditionDropoutConfig, TimestepConfig
-    from memo_zoo.train.regions import LossRegion, region_weight_map
+    from memo_zoo.train.regions import box_coverage
     from memo_zoo.train.step import TrainModules, prepare_inputs
 
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("overrides", nargs="*", help="recipe overrides, as the checkpoint was trained")
-    parser.add_argument("--recipe", type=Path, required=True)
-    parser.add_argument("--checkpoint", type=Path, required=True)
-    parser.add_argument("--split", default="test", help="dataset split whose clips are used (test: unseen people)")
+    parser = parser_for(__doc__)
     parser.add_argument("--samples", type=int, default=16)
     parser.add_argument("--mouth", type=float, nargs=4, default=[0.28, 0.5, 0.72, 0.8],
                         help="mouth box x0 y0 x1 y1 in fractions of the frame")
-    parser.add_argument("--times", type=float, nargs="+", default=[0.3, 0.6, 0.9])
-    parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
 
-    torch.manual_seed(args.seed)
-    registry = load_registry()
-    recipe = load_recipe(args.recipe, registry, args.overrides).recipe
+    registry, recipe, model = load_trained(args)
     train = recipe.task.train if hasattr(recipe.task, "train") else recipe.task
-    model = load_generator_model(args.checkpoint, recipe, registry)
     config = train.samples.model_copy(update={"seed": args.seed})
     records = registry.build("dataset", recipe.data.dataset.model_copy(update={"split": args.split})).clips()
     samples = TalkingHeadSamples(records, config)
@@ -62,14 +48,13 @@ def main() -> None:
                             motion_padding=train.motion_padding, audio_window=config.audio_window,
                             no_emotion=len(samples.labels), device=torch.device("cpu"))
     height, width = inputs["z0"].shape[-2:]
-    inside = region_weight_map([LossRegion(name="mouth", box=tuple(args.mouth), weight=1e6)], height, width)
-    # The map is 1 + 1e6 * coverage, normalised: nearly all weight inside; (inside > 1) picks the box's cells.
-    mouth = (inside > 1).float() * inside
-    mouth = mouth / mouth.mean()
-    rest = (inside <= 1).float()
-    rest = rest / rest.mean()
+    # The mouth's loss weights each cell by its share of the box (a cell half in it counts half);
+    # the rest is the cells wholly outside the box.
+    coverage = box_coverage(tuple(args.mouth), height, width).float()
+    outside = (coverage == 0).float()
+    mouth, rest = coverage / coverage.mean(), outside / outside.mean()
     other = torch.roll(inputs["waveform"], 1, dims=0)
-    print(f"{count} samples of split {args.split}, mouth box {args.mouth} ({int((inside > 1).sum())} of "
+    print(f"{count} samples of split {args.split}, mouth box {args.mouth} ({int((coverage > 0).sum())} of "
           f"{height * width} latent cells)\n")
     print("| t | mouth: own audio | another clip's | no audio | rest: own audio | another clip's | no audio |")
     print("|---|---|---|---|---|---|---|")

@@ -8,7 +8,7 @@ curve.
 
     .venv/bin/python benchmarks/mouth_strip.py --clip tw_id060_long01 --start 140 --frames 24 \
         --video "600 joint steps=experiments/experiment-tiny/videos-<hash>/tw_id060_long01.mp4" \
-        --out docs/images/experiment_tiny_mouth_strip.png [--world <talking_world root>] [--every 2]
+        --out docs/images/experiment_tiny_mouth_strip.png [--recipe recipes/experiment_tiny.yaml] [--every 2]
 """
 
 from __future__ import annotations
@@ -26,14 +26,16 @@ def main() -> None:
     import matplotlib.pyplot as plt
 
     from memo_zoo.data.media import read_frames
+    from memo_zoo.plugin.manager import load_registry
+    from memo_zoo.recipe.loader import load_recipe
     from memo_zoo_plugins.datasets.talking_world.truth import load_truth
-    from memo_zoo_plugins.datasets.talking_world.world import WorldConfig, world_root
+    from memo_zoo_plugins.datasets.talking_world.world import world_root
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--clip", required=True, help="talking_world clip id (its video and truth are read)")
     parser.add_argument("--video", action="append", required=True, help="LABEL=PATH of a generated video (repeat)")
-    parser.add_argument("--world", type=Path, default=None,
-                        help="talking_world root; default: the 64-person world of recipes/experiment_tiny.yaml")
+    parser.add_argument("--recipe", type=Path, default=Path("recipes/experiment_tiny.yaml"),
+                        help="the recipe whose data.dataset (a talking_world) holds the clip")
     parser.add_argument("--start", type=int, default=0, help="first frame")
     parser.add_argument("--frames", type=int, default=24, help="frames shown")
     parser.add_argument("--every", type=int, default=1, help="show every N-th frame")
@@ -42,7 +44,10 @@ def main() -> None:
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
 
-    root = args.world or world_root(WorldConfig(identities=64, clips_per_identity=2, seconds=(4, 8), test_identities=4))
+    dataset = load_recipe(args.recipe, load_registry()).recipe.data.dataset
+    if dataset is None or dataset.kind != "talking_world":
+        raise SystemExit(f"{args.recipe}: data.dataset must be a talking_world (its truth drives the figure)")
+    root = world_root(dataset)
     truth = load_truth(root / "data" / "truth" / f"{args.clip}.npz")
     rows = [("real", read_frames(root / "data" / "video" / f"{args.clip}.mp4")[0])]
     for item in args.video:

@@ -15,11 +15,9 @@ Prints one markdown row per t: mean loss with own / other / no reference over th
 
 from __future__ import annotations
 
-import argparse
-from pathlib import Path
-
 import numpy as np
 import torch
+from trained_network import load_trained, parser_for
 
 
 def _image(frames: np.ndarray) -> torch.Tensor:
@@ -28,27 +26,14 @@ def _image(frames: np.ndarray) -> torch.Tensor:
 
 def main() -> None:
     from memo_zoo.data.cache import FrameCache
-    from memo_zoo.generate.pipeline import load_generator_model
-    from memo_zoo.plugin.manager import load_registry
-    from memo_zoo.recipe.loader import load_recipe
     from memo_zoo.train.loss import noisy_latents, velocity_loss
 
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("overrides", nargs="*", help="recipe overrides (model.network.latent_channels=8 ...), as "
-                                                     "the checkpoint was trained")
-    parser.add_argument("--recipe", type=Path, required=True)
-    parser.add_argument("--checkpoint", type=Path, required=True)
-    parser.add_argument("--split", default="test", help="dataset split whose clips are used (test: unseen people)")
+    parser = parser_for(__doc__)
     parser.add_argument("--clips", type=int, default=6)
     parser.add_argument("--frame", type=int, default=60, help="target frame index within each clip")
-    parser.add_argument("--times", type=float, nargs="+", default=[0.3, 0.6, 0.9])
-    parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
 
-    torch.manual_seed(args.seed)
-    registry = load_registry()
-    recipe = load_recipe(args.recipe, registry, args.overrides).recipe
-    model = load_generator_model(args.checkpoint, recipe, registry)
+    registry, recipe, model = load_trained(args)
     net, vae, encoder = model.net, model.vae, model.image_encoder
     dataset = recipe.data.dataset.model_copy(update={"split": args.split})
     samples = recipe.task.train.samples if hasattr(recipe.task, "train") else recipe.task.samples

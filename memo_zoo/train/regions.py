@@ -49,6 +49,13 @@ def _coverage_1d(start: float, end: float, cells: int) -> Tensor:
     return overlap.clamp(min=0.0) * cells
 
 
+def box_coverage(box: tuple[float, float, float, float], height: int, width: int) -> Tensor:
+    """(height, width) float64: the fraction of each latent cell's area inside ``box`` (x0, y0,
+    x1, y1 in fractions of the frame)."""
+    x0, y0, x1, y1 = box
+    return torch.outer(_coverage_1d(y0, y1, height), _coverage_1d(x0, x1, width))
+
+
 def region_weight_map(regions: list[LossRegion], height: int, width: int) -> Tensor | None:
     """The normalised weight map w_bar (height, width) float32 of the module docstring; None when
     there are no regions (the plain MSE, without a multiply)."""
@@ -56,6 +63,5 @@ def region_weight_map(regions: list[LossRegion], height: int, width: int) -> Ten
         return None
     weights = torch.ones(height, width, dtype=torch.float64)
     for region in regions:
-        x0, y0, x1, y1 = region.box
-        weights += region.weight * torch.outer(_coverage_1d(y0, y1, height), _coverage_1d(x0, x1, width))
+        weights += region.weight * box_coverage(region.box, height, width)
     return (weights / weights.mean()).float()

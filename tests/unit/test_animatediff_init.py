@@ -9,7 +9,6 @@ else moved, and the report's lists; then the error cases and the ``task: train``
 from __future__ import annotations
 
 import re
-import textwrap
 from pathlib import Path
 
 import pytest
@@ -20,9 +19,9 @@ from safetensors.torch import load_file, save_file
 from memo_zoo.errors import MemoZooError, MissingWeightsError
 from memo_zoo.model.memo_net import MemoNet, build_memo_net
 from memo_zoo.plugin.manager import load_registry
-from memo_zoo.recipe.loader import load_recipe
 from memo_zoo.train.config import TrainConfig
 from memo_zoo.train.loop import Trainer
+from tests.small_recipes import NETWORK, SAMPLES, small_train_recipe
 
 REGISTRY = load_registry(disabled=())
 TINY = {"preset": "tiny"}
@@ -286,26 +285,11 @@ class _Run:
 
 
 def test_the_train_option_initialises_the_temporal_modules_before_init_weights(tmp_path):
-    network = {"block_out_channels": [16, 32], "attention_head_dim": 2, "cross_attention_dim": 16,
-               "latent_channels": 192, "audio_tokens": 4, "audio_dim": 8, "image_tokens": 2, "image_embed_dim": 8}
-    recipe_path = tmp_path / "train.yaml"
-    recipe_path.write_text(textwrap.dedent(f"""
-        name: animatediff-init
-        seed: 3
-        task: {{kind: train}}
-        model:
-          network: {network}
-          temporal: {{kind: linear_memory, heads: 2}}
-          audio_fusion: {{kind: multimodal_attention, heads: 2}}
-          audio_encoder: {{kind: log_mel, token_count: 4, token_dim: 8, hidden: 16, n_mels: 16, window: 1}}
-          image_encoder: {{kind: conv, embed_dim: 8, channels: [8]}}
-          vae: {{kind: pixel, patch_size: 8}}
-    """))
-    recipe = load_recipe(recipe_path, REGISTRY).recipe
+    recipe = small_train_recipe(tmp_path, REGISTRY, name="animatediff-init")
     small = {site: c // 2 for site, c in SITES.items()}
     state = original_state(sites=small, extra=False)
     save_file(state, str(tmp_path / "mm.safetensors"))
-    samples = {"size": 32, "clip_frames": 4, "motion_frames": 2, "audio_window": 1}
+    samples = SAMPLES
     key = "down_blocks.0.motion_modules.0.temporal_transformer.transformer_blocks.0.attention_blocks.0.to_out.0.weight"
     ours = "diffusion_net.unet.down_blocks.0.attentions.0.temporal.to_out.weight"
 
@@ -322,50 +306,8 @@ def test_the_train_option_initialises_the_temporal_modules_before_init_weights(t
 
     # init_weights is applied after it and wins.
     torch.manual_seed(5)
-    saved = build_memo_net(network, {"kind": "linear_memory", "heads": 2}, {"kind": "multimodal_attention", "heads": 2},
+    saved = build_memo_net(NETWORK, {"kind": "linear_memory", "heads": 2}, {"kind": "multimodal_attention", "heads": 2},
                            REGISTRY).save_pretrained(tmp_path / "saved")
     both = TrainConfig(animatediff=tmp_path / "mm.safetensors", init_weights=saved, samples=samples)
     net = Trainer(both, recipe, REGISTRY, None, tmp_path)._build_parts()[0]
     assert torch.equal(net.state_dict()[ours], load_file(str(saved / "memo_net.safetensors"))[ours])
-
-
-def test_init_weights_from_a_training_checkpoint_brings_its_trainable_encoders(tmp_path):
-    """Stage 2 started from a stage-1 checkpoint (L2, L3) must see the image encoder the image
-    projector was trained against, not a fresh random one."""
-    from memo_zoo.train.checkpoint import TrainerState, save_checkpoint
-    from memo_zoo.train.step import TrainModules
-
-    network = {"block_out_channels": [16, 32], "attention_head_dim": 2, "cross_attention_dim": 16,
-               "latent_channels": 192, "audio_tokens": 4, "audio_dim": 8, "image_tokens": 2, "image_embed_dim": 8}
-    recipe_path = tmp_path / "train.yaml"
-    recipe_path.write_text(textwrap.dedent(f"""
-        name: init-weights
-        seed: 3
-        task: {{kind: train}}
-        model:
-          network: {network}
-          temporal: {{kind: linear_memory, heads: 2}}
-          audio_fusion: {{kind: multimodal_attention, heads: 2}}
-          audio_encoder: {{kind: log_mel, token_count: 4, token_dim: 8, hidden: 16, n_mels: 16, window: 1}}
-          image_encoder: {{kind: conv, embed_dim: 8, channels: [8]}}
-          vae: {{kind: pixel, patch_size: 8}}
-    """))
-    recipe = load_recipe(recipe_path, REGISTRY).recipe
-    samples = {"size": 32, "clip_frames": 4, "motion_frames": 2, "audio_window": 1}
-    torch.manual_seed(11)
-    net, _, image, audio = Trainer(TrainConfig(samples=samples), recipe, REGISTRY, None, tmp_path)._build_parts()
-    with torch.no_grad():
-        for p in list(image.parameters()) + list(audio.parameters()):
-            p.add_(1.0)  # as if trained: nothing a fresh build would give
-    modules = TrainModules(net, image, audio, 25.0, 1)
-    optimizer = torch.optim.AdamW(modules.parameters(), lr=1e-3)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
-    names = {n for n, _ in modules.named_parameters()}
-    folder = save_checkpoint(tmp_path / "stage1", TrainerState(step=7), modules, names, optimizer, scheduler, None, 1)
-
-    torch.manual_seed(12)
-    config = TrainConfig(samples=samples, init_weights=folder)
-    net2, _, image2, audio2 = Trainer(config, recipe, REGISTRY, None, tmp_path)._build_parts()
-    for mine, theirs in ((net2, net), (image2, image), (audio2, audio)):
-        for (name, a), b in zip(mine.state_dict().items(), theirs.state_dict().values()):
-            assert torch.equal(a, b), name

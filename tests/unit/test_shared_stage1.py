@@ -4,13 +4,11 @@ the two trainings' logs stay apart in one MLflow run."""
 
 from __future__ import annotations
 
-import textwrap
-
 import pytest
 import torch
 
 from memo_zoo.errors import MemoZooError
-from memo_zoo.recipe.loader import load_recipe, validate_document
+from memo_zoo.recipe.loader import validate_document
 from memo_zoo.tracking.prefixed import PrefixedRun
 from memo_zoo.train.checkpoint import TrainerState, save_checkpoint
 from memo_zoo.train.config import TrainConfig
@@ -18,6 +16,7 @@ from memo_zoo.train.loop import Trainer
 from memo_zoo.train.step import TrainModules, new_module_prefixes
 from memo_zoo_plugins.tasks.experiment import shared_stage1, stage1_key, training_key
 from memo_zoo_plugins.tasks.shared_stage1 import split_stage1
+from tests.small_recipes import NETWORK, SAMPLES, small_train_recipe
 
 PHASES = [{"name": "stage1", "steps": 6, "trainable": "spatial"}, {"name": "joint", "trainable": "all"}]
 
@@ -117,31 +116,9 @@ def test_prefixed_run_keeps_the_two_trainings_apart():
         PrefixedRun(run, ".")
 
 
-NETWORK = {"block_out_channels": [16, 32], "attention_head_dim": 2, "cross_attention_dim": 16,
-           "latent_channels": 192, "audio_tokens": 4, "audio_dim": 8, "image_tokens": 2, "image_embed_dim": 8}
-SAMPLES = {"size": 32, "clip_frames": 4, "motion_frames": 2, "audio_window": 1}
-
-
-def _recipe(tmp_path, registry, temporal: str, network=NETWORK):
-    path = tmp_path / f"{temporal}.yaml"
-    path.write_text(textwrap.dedent(f"""
-        name: shared
-        seed: 3
-        task: {{kind: train}}
-        model:
-          network: {network}
-          temporal: {temporal}
-          audio_fusion: {{kind: multimodal_attention, heads: 2}}
-          audio_encoder: {{kind: log_mel, token_count: 4, token_dim: 8, hidden: 16, n_mels: 16, window: 1}}
-          image_encoder: {{kind: conv, embed_dim: 8, channels: [8]}}
-          vae: {{kind: pixel, patch_size: 8}}
-    """))
-    return load_recipe(path, registry).recipe
-
-
 def _trained_stage1(tmp_path, registry):
     """A checkpoint of a linear-memory net whose every weight is off its initial value."""
-    recipe = _recipe(tmp_path, registry, "{kind: linear_memory, heads: 2}")
+    recipe = small_train_recipe(tmp_path, registry)
     torch.manual_seed(1)
     net, _, image, audio = Trainer(TrainConfig(samples=SAMPLES), recipe, registry, None, tmp_path)._build_parts()
     with torch.no_grad():
@@ -156,9 +133,22 @@ def _trained_stage1(tmp_path, registry):
     return folder, net, image, audio
 
 
+def test_init_weights_from_a_training_checkpoint_brings_its_trainable_encoders(tmp_path, registry):
+    """Stage 2 started from a stage-1 checkpoint (L2, L3) must see the image encoder the image
+    projector was trained against, not a fresh random one (scope 'all': the audio encoder too)."""
+    folder, net1, image1, audio1 = _trained_stage1(tmp_path, registry)
+    torch.manual_seed(12)
+    config = TrainConfig(samples=SAMPLES, init_weights=folder)
+    net, _, image, audio = Trainer(config, small_train_recipe(tmp_path, registry), registry, None,
+                                   tmp_path)._build_parts()
+    for mine, theirs in ((net, net1), (image, image1), (audio, audio1)):
+        for (name, a), b in zip(mine.state_dict().items(), theirs.state_dict().values()):
+            assert torch.equal(a, b), name
+
+
 def test_a_variant_with_another_temporal_module_starts_from_the_shared_stage_1(tmp_path, registry):
     folder, net1, image1, audio1 = _trained_stage1(tmp_path, registry)
-    variant = _recipe(tmp_path, registry, "{kind: self_attention, motion_frames: 2, heads: 2}")
+    variant = small_train_recipe(tmp_path, registry, "{kind: self_attention, motion_frames: 2, heads: 2}", name="variant")
     config = TrainConfig(samples=SAMPLES, init_weights=folder, init_weights_scope="spatial")
     torch.manual_seed(2)
     fresh, _, _, fresh_audio = Trainer(TrainConfig(samples=SAMPLES), variant, registry, None, tmp_path)._build_parts()
@@ -179,7 +169,7 @@ def test_a_variant_with_another_temporal_module_starts_from_the_shared_stage_1(t
 
 def test_a_stage_1_of_another_network_is_refused_by_name(tmp_path, registry):
     folder, *_ = _trained_stage1(tmp_path, registry)
-    wider = _recipe(tmp_path, registry, "{kind: linear_memory, heads: 2}", dict(NETWORK, block_out_channels=[16, 48]))
+    wider = small_train_recipe(tmp_path, registry, network=dict(NETWORK, block_out_channels=[16, 48]), name="wider")
     config = TrainConfig(samples=SAMPLES, init_weights=folder, init_weights_scope="spatial")
     with pytest.raises(MemoZooError, match=r"(?s)memo_net.safetensors does not match .*shape mismatch"):
         Trainer(config, wider, registry, None, tmp_path)._build_parts()
