@@ -85,6 +85,28 @@ def generation_key(recipe: BaseModel, config: ExperimentConfig, train_key: str) 
                         "emotion_detector": document["emotion_detector"], "scheduler": document["scheduler"]})
 
 
+def _copy_final_loss(run: Any, state: Any) -> None:
+    """Log a reused training's final loss in this run, at the step it ended on.
+
+    The comparison table's train_loss column reads each variant's own ``loss`` metric; without this
+    a variant that reused another's training would show n/a beside the one that trained it. The
+    value comes from the MLflow run that saved the checkpoint (``state.run_id``); a checkpoint made
+    under another tracking store has no such run here and is skipped.
+    """
+    from mlflow.exceptions import MlflowException
+
+    if not state.run_id:
+        return
+    try:
+        trained = run.client.get_run(state.run_id)
+    except MlflowException:
+        return
+    # A PrefixedRun (stage 1) logged its curve as "<prefix>loss" in the run that trained it.
+    name = getattr(run, "prefix", "") + "loss"
+    if name in trained.data.metrics:
+        run.log_metrics({"loss": trained.data.metrics[name]}, step=state.step)
+
+
 class ExperimentTask:
     def __init__(self, config: ExperimentConfig):
         self.config = config
@@ -133,9 +155,11 @@ class ExperimentTask:
         from memo_zoo.train.loop import Trainer
 
         latest = latest_checkpoint(out_dir)
-        if latest is not None and read_state(latest).step >= train.steps:
+        state = None if latest is None else read_state(latest)
+        if state is not None and state.step >= train.steps:
             # Same training key = same weights: another variant (or an earlier run) already trained it.
             context.run.set_tags({tag: f"reused {latest}"})
+            _copy_final_loss(run, state)
             return out_dir
         train = train.model_copy(update={"out_dir": out_dir, "resume": latest is not None})
         Trainer(train, context.recipe, context.registry, run, context.workdir, context.variant).fit()

@@ -14,6 +14,8 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor, nn
 
+from memo_zoo.model.attention import zero_linear
+
 
 @runtime_checkable
 class TemporalModule(Protocol):
@@ -52,6 +54,12 @@ class FrameNormOptions(BaseModel):
     norm_groups: int = Field(32, ge=1, description="Groups of the GroupNorm when norm='group'.")
 
 
+class FrameAttentionOptions(FrameNormOptions):
+    """Shared config fields of the attention-style temporal components (T1, T7)."""
+
+    heads: int = Field(8, ge=1, description="Attention heads; channels must be divisible by it.")
+
+
 class FrameNorm(nn.Module):
     """Per-frame normalisation of (B, F, C, H, W) features, returned as (B*H*W, F, C) tokens.
 
@@ -79,6 +87,27 @@ class FrameNorm(nn.Module):
             return self.inner(to_tokens(x))
         b, f, c, h, w = x.shape
         return to_tokens(self.inner(x.reshape(b * f, c, h, w)).reshape(b, f, c, h, w))
+
+
+class FrameAttention(nn.Module):
+    """Per-frame norm, bias-free q/k/v and a zero-initialised output: what T1 and T7 both hold.
+
+    Bias-free projections as in diffusers' Attention (attention_bias=False), which AnimateDiff's
+    motion modules use (A6); the zero ``to_out`` makes a fresh module the identity (A6). The
+    attribute names are the state-dict keys of saved checkpoints.
+    """
+
+    def __init__(self, config: FrameAttentionOptions, channels: int) -> None:
+        super().__init__()
+        self.config = config
+        self.channels = channels
+        self.heads = config.heads
+        self.head_dim = check_heads(channels, config.heads)
+        self.norm = FrameNorm(config.norm, channels, config.norm_groups)
+        self.to_q = nn.Linear(channels, channels, bias=False)
+        self.to_k = nn.Linear(channels, channels, bias=False)
+        self.to_v = nn.Linear(channels, channels, bias=False)
+        self.to_out = zero_linear(channels, channels)
 
 
 def to_tokens(x: Tensor) -> Tensor:

@@ -12,15 +12,14 @@ from typing import Literal
 
 import torch
 from pydantic import Field
-from torch import Tensor, nn
+from torch import Tensor
 
-from memo_zoo.model.attention import merge_heads, zero_linear
+from memo_zoo.model.attention import merge_heads
 
 from .context import (
-    FrameNorm,
-    FrameNormOptions,
+    FrameAttention,
+    FrameAttentionOptions,
     accumulation_dtype,
-    check_heads,
     check_features,
     check_motion,
     from_tokens,
@@ -28,10 +27,9 @@ from .context import (
 )
 
 
-class LinearMemoryConfig(FrameNormOptions):
+class LinearMemoryConfig(FrameAttentionOptions):
     """Options of the ``linear_memory`` temporal component (spec T1-T6, §10)."""
 
-    heads: int = Field(8, ge=1, description="Attention heads; channels must be divisible by it.")
     gamma: float = Field(
         0.9,
         ge=0.0,
@@ -87,7 +85,7 @@ class LinearMemoryContext:
         return self.kv is None
 
 
-class LinearMemoryTemporal(nn.Module):
+class LinearMemoryTemporal(FrameAttention):
     """Memory-guided linear attention over frames (spec T1-T6).
 
     Per spatial position the frames form a sequence (B*H*W, F, C). With phi the feature map:
@@ -117,18 +115,7 @@ class LinearMemoryTemporal(nn.Module):
     reference image's features repeated 16 times: that is the caller's ``update_context`` call.
     """
 
-    def __init__(self, config: LinearMemoryConfig, channels: int) -> None:
-        super().__init__()
-        self.config = config
-        self.channels = channels
-        self.heads = config.heads
-        self.head_dim = check_heads(channels, config.heads)
-        self.norm = FrameNorm(config.norm, channels, config.norm_groups)
-        # Bias-free q/k/v as in diffusers' Attention (attention_bias=False), which AnimateDiff uses (A6).
-        self.to_q = nn.Linear(channels, channels, bias=False)
-        self.to_k = nn.Linear(channels, channels, bias=False)
-        self.to_v = nn.Linear(channels, channels, bias=False)
-        self.to_out = zero_linear(channels, channels)
+    config: LinearMemoryConfig
 
     def new_context(self, batch: int) -> LinearMemoryContext:
         """An empty memory for ``batch`` videos (zero M_KV and M_K)."""

@@ -15,22 +15,20 @@ import torch.nn.functional as F
 from pydantic import Field, model_validator
 from torch import Tensor, nn
 
-from memo_zoo.model.attention import merge_heads, split_heads, zero_linear
+from memo_zoo.model.attention import merge_heads, split_heads
 
 from .context import (
-    FrameNorm,
-    FrameNormOptions,
-    check_heads,
+    FrameAttention,
+    FrameAttentionOptions,
     check_features,
     check_motion,
     from_tokens,
 )
 
 
-class SelfAttentionConfig(FrameNormOptions):
+class SelfAttentionConfig(FrameAttentionOptions):
     """Options of the ``self_attention`` temporal component (spec T7)."""
 
-    heads: int = Field(8, ge=1, description="Attention heads; channels must be divisible by it.")
     motion_frames: int = Field(
         4, ge=0, description="N: how many of the latest motion frames are attended to (2-4 in Hallo/EMO)."
     )
@@ -81,7 +79,7 @@ def sinusoidal_positions(length: int, channels: int) -> Tensor:
     return table.float()
 
 
-class SelfAttentionTemporal(nn.Module):
+class SelfAttentionTemporal(FrameAttention):
     """Softmax attention of the current frames over [last N motion frames ; current frames] (T7).
 
     Queries are the current frames only, and only they are returned. Frame positions: the current
@@ -92,17 +90,10 @@ class SelfAttentionTemporal(nn.Module):
     Output = x + to_out(attention), ``to_out`` zero-initialised (A6).
     """
 
+    config: SelfAttentionConfig
+
     def __init__(self, config: SelfAttentionConfig, channels: int) -> None:
-        super().__init__()
-        self.config = config
-        self.channels = channels
-        self.heads = config.heads
-        self.head_dim = check_heads(channels, config.heads)
-        self.norm = FrameNorm(config.norm, channels, config.norm_groups)
-        self.to_q = nn.Linear(channels, channels, bias=False)
-        self.to_k = nn.Linear(channels, channels, bias=False)
-        self.to_v = nn.Linear(channels, channels, bias=False)
-        self.to_out = zero_linear(channels, channels)
+        super().__init__(config, channels)
         # Derived from the config, so it is kept out of the state dict.
         self.register_buffer("positions", sinusoidal_positions(config.max_positions, channels), persistent=False)
 

@@ -73,4 +73,6 @@ def test_ablate_memory_quick_end_to_end(tmp_path, repo_root):
     rerun = client.get_run(again.stdout.split()[1])
     child = _children(client, rerun)["linear_memory"]
     assert child.data.tags["memo_zoo.experiment.training"].startswith("reused ")
+    # ... and still reports the loss that training ended with, for the comparison's train_loss.
+    assert child.data.metrics["loss"] == pytest.approx(children["linear_memory"].data.metrics["loss"])
     assert child.data.metrics["eval/lip_sync_r"] == pytest.approx(children["linear_memory"].data.metrics["eval/lip_sync_r"])

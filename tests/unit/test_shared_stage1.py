@@ -6,15 +6,17 @@ from __future__ import annotations
 
 import pytest
 import torch
+from mlflow import MlflowClient
 
 from memo_zoo.errors import MemoZooError
 from memo_zoo.recipe.loader import validate_document
 from memo_zoo.tracking.prefixed import PrefixedRun
+from memo_zoo.tracking.tracker import Tracker
 from memo_zoo.train.checkpoint import TrainerState, save_checkpoint
 from memo_zoo.train.config import TrainConfig
 from memo_zoo.train.loop import Trainer
 from memo_zoo.train.step import TrainModules, new_module_prefixes
-from memo_zoo_plugins.tasks.experiment import shared_stage1, stage1_key, training_key
+from memo_zoo_plugins.tasks.experiment import _copy_final_loss, shared_stage1, stage1_key, training_key
 from memo_zoo_plugins.tasks.shared_stage1 import split_stage1
 from tests.small_recipes import NETWORK, SAMPLES, small_train_recipe
 
@@ -173,3 +175,22 @@ def test_a_stage_1_of_another_network_is_refused_by_name(tmp_path, registry):
     config = TrainConfig(samples=SAMPLES, init_weights=folder, init_weights_scope="spatial")
     with pytest.raises(MemoZooError, match=r"(?s)memo_net.safetensors does not match .*shape mismatch"):
         Trainer(config, wider, registry, None, tmp_path)._build_parts()
+
+
+def test_a_reused_training_reports_the_loss_it_ended_with(tmp_path):
+    """The comparison's train_loss column reads each variant's own ``loss``: a variant that reused a
+    training gets the trained run's final value (main curve and stage 1's prefixed one)."""
+    tracker = Tracker(f"sqlite:///{tmp_path}/mlflow.db", "reuse", tmp_path / "artifacts", tmp_path)
+    with tracker.run("trained") as trained:
+        for step, loss in ((10, 0.4), (20, 0.25)):
+            trained.log_metrics({"loss": loss, "stage1.loss": loss + 1}, step=step)
+    with tracker.run("reused") as reused:
+        _copy_final_loss(reused, TrainerState(step=20, run_id=trained.id))
+        _copy_final_loss(PrefixedRun(reused, "stage1"), TrainerState(step=20, run_id=trained.id))
+        # A checkpoint saved under another store (unknown run) or without a run: nothing to copy.
+        _copy_final_loss(reused, TrainerState(step=20, run_id="0" * 32))
+        _copy_final_loss(reused, TrainerState(step=20))
+    client = MlflowClient(tracker.uri)
+    metrics = client.get_run(reused.id).data.metrics
+    assert metrics == {"loss": 0.25, "stage1.loss": 1.25}
+    assert [m.step for m in client.get_metric_history(reused.id, "loss")] == [20]
