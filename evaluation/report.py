@@ -222,6 +222,11 @@ def _zscore(values: np.ndarray) -> np.ndarray:
     return (values - values.mean()) / (spread if spread > 1e-12 else 1.0)
 
 
+def _pearson(a: np.ndarray, b: np.ndarray) -> float:
+    a, b = _zscore(np.asarray(a, np.float64)), _zscore(np.asarray(b, np.float64))
+    return float(np.mean(a * b))
+
+
 def plot_mouth(variants: list[VariantResult], path: Path, seconds: float = MOUTH_SECONDS) -> Path | None:
     video = _longest_video(variants, "mouth_measured")
     shown = [v for v in variants if f"{video}/mouth_measured" in v.series]
@@ -238,8 +243,15 @@ def plot_mouth(variants: list[VariantResult], path: Path, seconds: float = MOUTH
         if truth is not None:
             ax.plot(t, _zscore(truth[:len(measured)]), color="#999999", lw=1.0, label="truth (audio-driven)")
         ax.plot(t, _zscore(measured), color="#c44e52", lw=1.2, label="measured on generated frames")
-        r = v.figures.get("lip_sync_r")
-        ax.set_title(f"{v.name}" + (f"  (r = {r:.3f})" if r is not None and math.isfinite(r) else ""), fontsize=9)
+        # The table's lip_sync_r is the mean over videos; the title gives this video's own r (lag 0,
+        # whole video) beside it, so a variant that fails only on the long video shows it here.
+        title = v.name
+        if truth is not None and len(truth) >= len(v.series[f"{video}/mouth_measured"]):
+            whole = v.series[f"{video}/mouth_measured"]
+            title += f"  (r = {_pearson(whole, truth[:len(whole)]):.3f} on this video"
+            r = v.figures.get("lip_sync_r")
+            title += f", {r:.3f} mean over videos)" if r is not None and math.isfinite(r) else ")"
+        ax.set_title(title, fontsize=9)
         ax.set_yticks([])
     axes[0, 0].legend(fontsize=7, loc="upper right")
     axes[-1, 0].set_xlabel("seconds (mouth opening, each curve standardised)")

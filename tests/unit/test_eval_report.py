@@ -10,7 +10,7 @@ from mlflow import MlflowClient
 from memo_zoo.errors import MissingWeightsError
 from memo_zoo.tracking.tracker import Tracker
 from memo_zoo_eval.protocol import MetricResult, VideoSample
-from memo_zoo_eval.report import collect, comparison_table, report_run
+from memo_zoo_eval.report import _pearson, collect, comparison_table, report_run
 from memo_zoo_eval.runner import MetricSkippedWarning, evaluate, log_evaluation
 from tests.e2e.cli_helpers import memo_zoo
 
@@ -116,3 +116,12 @@ def test_report_command_rebuilds_and_rejects_unknown_runs(tmp_path):
     assert (tmp_path / "again" / "report.md").is_file() and (tmp_path / "again" / "report.html").is_file()
     bad = memo_zoo("report", "0123456789abcdef", cwd=tmp_path, env=env)
     assert bad.returncode == 2 and "no MLflow run '0123456789abcdef'" in bad.stderr
+
+
+def test_the_mouth_plot_titles_each_video_with_its_own_pearson_r():
+    """The mouth figure names one video; its title's r is that video's (np.corrcoef), not the mean."""
+    rng = np.random.default_rng(3)
+    truth = rng.normal(size=300)
+    measured = 0.6 * truth + rng.normal(size=300)
+    assert _pearson(measured, truth) == pytest.approx(np.corrcoef(measured, truth)[0, 1], abs=1e-12)
+    assert _pearson(-measured, truth) == pytest.approx(-np.corrcoef(measured, truth)[0, 1], abs=1e-12)
