@@ -19,6 +19,7 @@ from typing import Literal, Optional
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from memo_zoo.data.samples import SampleConfig
+from memo_zoo.train.motion_augment import MotionAugmentConfig
 from memo_zoo.train.regions import LossRegion
 
 Trainable = Literal["spatial", "new", "all"]
@@ -139,6 +140,11 @@ class TrainConfig(Strict):
         "drop", description="motion slots without a real past frame (motion_mask False): 'drop' builds the memory "
                             "from the real frames only (none: empty memory); 'keep' feeds the padding frames too "
                             "(with samples.motion_padding=reference this trains §10's first-clip memory)")
+    motion_augment: MotionAugmentConfig = Field(
+        default_factory=MotionAugmentConfig,
+        description="patch drop and Gaussian noise on the motion frames' latents (memo_zoo.train.motion_augment), so "
+                    "the net takes appearance from the reference rather than from its own earlier clips in long "
+                    "generation; off by default")
     timesteps: TimestepConfig = Field(default_factory=TimestepConfig, description="flow-time sampling (L1)")
     condition_dropout: ConditionDropoutConfig = Field(
         default_factory=ConditionDropoutConfig, description="per-condition dropout (L6)")

@@ -42,6 +42,7 @@ from memo_zoo.errors import MemoZooError
 from memo_zoo.model.memo_net import MemoNet
 from memo_zoo.train.config import ConditionDropoutConfig, TimestepConfig
 from memo_zoo.train.loss import noisy_latents, sample_times, velocity_loss
+from memo_zoo.train.motion_augment import MotionAugmentConfig, augment_motion
 from memo_zoo.train.regions import LossRegion, region_weight_map
 
 # Dropout masks are drawn in this order, so adding a condition later cannot shift the others.
@@ -118,12 +119,14 @@ def encode_frames(vae: Any, frames: Tensor, chunk: int) -> Tensor:
 def prepare_inputs(batch: dict[str, Any], vae: Any, generator: torch.Generator, *, single_frame: bool,
                    use_audio: bool, timesteps: TimestepConfig, dropout: ConditionDropoutConfig,
                    motion_padding: str, audio_window: int, no_emotion: int, device: torch.device,
-                   vae_batch: int = 32, loss_regions: list[LossRegion] | None = None) -> dict[str, Any]:
+                   vae_batch: int = 32, loss_regions: list[LossRegion] | None = None,
+                   motion_augment: MotionAugmentConfig | None = None) -> dict[str, Any]:
     """The tensors ``TrainModules.forward`` reads, from a collated batch (see the module docstring).
 
     ``single_frame``: the spatial phase (L2): the first target frame only, no memory, no audio,
     no emotion. ``use_audio``: build the padded waveform for the audio encoder. ``loss_regions``:
-    the loss's weight map over the latent grid (``memo_zoo.train.regions``).
+    the loss's weight map over the latent grid (``memo_zoo.train.regions``). ``motion_augment``:
+    corruption of the motion latents (``memo_zoo.train.motion_augment``), drawn after everything else.
     """
     target = batch["target"].to(device)
     if single_frame:
@@ -158,6 +161,8 @@ def prepare_inputs(batch: dict[str, Any], vae: Any, generator: torch.Generator, 
         encoded = encode_frames(vae, motion[used].to(device), vae_batch)
         latents = encoded.new_zeros(b, m, *encoded.shape[1:])
         latents[used.to(device)] = encoded
+        if motion_augment is not None:
+            latents = augment_motion(latents, motion_augment, generator)
     emotion = batch["emotion"].to(device)
     inputs.update(
         motion_latents=latents,

@@ -41,7 +41,7 @@ from memo_zoo.train.config import TrainConfig
 from memo_zoo_plugins.tasks.experiment_config import ExperimentConfig
 from memo_zoo_plugins.tasks.held_out import (HeldOutClip, evaluation_pair, select_clips, truth_schedule,
                                              write_portrait)
-from memo_zoo_plugins.tasks.shared_stage1 import NON_LEARNING_TRAIN_FIELDS, split_stage1, stage1_key_document
+from memo_zoo_plugins.tasks.shared_stage1 import split_stage1, stage1_key_document, train_key_document
 from memo_zoo_plugins.tasks.train_vae import ensure_vae, for_samples
 
 __all__ = ["ExperimentConfig", "ExperimentTask", "build"]
@@ -63,7 +63,7 @@ def shared_stage1(config: ExperimentConfig) -> tuple[TrainConfig, TrainConfig] |
 def training_key(recipe: BaseModel, config: ExperimentConfig) -> str:
     """What changes the trained weights: the network's parts, the data, the seed and task.train."""
     document = recipe.model_dump(mode="json")
-    train = config.train.model_dump(mode="json", exclude=NON_LEARNING_TRAIN_FIELDS)
+    train = train_key_document(config.train)
     key = {"model": document["model"], "data": document["data"], "seed": document["seed"], "train": train}
     if config.train_vae is not None:
         # The autoencoder's options change every latent; added only when set so older keys stay valid.

@@ -31,6 +31,14 @@ from memo_zoo.train.config import TrainConfig
 # task.train fields that do not change the trained weights (where and how often things are written).
 NON_LEARNING_TRAIN_FIELDS = {"out_dir", "resume", "log_every", "checkpoint_every", "keep_checkpoints", "num_workers"}
 
+# task.train fields added after trainings had been keyed: in a key only when not at their default,
+# so that the folders of earlier trainings keep their names and are reused.
+LATER_TRAIN_FIELDS = ("motion_augment",)
+
+# task.train fields stage 1 does not read (it sees single frames, no motion frames): reset to their
+# defaults in stage 1's options, so that variants differing only in them share it.
+STAGE2_ONLY_TRAIN_FIELDS = ("motion_augment",)
+
 # model.* parts stage 1 does not read (module docstring).
 ADDED_PARTS = ("temporal", "audio_fusion", "audio_encoder")
 
@@ -42,11 +50,23 @@ def split_stage1(train: TrainConfig) -> tuple[TrainConfig, TrainConfig] | None:
     if first.trainable != "spatial" or first.steps is None or len(train.phases) < 2:
         return None
     data = train.model_dump()
-    stage1 = TrainConfig.model_validate({**data, "steps": first.steps, "phases": data["phases"][:1]})
+    stage2_only = {name: TrainConfig.model_fields[name].get_default(call_default_factory=True)
+                   for name in STAGE2_ONLY_TRAIN_FIELDS}
+    stage1 = TrainConfig.model_validate({**data, "steps": first.steps, "phases": data["phases"][:1], **stage2_only})
     robust = dict(data["robust_loss"], start_step=max(0, train.robust_loss.start_step - first.steps))
     rest = TrainConfig.model_validate({**data, "steps": train.steps - first.steps, "phases": data["phases"][1:],
                                        "robust_loss": robust})
     return stage1, rest
+
+
+def train_key_document(train: TrainConfig) -> dict[str, Any]:
+    """The options of ``train`` that change the trained weights, as a JSON-able document to hash."""
+    document = train.model_dump(mode="json", exclude=NON_LEARNING_TRAIN_FIELDS)
+    for name in LATER_TRAIN_FIELDS:
+        default = TrainConfig.model_fields[name].get_default(call_default_factory=True)
+        if document[name] == (default.model_dump(mode="json") if isinstance(default, BaseModel) else default):
+            del document[name]
+    return document
 
 
 def stage1_key_document(recipe: BaseModel, stage1: TrainConfig, train_vae: BaseModel | None) -> dict[str, Any]:
@@ -56,7 +76,7 @@ def stage1_key_document(recipe: BaseModel, stage1: TrainConfig, train_vae: BaseM
     if stage1.animatediff is not None:
         model["temporal"] = document["model"]["temporal"]
     key: dict[str, Any] = {"stage": "stage1", "model": model, "data": document["data"], "seed": document["seed"],
-                           "train": stage1.model_dump(mode="json", exclude=NON_LEARNING_TRAIN_FIELDS)}
+                           "train": train_key_document(stage1)}
     if train_vae is not None:
         key["train_vae"] = train_vae.model_dump(mode="json", exclude={"out", "overwrite"})
     return key

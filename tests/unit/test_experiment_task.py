@@ -41,6 +41,16 @@ def test_generation_only_changes_share_the_training(registry):
     assert keys(registry, task=log_task)[0] == base_train
 
 
+def test_an_option_added_later_keeps_earlier_training_keys_until_it_is_set(registry):
+    base_train, _ = keys(registry)
+    default = {"kind": "experiment", "train": {"steps": 10, "motion_augment": {"patch_drop": 0.0}}}
+    assert keys(registry, task=default)[0] == base_train
+    # The key of a default training, as written by the versions before motion_augment existed.
+    assert base_train == "16670ca5b2"
+    augmented = {"kind": "experiment", "train": {"steps": 10, "motion_augment": {"noise_std": 0.5}}}
+    assert keys(registry, task=augmented)[0] != base_train
+
+
 @pytest.mark.parametrize("change", [
     {"model": {"temporal": {"kind": "self_attention", "motion_frames": 2},
                "audio_fusion": {"kind": "multimodal_attention"}}},

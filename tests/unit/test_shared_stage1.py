@@ -62,6 +62,9 @@ def _stage1_key(registry, **changes):
                "audio_encoder": {"kind": "log_mel", "token_dim": 16, "hidden": 32}}},
     {"task": {"kind": "experiment", "train": {"steps": 12, "phases": PHASES}}},      # a longer stage 2
     {"task": {"kind": "experiment", "train": {"steps": 10, "phases": PHASES}, "generation": {"steps": 3}}},
+    # stage 1 sees single frames: corrupting motion frames is a stage-2 option
+    {"task": {"kind": "experiment", "train": {"steps": 10, "phases": PHASES,
+                                              "motion_augment": {"patch_drop": 0.25, "noise_std": 0.5}}}},
 ])
 def test_what_stage_1_does_not_read_shares_its_folder(registry, change):
     assert _stage1_key(registry, **change) == _stage1_key(registry)
