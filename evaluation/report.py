@@ -227,6 +227,16 @@ def _pearson(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.mean(a * b))
 
 
+def _mouth_title(name: str, measured: np.ndarray, truth: np.ndarray | None, mean_r: float | None) -> str:
+    """A mouth panel's title: this video's r over the frames both curves have, and the mean over videos."""
+    n = min(len(measured), len(truth)) if truth is not None else 0
+    mean = f"{mean_r:.3f} mean over videos" if mean_r is not None and math.isfinite(mean_r) else ""
+    if n >= 2:
+        own = f"r = {_pearson(measured[:n], truth[:n]):.3f} on this video"
+        return f"{name}  ({own}, {mean})" if mean else f"{name}  ({own})"
+    return f"{name}  ({mean})" if mean else name
+
+
 def plot_mouth(variants: list[VariantResult], path: Path, seconds: float = MOUTH_SECONDS) -> Path | None:
     video = _longest_video(variants, "mouth_measured")
     shown = [v for v in variants if f"{video}/mouth_measured" in v.series]
@@ -245,12 +255,7 @@ def plot_mouth(variants: list[VariantResult], path: Path, seconds: float = MOUTH
         ax.plot(t, _zscore(measured), color="#c44e52", lw=1.2, label="measured on generated frames")
         # The table's lip_sync_r is the mean over videos; the title gives this video's own r (lag 0,
         # whole video) beside it, so a variant that fails only on the long video shows it here.
-        title = v.name
-        if truth is not None and len(truth) >= len(v.series[f"{video}/mouth_measured"]):
-            whole = v.series[f"{video}/mouth_measured"]
-            title += f"  (r = {_pearson(whole, truth[:len(whole)]):.3f} on this video"
-            r = v.figures.get("lip_sync_r")
-            title += f", {r:.3f} mean over videos)" if r is not None and math.isfinite(r) else ")"
+        title = _mouth_title(v.name, v.series[f"{video}/mouth_measured"], truth, v.figures.get("lip_sync_r"))
         ax.set_title(title, fontsize=9)
         ax.set_yticks([])
     axes[0, 0].legend(fontsize=7, loc="upper right")

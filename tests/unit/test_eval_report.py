@@ -10,7 +10,7 @@ from mlflow import MlflowClient
 from memo_zoo.errors import MissingWeightsError
 from memo_zoo.tracking.tracker import Tracker
 from memo_zoo_eval.protocol import MetricResult, VideoSample
-from memo_zoo_eval.report import _pearson, collect, comparison_table, report_run
+from memo_zoo_eval.report import _mouth_title, _pearson, collect, comparison_table, report_run
 from memo_zoo_eval.runner import MetricSkippedWarning, evaluate, log_evaluation
 from tests.e2e.cli_helpers import memo_zoo
 
@@ -125,3 +125,15 @@ def test_the_mouth_plot_titles_each_video_with_its_own_pearson_r():
     measured = 0.6 * truth + rng.normal(size=300)
     assert _pearson(measured, truth) == pytest.approx(np.corrcoef(measured, truth)[0, 1], abs=1e-12)
     assert _pearson(-measured, truth) == pytest.approx(-np.corrcoef(measured, truth)[0, 1], abs=1e-12)
+
+
+def test_the_mouth_title_uses_the_frames_both_curves_have():
+    rng = np.random.default_rng(4)
+    truth = rng.normal(size=200)
+    measured = np.concatenate([0.5 * truth + rng.normal(size=200), rng.normal(size=40)])
+    own = np.corrcoef(measured[:200], truth)[0, 1]
+    assert _mouth_title("n4", measured, truth, 0.25) == f"n4  (r = {own:.3f} on this video, 0.250 mean over videos)"
+    assert _mouth_title("n4", measured[:150], truth, None) == (
+        f"n4  (r = {np.corrcoef(measured[:150], truth[:150])[0, 1]:.3f} on this video)")
+    assert _mouth_title("n4", measured, None, 0.25) == "n4  (0.250 mean over videos)"
+    assert _mouth_title("n4", measured, None, float("nan")) == "n4"
