@@ -18,8 +18,9 @@ motion frames' latents z_m (B, M, c, h, w):
 
 Dropped patches are set to 0, the latents' mean for the unit-variance latents that A1's scaling
 factor gives. Nothing changes in generation: the context is built from the clean generated
-frames, as before. On the CPU default, patch drop 0.25 with noise 0.5 slowed the colour walk but
-lowered identity (docs/results.md, "Corrupted motion frames"), so it is off by default.
+frames, as before. On the CPU default, patch drop 0.25 with noise 0.5 slowed the colour walk in
+two training seeds, but lowered lip sync in both (docs/results.md, "Corrupted motion frames"), so
+it is off by default.
 """
 
 from __future__ import annotations
