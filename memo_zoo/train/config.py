@@ -19,6 +19,7 @@ from typing import Literal, Optional
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from memo_zoo.data.samples import SampleConfig
+from memo_zoo.train.colour_augment import ColourAugmentConfig
 from memo_zoo.train.motion_augment import MotionAugmentConfig
 from memo_zoo.train.regions import LossRegion
 
@@ -145,6 +146,11 @@ class TrainConfig(Strict):
         description="patch drop and Gaussian noise on the motion frames' latents (memo_zoo.train.motion_augment), so "
                     "the net takes appearance from the reference rather than from its own earlier clips in long "
                     "generation; off by default")
+    colour_augment: ColourAugmentConfig = Field(
+        default_factory=ColourAugmentConfig,
+        description="per-sample colour gain and offset of the reference, target and motion frames "
+                    "(memo_zoo.train.colour_augment), so that colours can only come from the reference; 'motion: own' "
+                    "recolours the motion frames apart; off by default")
     timesteps: TimestepConfig = Field(default_factory=TimestepConfig, description="flow-time sampling (L1)")
     condition_dropout: ConditionDropoutConfig = Field(
         default_factory=ConditionDropoutConfig, description="per-condition dropout (L6)")

@@ -355,7 +355,8 @@ class Trainer:
                             timesteps=cfg.timesteps, dropout=cfg.condition_dropout,
                             motion_padding=cfg.motion_padding, audio_window=self.sample_config.audio_window,
                             no_emotion=no_emotion, device=device, vae_batch=cfg.vae_batch,
-                            loss_regions=cfg.loss_regions, motion_augment=cfg.motion_augment)
+                            loss_regions=cfg.loss_regions, motion_augment=cfg.motion_augment,
+                            colour_augment=cfg.colour_augment)
                     last = micro == cfg.grad_accumulation - 1
                     with contextlib.nullcontext() if last else accelerator.no_sync(model):
                         with accelerator.autocast():

@@ -40,6 +40,7 @@ from torch import Tensor, nn
 
 from memo_zoo.errors import MemoZooError
 from memo_zoo.model.memo_net import MemoNet
+from memo_zoo.train.colour_augment import ColourAugmentConfig, draw_colour
 from memo_zoo.train.config import ConditionDropoutConfig, TimestepConfig
 from memo_zoo.train.loss import noisy_latents, sample_times, velocity_loss
 from memo_zoo.train.motion_augment import MotionAugmentConfig, augment_motion
@@ -120,23 +121,29 @@ def prepare_inputs(batch: dict[str, Any], vae: Any, generator: torch.Generator, 
                    use_audio: bool, timesteps: TimestepConfig, dropout: ConditionDropoutConfig,
                    motion_padding: str, audio_window: int, no_emotion: int, device: torch.device,
                    vae_batch: int = 32, loss_regions: list[LossRegion] | None = None,
-                   motion_augment: MotionAugmentConfig | None = None) -> dict[str, Any]:
+                   motion_augment: MotionAugmentConfig | None = None,
+                   colour_augment: ColourAugmentConfig | None = None) -> dict[str, Any]:
     """The tensors ``TrainModules.forward`` reads, from a collated batch (see the module docstring).
 
     ``single_frame``: the spatial phase (L2): the first target frame only, no memory, no audio,
     no emotion. ``use_audio``: build the padded waveform for the audio encoder. ``loss_regions``:
     the loss's weight map over the latent grid (``memo_zoo.train.regions``). ``motion_augment``:
     corruption of the motion latents (``memo_zoo.train.motion_augment``), drawn after everything else.
+    ``colour_augment``: a colour shift of the sample's frames (``memo_zoo.train.colour_augment``),
+    drawn before everything else and applied to the frames before they are encoded.
     """
     target = batch["target"].to(device)
     if single_frame:
         target = target[:, :1]
     b, f = target.shape[:2]
+    reference = batch["reference"].to(device)
+    colour = draw_colour(b, colour_augment, generator) if colour_augment is not None else None
+    if colour is not None:
+        target, reference = colour[0].apply(target), colour[0].apply(reference)
     z0 = encode_frames(vae, target.flatten(0, 1), vae_batch)
     z0 = z0.reshape(b, f, *z0.shape[1:])
     draws = draw(generator, tuple(z0.shape), timesteps, dropout)
     keep = {name: mask.to(device) for name, mask in draws.keep.items()}
-    reference = batch["reference"].to(device)
     inputs: dict[str, Any] = {
         "z0": z0,
         "noise": draws.noise.to(device=device, dtype=z0.dtype),
@@ -154,6 +161,9 @@ def prepare_inputs(batch: dict[str, Any], vae: Any, generator: torch.Generator, 
         return inputs
     counts = motion_counts(batch["motion_mask"], motion_padding) * draws.keep["motion"].long()
     motion = batch["motion"]
+    if colour is not None:
+        # Recoloured where it lies (CPU after collate): the mask below indexes it there.
+        motion = colour[1].apply(motion)
     m = motion.shape[1]
     used = torch.arange(m).unsqueeze(0) >= (m - counts).unsqueeze(1)  # (B, M): the newest count frames
     latents = None

@@ -33,7 +33,7 @@ NON_LEARNING_TRAIN_FIELDS = {"out_dir", "resume", "log_every", "checkpoint_every
 
 # task.train fields added after trainings had been keyed: in a key only when not at their default,
 # so that the folders of earlier trainings keep their names and are reused.
-LATER_TRAIN_FIELDS = ("motion_augment",)
+LATER_TRAIN_FIELDS = ("motion_augment", "colour_augment")
 
 # task.train fields stage 1 does not read (it sees single frames, no motion frames): reset to their
 # defaults in stage 1's options, so that variants differing only in them share it.
@@ -52,7 +52,11 @@ def split_stage1(train: TrainConfig) -> tuple[TrainConfig, TrainConfig] | None:
     data = train.model_dump()
     stage2_only = {name: TrainConfig.model_fields[name].get_default(call_default_factory=True)
                    for name in STAGE2_ONLY_TRAIN_FIELDS}
-    stage1 = TrainConfig.model_validate({**data, "steps": first.steps, "phases": data["phases"][:1], **stage2_only})
+    # Stage 1 reads the colour shift (its reference and target frames are recoloured) but no motion
+    # frames, so how they would be recoloured does not change it.
+    colour = dict(data["colour_augment"], motion="same")
+    stage1 = TrainConfig.model_validate({**data, "steps": first.steps, "phases": data["phases"][:1], **stage2_only,
+                                         "colour_augment": colour})
     robust = dict(data["robust_loss"], start_step=max(0, train.robust_loss.start_step - first.steps))
     rest = TrainConfig.model_validate({**data, "steps": train.steps - first.steps, "phases": data["phases"][1:],
                                        "robust_loss": robust})

@@ -51,6 +51,18 @@ def test_an_option_added_later_keeps_earlier_training_keys_until_it_is_set(regis
     assert keys(registry, task=augmented)[0] != base_train
 
 
+@pytest.mark.parametrize("later", [{"colour_augment": {"shift": 0.0, "motion": "same"}}])
+def test_colour_augment_at_its_default_keeps_the_key(registry, later):
+    base_train, _ = keys(registry)
+    assert keys(registry, task={"kind": "experiment", "train": {"steps": 10, **later}})[0] == base_train
+
+
+@pytest.mark.parametrize("colour", [{"shift": 0.25}, {"gain": 0.2}, {"shift": 0.25, "motion": "own"}])
+def test_colour_augment_changes_the_training_key(registry, colour):
+    assert keys(registry, task={"kind": "experiment", "train": {"steps": 10, "colour_augment": colour}})[0] \
+        != keys(registry)[0]
+
+
 @pytest.mark.parametrize("change", [
     {"model": {"temporal": {"kind": "self_attention", "motion_frames": 2},
                "audio_fusion": {"kind": "multimodal_attention"}}},

@@ -70,6 +70,18 @@ def test_what_stage_1_does_not_read_shares_its_folder(registry, change):
     assert _stage1_key(registry, **change) == _stage1_key(registry)
 
 
+def _colour(colour):
+    return {"task": {"kind": "experiment", "train": {"steps": 10, "phases": PHASES, "colour_augment": colour}}}
+
+
+def test_stage_1_reads_the_colour_shift_but_not_how_motion_frames_would_get_it(registry):
+    same = _stage1_key(registry, **_colour({"shift": 0.25}))
+    # The reference and target frames are recoloured in stage 1 too: its own folder.
+    assert same != _stage1_key(registry)
+    # Stage 1 has no motion frames: 'own' and 'same' share it.
+    assert _stage1_key(registry, **_colour({"shift": 0.25, "motion": "own"})) == same
+
+
 @pytest.mark.parametrize("change", [
     {"seed": 1},
     {"data": {"dataset": {"kind": "talking_world", "identities": 5}}},

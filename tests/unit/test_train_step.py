@@ -74,11 +74,12 @@ def make_batch(seed: int = 0, batch: int = 2, frames: int = 3, motion: int = 4,
 
 
 def inputs_for(batch: dict, seed: int = 0, dropout=NO_DROPOUT, single_frame: bool = False,
-               motion_padding: str = "drop", loss_regions=None, motion_augment=None) -> dict:
+               motion_padding: str = "drop", loss_regions=None, motion_augment=None, colour_augment=None) -> dict:
     return prepare_inputs(batch, VAE, torch.Generator().manual_seed(seed), single_frame=single_frame,
                           use_audio=not single_frame, timesteps=TimestepConfig(), dropout=dropout,
                           motion_padding=motion_padding, audio_window=WINDOW, no_emotion=NO_EMOTION,
-                          device=torch.device("cpu"), loss_regions=loss_regions, motion_augment=motion_augment)
+                          device=torch.device("cpu"), loss_regions=loss_regions, motion_augment=motion_augment,
+                          colour_augment=colour_augment)
 
 
 # ---- audio ---------------------------------------------------------------------------------------
