@@ -18,14 +18,15 @@ from pathlib import Path
 
 import numpy as np
 
-CORNER = 10  # px of the 64 px frame: above the head in every talking_world pose
+# 10 px of the 64 px frame: above the head in every talking_world pose.
+CORNER = 10 / 64
 
 
 def corner_rgb(frames: np.ndarray) -> np.ndarray:
-    """(N, H, W, 3) uint8 -> (N, 3): mean colour of the top-left and top-right CORNER squares."""
-    left = frames[:, :CORNER, :CORNER].reshape(len(frames), -1, 3)
-    right = frames[:, :CORNER, -CORNER:].reshape(len(frames), -1, 3)
-    return np.concatenate([left, right], axis=1).astype(np.float64).mean(axis=1)
+    """(N, H, W, 3) uint8 -> (N, 3): mean colour of the top corner squares (the ``background`` metric's)."""
+    from memo_zoo_eval.metrics.background import corner_colour
+
+    return corner_colour(frames, ["top_left", "top_right"], CORNER)
 
 
 def main() -> None:

@@ -11,13 +11,13 @@ Library code vs hand-written (issue 7 asks to say which is which):
 - hand-written: the Frechet statistics and distance (``memo_zoo_eval.frechet``: torchmetrics keeps
   its statistics inside one metric object, with no precomputed reference and no per-video value),
   FVD's clip sampling and I3D call, SyncNet's layers, its MFCC front end and the offset search
-  (Sync-C / Sync-D: no maintained library has them), Identity and its drift, E-FID's extractor
+  (Sync-C / Sync-D: no maintained library has them), Identity and its drift, the background colour, E-FID's extractor
   plumbing, the world metrics (``memo_zoo_eval.world``: a measurer trained on talking_world itself,
   so they need no pretrained weights).
 """
 
 from memo_zoo.plugin import CommandSpec, ComponentSpec, hookimpl
-from memo_zoo_eval.metrics import efid, fid, fvd, identity, sync
+from memo_zoo_eval.metrics import background, efid, fid, fvd, identity, sync
 from memo_zoo_eval.world import metrics as world
 
 
@@ -34,6 +34,8 @@ def metric_components() -> list[ComponentSpec]:
                       "identity: cosine of face embeddings, reference vs frames, and its drift (local ArcFace)"),
         ComponentSpec("efid", efid.EFidConfig, efid.build,
                       "E-FID: Frechet distance of per-frame expression coefficients (pluggable extractor)"),
+        ComponentSpec("background", background.BackgroundConfig, background.build,
+                      "background: corner colour of each frame vs the portrait's, and its drift (no weights)"),
         ComponentSpec("world_lip_sync", world.WorldLipSyncConfig, world.build_lip_sync,
                       "talking_world: measured mouth opening vs truth mouth_open, r and best lag (no weights)"),
         ComponentSpec("world_identity", world.WorldIdentityConfig, world.build_identity,

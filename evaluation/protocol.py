@@ -161,3 +161,41 @@ def mean_of(per_video: dict[str, dict[str, float]], key: str) -> float:
     """Mean of ``key`` over the videos that have a finite value for it (NaN when none do)."""
     values = [v[key] for v in per_video.values() if key in v and np.isfinite(v[key])]
     return float(np.mean(values)) if values else float("nan")
+
+
+def end_windows(values: np.ndarray, fps: float, window_seconds: float,
+                window_fraction: float) -> tuple[float, float, int]:
+    """(mean of the first window, mean of the last, the window in frames) of a per-frame series:
+    ``window_seconds`` at each end, or a ``window_fraction`` of the frames each (at least one) when
+    the series is shorter than two windows, so that the two ends never overlap."""
+    count = len(values)
+    window = int(round(window_seconds * fps))
+    if 2 * window > count:
+        window = max(1, int(round(count * window_fraction)))
+    return float(values[:window].mean()), float(values[-window:].mean()), window
+
+
+class PerVideoFigures:
+    """compute / reset of a metric whose figures are per video (summary: their means over videos,
+    ``mean_of``) with per-frame series; a subclass's ``update`` calls ``record`` once per video."""
+
+    name = "metric"
+
+    def __init__(self) -> None:
+        self.per_video: dict[str, dict[str, float]] = {}
+        self.series: dict[str, dict[str, np.ndarray]] = {}
+
+    def record(self, video_id: str, figures: dict[str, float], series: dict[str, np.ndarray]) -> None:
+        self.per_video[video_id] = figures
+        self.series[video_id] = series
+
+    def compute(self) -> MetricResult:
+        if not self.per_video:
+            raise MemoZooError(f"{self.name}: no video measured")
+        keys = next(iter(self.per_video.values())).keys()
+        return MetricResult(per_video={k: dict(v) for k, v in self.per_video.items()},
+                            summary={key: mean_of(self.per_video, key) for key in keys},
+                            series={k: dict(v) for k, v in self.series.items()})
+
+    def reset(self) -> None:
+        self.per_video, self.series = {}, {}

@@ -9,6 +9,8 @@ run, as a one-variant report) from the tracking store, and writes into ``out_dir
 - ``metrics_per_variant.png``: one bar chart per figure, a bar per variant;
 - ``identity_over_time.png``: the world identity similarity to the portrait over the longest
   held-out video, one line per variant (1 s moving mean): MEMO's memory claim (spec §0, Fig. 10);
+- ``background_over_time.png``: the same for the ``background`` metric's colour error against the
+  portrait (whether a long video keeps the portrait's background, T6);
 - ``mouth_sync.png``: the measured mouth opening of each variant's video against the truth of
   the driving audio over its first seconds (lip sync, spec §0);
 
@@ -39,7 +41,8 @@ DIRECTIONS: dict[str, int] = {
     "lip_sync_r": 1, "lip_sync_best_r": 1, "lip_sync_lag": 0, "world_identity": 1, "world_identity_first": 1,
     "world_identity_last": 1, "world_identity_drift": 0, "world_expression_acc": 1, "world_expression_clip": 1,
     "world_fd": -1, "fid": -1, "fvd": -1, "sync_c": 1, "sync_d": -1, "identity": 1, "identity_drift": 0,
-    "efid": -1, "train_loss": -1, "seconds_per_frame": -1,
+    "efid": -1, "train_loss": -1, "seconds_per_frame": -1, "background_error": -1, "background_error_first": -1,
+    "background_error_last": -1, "background_error_drift": 0,
 }
 # Per-time-bin figures are plotted as curves, not as table columns.
 _HIDDEN = ("identity_bin", "wall_seconds")
@@ -193,28 +196,38 @@ def _longest_video(variants: list[VariantResult], curve: str) -> str | None:
     return max(sorted(lengths), key=lambda k: lengths[k]) if lengths else None
 
 
-def plot_identity(variants: list[VariantResult], path: Path) -> Path | None:
-    video = _longest_video(variants, "identity")
+def plot_over_time(variants: list[VariantResult], path: Path, curve: str, ylabel: str, what: str) -> Path | None:
+    """Each variant's per-frame ``curve`` over the longest video that has it (1 s moving mean)."""
+    video = _longest_video(variants, curve)
     if video is None:
         return None
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(8, 3.6))
     for v in variants:
-        values = v.series.get(f"{video}/identity")
+        values = v.series.get(f"{video}/{curve}")
         if values is None or not len(values):
             continue
         fps = v.fps or 25.0
         smooth = _moving_mean(values, int(round(fps)))
         ax.plot((np.arange(len(smooth)) + len(values) - len(smooth)) / fps, smooth, label=v.name, lw=1.2)
     ax.set_xlabel("seconds into the video")
-    ax.set_ylabel("identity cosine to the portrait")
-    ax.set_title(f"identity over time, held-out video {video} (1 s moving mean)", fontsize=10)
+    ax.set_ylabel(ylabel)
+    ax.set_title(f"{what} over time, held-out video {video} (1 s moving mean)", fontsize=10)
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def plot_identity(variants: list[VariantResult], path: Path) -> Path | None:
+    return plot_over_time(variants, path, "identity", "identity cosine to the portrait", "identity")
+
+
+def plot_background(variants: list[VariantResult], path: Path) -> Path | None:
+    return plot_over_time(variants, path, "background_error", "RGB distance to the portrait's corners",
+                          "background colour error")
 
 
 def _zscore(values: np.ndarray) -> np.ndarray:
@@ -331,6 +344,7 @@ def write_report(run: Any, variants: list[VariantResult], out_dir: Path) -> Repo
     table = comparison_table(variants)
     plots = [p for p in (plot_metrics(variants, out_dir / "metrics_per_variant.png"),
                          plot_identity(variants, out_dir / "identity_over_time.png"),
+                         plot_background(variants, out_dir / "background_over_time.png"),
                          plot_mouth(variants, out_dir / "mouth_sync.png")) if p is not None]
     markdown, page = out_dir / "report.md", out_dir / "report.html"
     for path, text in ((markdown, _markdown(title, run, variants, table, plots)),

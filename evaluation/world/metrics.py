@@ -45,8 +45,8 @@ from pydantic import Field
 
 from memo_zoo.errors import MemoZooError
 from memo_zoo_eval.frechet import FrechetMetric
-from memo_zoo_eval.protocol import (MetricResult, VideoSample, check_new_video, mean_of, reference_image_of,
-                                    resolve_device)
+from memo_zoo_eval.protocol import (PerVideoFigures, VideoSample, check_new_video, end_windows,
+                                    reference_image_of, resolve_device)
 
 from .measurer import Measurements
 from .stats import best_lag, lagged_correlations, pearson
@@ -87,33 +87,17 @@ def _truth(metric: str, generated: VideoSample, reference: VideoSample | None, *
                        "talking_world's per-frame truth in VideoSample.truth, of the video or of its ground truth)")
 
 
-class _PerVideoMetric(_Measuring):
+class _PerVideoMetric(_Measuring, PerVideoFigures):
     """prepare / reset / compute of the per-video world metrics; ``update`` is each metric's own."""
 
     name = "world"
 
     def __init__(self, config: WorldMetricConfig, measurer=None):
-        super().__init__(config, measurer)
-        self.per_video: dict[str, dict[str, float]] = {}
-        self.series: dict[str, dict[str, np.ndarray]] = {}
+        _Measuring.__init__(self, config, measurer)
+        PerVideoFigures.__init__(self)
 
     def prepare(self) -> None:
         self.load_measurer()
-
-    def _record(self, video_id: str, figures: dict[str, float], series: dict[str, np.ndarray]) -> None:
-        self.per_video[video_id] = figures
-        self.series[video_id] = series
-
-    def compute(self) -> MetricResult:
-        if not self.per_video:
-            raise MemoZooError(f"{self.name}: no video measured")
-        keys = next(iter(self.per_video.values())).keys()
-        return MetricResult(per_video={k: dict(v) for k, v in self.per_video.items()},
-                            summary={key: mean_of(self.per_video, key) for key in keys},
-                            series={k: dict(v) for k, v in self.series.items()})
-
-    def reset(self) -> None:
-        self.per_video, self.series = {}, {}
 
 
 # ---- world_lip_sync ---------------------------------------------------------------------------------
@@ -148,7 +132,7 @@ class WorldLipSyncMetric(_PerVideoMetric):
         m = self.measure(generated.frames)
         measured = m.mouth_open if self.config.mouth == "open" else m.mouth_area
         n = min(len(measured), len(truth))
-        self._record(generated.id, lip_sync_figures(measured, truth, self.config.max_lag),
+        self.record(generated.id, lip_sync_figures(measured, truth, self.config.max_lag),
                      {"mouth_measured": measured[:n], "mouth_truth": truth[:n]})
 
 
@@ -166,11 +150,7 @@ class WorldIdentityConfig(WorldMetricConfig):
 def identity_figures(similarity: np.ndarray, fps: float, window_seconds: float,
                      window_fraction: float) -> dict[str, float]:
     """Per-video ``world_identity`` figures from the per-frame cosine similarities (module docstring)."""
-    count = len(similarity)
-    window = int(round(window_seconds * fps))
-    if 2 * window > count:
-        window = max(1, int(round(count * window_fraction)))
-    first, last = float(similarity[:window].mean()), float(similarity[-window:].mean())
+    first, last, window = end_windows(similarity, fps, window_seconds, window_fraction)
     return {"world_identity": float(similarity.mean()), "world_identity_first": first,
             "world_identity_last": last, "world_identity_drift": first - last, "world_identity_window": float(window)}
 
@@ -187,7 +167,7 @@ class WorldIdentityMetric(_PerVideoMetric):
         anchor = self.measure(image[None]).identity[0]
         similarity = self.measure(generated.frames).identity @ anchor  # unit vectors: the cosine
         c = self.config
-        self._record(generated.id, identity_figures(similarity, generated.fps, c.window_seconds, c.window_fraction),
+        self.record(generated.id, identity_figures(similarity, generated.fps, c.window_seconds, c.window_fraction),
                      {"identity": similarity})
 
 
@@ -226,7 +206,7 @@ class WorldExpressionMetric(_PerVideoMetric):
         measured = m.expression_label
         n = min(len(measured), len(emotion))
         figures = expression_figures(measured, emotion, intensity, self.config.min_intensity, m.expression.shape[1])
-        self._record(generated.id, figures, {"expression_measured": measured[:n].astype(np.float64),
+        self.record(generated.id, figures, {"expression_measured": measured[:n].astype(np.float64),
                                              "expression_truth": emotion[:n]})
 
 

@@ -43,7 +43,8 @@ def test_ablate_memory_quick_end_to_end(tmp_path, repo_root):
         assert child.info.status == "FINISHED", name
         metrics = child.data.metrics
         for key in ("eval/lip_sync_r", "eval/world_identity", "eval/world_identity_drift",
-                    "eval/world_expression_acc", "eval/world_fd", "gen/seconds_per_frame", "loss"):
+                    "eval/world_expression_acc", "eval/world_fd", "eval/background_error", "gen/seconds_per_frame",
+                    "loss"):
             assert key in metrics, (name, key, sorted(metrics))
         # the standard suite has no weights here: skipped, each naming the file it needs
         skipped = child.data.tags["memo_zoo.eval.skipped"]
@@ -61,7 +62,7 @@ def test_ablate_memory_quick_end_to_end(tmp_path, repo_root):
     assert len(list((tmp_path / "experiments").glob("stage1-*"))) == 1
     report = {a.path for a in client.list_artifacts(parent_id, "report")}
     assert {"report/report.md", "report/report.html", "report/metrics_per_variant.png",
-            "report/identity_over_time.png", "report/mouth_sync.png"} <= report
+            "report/identity_over_time.png", "report/background_over_time.png", "report/mouth_sync.png"} <= report
     assert "comparison.json" in {a.path for a in client.list_artifacts(parent_id)}
     text = next((tmp_path / "experiments" / "ablate-memory" / "reports").glob("*/report.md")).read_text()
     assert all(v in text for v in VARIANTS)

@@ -137,3 +137,25 @@ def test_the_mouth_title_uses_the_frames_both_curves_have():
         f"n4  (r = {np.corrcoef(measured[:150], truth[:150])[0, 1]:.3f} on this video)")
     assert _mouth_title("n4", measured, None, 0.25) == "n4  (0.250 mean over videos)"
     assert _mouth_title("n4", measured, None, float("nan")) == "n4"
+
+
+def test_the_background_plot_draws_each_variant_over_the_longest_video(tmp_path):
+    from memo_zoo_eval.report import VariantResult, plot_background, write_report
+
+    walk = np.linspace(0, 40, 200)
+    variants = [VariantResult("memo", "r1", "FINISHED", {"background_error": 20.0}, 25.0,
+                              {"long/background_error": walk, "short/background_error": walk[:50]}),
+                VariantResult("own", "r2", "FINISHED", {"background_error": 5.0}, 25.0,
+                              {"long/background_error": walk / 4})]
+    path = plot_background(variants, tmp_path / "background.png")
+    assert path is not None and path.stat().st_size > 1000
+    assert plot_background([VariantResult("x", "r3", "FINISHED", {}, 25.0)], tmp_path / "none.png") is None
+
+    class _Run:
+        info = type("info", (), {"run_id": "p", "status": "FINISHED"})()
+        data = type("data", (), {"tags": {"mlflow.runName": "colour"}})()
+
+    files = write_report(_Run(), variants, tmp_path / "report")
+    assert "background_over_time.png" in {p.name for p in files.plots}
+    # lower is better: own's 5 is the best background error
+    assert "**5**" in files.markdown.read_text()
