@@ -31,8 +31,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor
 
 
-class ColourAugmentConfig(BaseModel):
-    """Per-sample colour gain and offset of a training sample's frames (module docstring)."""
+class ColourJitterConfig(BaseModel):
+    """Per-sample, per-channel colour gain and offset (module docstring); off at its defaults."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -41,13 +41,18 @@ class ColourAugmentConfig(BaseModel):
                                      "(0.25 = 32 of 255); 0 = off")
     gain: float = Field(0.0, ge=0, lt=1, description="per-channel gain U(1 - gain, 1 + gain) around 0 (mid-grey); "
                                                      "0 = off")
-    motion: Literal["same", "own"] = Field(
-        "same", description="'same': the motion frames get the sample's transform; 'own': a transform of their "
-                            "own, so colour can only come from the reference")
 
     @property
     def enabled(self) -> bool:
         return self.shift > 0 or self.gain > 0
+
+
+class ColourAugmentConfig(ColourJitterConfig):
+    """The jitter of a MEMO training sample, and how its motion frames get it (module docstring)."""
+
+    motion: Literal["same", "own"] = Field(
+        "same", description="'same': the motion frames get the sample's transform; 'own': a transform of their "
+                            "own, so colour can only come from the reference")
 
 
 @dataclass
@@ -67,7 +72,7 @@ class ColourTransform:
         return (frames * gain + offset).clamp(-1.0, 1.0)
 
 
-def draw_transform(batch: int, config: ColourAugmentConfig, generator: torch.Generator) -> ColourTransform:
+def draw_transform(batch: int, config: ColourJitterConfig, generator: torch.Generator) -> ColourTransform:
     """Gains, then offsets, for ``batch`` samples from CPU draws (a part that is off draws nothing)."""
     gain = torch.ones(batch, 3)
     offset = torch.zeros(batch, 3)

@@ -42,7 +42,7 @@ from memo_zoo_plugins.tasks.experiment_config import ExperimentConfig
 from memo_zoo_plugins.tasks.held_out import (HeldOutClip, evaluation_pair, select_clips, truth_schedule,
                                              write_portrait)
 from memo_zoo_plugins.tasks.shared_stage1 import split_stage1, stage1_key_document, train_key_document
-from memo_zoo_plugins.tasks.train_vae import ensure_vae, for_samples
+from memo_zoo_plugins.tasks.train_vae import ensure_vae, for_samples, vae_key_document
 
 __all__ = ["ExperimentConfig", "ExperimentTask", "build"]
 
@@ -67,7 +67,7 @@ def training_key(recipe: BaseModel, config: ExperimentConfig) -> str:
     key = {"model": document["model"], "data": document["data"], "seed": document["seed"], "train": train}
     if config.train_vae is not None:
         # The autoencoder's options change every latent; added only when set so older keys stay valid.
-        key["train_vae"] = config.train_vae.model_dump(mode="json", exclude={"out", "overwrite"})
+        key["train_vae"] = vae_key_document(config.train_vae)
     if shared_stage1(config) is not None:
         # Later phases restart their step count from a shared stage 1: not the weights of one unbroken run.
         key["stage1"] = "shared"

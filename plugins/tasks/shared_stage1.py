@@ -27,6 +27,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from memo_zoo.train.config import TrainConfig
+from memo_zoo_plugins.tasks.train_vae import TrainVAEConfig, vae_key_document
 
 # task.train fields that do not change the trained weights (where and how often things are written).
 NON_LEARNING_TRAIN_FIELDS = {"out_dir", "resume", "log_every", "checkpoint_every", "keep_checkpoints", "num_workers"}
@@ -73,7 +74,7 @@ def train_key_document(train: TrainConfig) -> dict[str, Any]:
     return document
 
 
-def stage1_key_document(recipe: BaseModel, stage1: TrainConfig, train_vae: BaseModel | None) -> dict[str, Any]:
+def stage1_key_document(recipe: BaseModel, stage1: TrainConfig, train_vae: TrainVAEConfig | None) -> dict[str, Any]:
     """What stage 1's weights depend on (module docstring), as a JSON-able document to hash."""
     document = recipe.model_dump(mode="json")
     model = {part: config for part, config in document["model"].items() if part not in ADDED_PARTS}
@@ -82,5 +83,5 @@ def stage1_key_document(recipe: BaseModel, stage1: TrainConfig, train_vae: BaseM
     key: dict[str, Any] = {"stage": "stage1", "model": model, "data": document["data"], "seed": document["seed"],
                            "train": train_key_document(stage1)}
     if train_vae is not None:
-        key["train_vae"] = train_vae.model_dump(mode="json", exclude={"out", "overwrite"})
+        key["train_vae"] = vae_key_document(train_vae)
     return key

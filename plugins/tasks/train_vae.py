@@ -27,9 +27,10 @@ from memo_zoo.errors import MemoZooError
 from memo_zoo.runner import RunContext
 from memo_zoo.weights import weights_path
 from memo_zoo_plugins.vae.autoencoder_training import (FIGURE_FILE, AutoencoderTrainingConfig, FrameSource,
-                                                       read_record, train_autoencoder, training_options)
+                                                       read_record, train_autoencoder, training_options,
+                                                       without_later_defaults)
 
-__all__ = ["TrainVAEConfig", "TrainVAETask", "build", "ensure_vae", "for_samples"]
+__all__ = ["TrainVAEConfig", "TrainVAETask", "build", "ensure_vae", "for_samples", "vae_key_document"]
 
 
 class TrainVAEConfig(AutoencoderTrainingConfig):
@@ -46,6 +47,11 @@ class TrainVAEConfig(AutoencoderTrainingConfig):
 def for_samples(config: TrainVAEConfig, samples: Any) -> TrainVAEConfig:
     """``config`` at the frame size and rate of the MEMO training samples (``SampleConfig``)."""
     return config.model_copy(update={"size": int(samples.size), "fps": float(samples.fps)})
+
+
+def vae_key_document(config: TrainVAEConfig) -> dict[str, Any]:
+    """What the autoencoder's weights depend on, for the keys of the trainings that read it."""
+    return without_later_defaults(config.model_dump(mode="json", exclude={"out", "overwrite"}))
 
 
 def target_folder(config: TrainVAEConfig, recipe: Any) -> Path:
@@ -101,6 +107,7 @@ def ensure_vae(context: RunContext, config: TrainVAEConfig) -> Path:
     report = train_autoencoder(sources, config, folder, data, log)
     if run is not None:
         run.log_metrics({"vae.eval_psnr": report.eval_psnr, "vae.eval_l1": report.eval_l1,
+                         "vae.eval_recoloured_psnr": report.eval_recoloured_psnr,
                          "vae.scaling_factor": report.scaling_factor, "vae.seconds": report.seconds})
         run.set_tags({"memo_zoo.vae": f"trained {folder}"})
         run.log_dict(read_record(folder), "vae_record.json")

@@ -42,10 +42,16 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from memo_zoo.errors import MemoZooError
 from memo_zoo.progress import progress
+from memo_zoo.train.colour_augment import ColourJitterConfig, draw_transform
 
 RECORD_FILE = "memo_zoo_vae.json"
 FIGURE_FILE = "reconstructions.png"
 RECORD_FORMAT = "memo-zoo/trained-vae"
+# Options added after autoencoders had been trained and keyed: in a record or key only when not at
+# their default, so that earlier folders keep matching their recipes and trainings keep their keys.
+LATER_FIELDS = ("colour_augment",)
+# The held-out check in unseen colours: each frame recoloured by an offset of up to 0.25 per channel.
+EVAL_RECOLOUR = ColourJitterConfig(shift=0.25)
 
 
 class AutoencoderTrainingConfig(BaseModel):
@@ -69,6 +75,11 @@ class AutoencoderTrainingConfig(BaseModel):
     eval_every: int = Field(20, ge=2, description="every N-th training clip (clip-id order) is held out for the "
                                                   "reconstruction check and the latent scale")
     eval_frames: int = Field(256, ge=1, description="held-out frames the check and the latent scale use")
+    colour_augment: ColourJitterConfig = Field(
+        default_factory=ColourJitterConfig,
+        description="per-frame colour gain and offset of the training frames (memo_zoo.train.colour_augment), so "
+                    "that the autoencoder also reproduces colours its training frames lack, such as an unseen "
+                    "person's background (off by default; eval_recoloured_psnr measures it)")
 
     @model_validator(mode="after")
     def _groups_divide(self) -> "AutoencoderTrainingConfig":
@@ -101,6 +112,7 @@ class AutoencoderReport:
     last_loss: float
     eval_l1: float
     eval_psnr: float
+    eval_recoloured_psnr: float
     scaling_factor: float
     train_clips: int
     eval_clips: int
@@ -197,12 +209,15 @@ def train_autoencoder(sources: Sequence[FrameSource], config: AutoencoderTrainin
     optimizer = torch.optim.AdamW(vae.parameters(), lr=config.lr, weight_decay=0.0)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, config.steps, eta_min=config.lr / 10)
     rng = np.random.default_rng(config.seed)
+    colour = torch.Generator().manual_seed(config.seed)  # its own stream: off leaves the frame draws as they were
     offsets = np.concatenate([[0], np.cumsum([len(s.frames) for s in train])])
     started = time.perf_counter()
     first = last = float("nan")
     window: list[float] = []
     for step in progress(range(config.steps), desc="train autoencoder", total=config.steps, unit="step"):
         x = _to_tensor(_draw(train, offsets, rng, config.batch_size))
+        if config.colour_augment.enabled:
+            x = draw_transform(len(x), config.colour_augment, colour).apply(x)
         posterior = vae.encode(x).latent_dist
         out = vae.decode(posterior.sample(generator=None)).sample
         loss = ((out - x).abs().mean() + config.l2_weight * ((out - x) ** 2).mean()
@@ -229,9 +244,12 @@ def train_autoencoder(sources: Sequence[FrameSource], config: AutoencoderTrainin
     if not std > 0:
         raise MemoZooError("training the autoencoder: the latents of the held-out frames are constant")
     vae.register_to_config(scaling_factor=1.0 / std)
+    recoloured = draw_transform(len(frames), EVAL_RECOLOUR, torch.Generator().manual_seed(0)).apply(frames)
+    recoloured_psnr = psnr(reconstruct(vae, recoloured)[1], recoloured)
     report = AutoencoderReport(
         steps=config.steps, seconds=time.perf_counter() - started, first_loss=first, last_loss=last,
         eval_l1=float((outs.clamp(-1, 1) - frames).abs().mean()), eval_psnr=psnr(outs, frames),
+        eval_recoloured_psnr=recoloured_psnr,
         scaling_factor=1.0 / std, train_clips=len(train), eval_clips=0 if held is train else len(held),
         train_frames=int(offsets[-1]))
     record = {"format": RECORD_FORMAT, "version": 1, "training": training_options(config),
@@ -240,9 +258,20 @@ def train_autoencoder(sources: Sequence[FrameSource], config: AutoencoderTrainin
     return report
 
 
+def without_later_defaults(document: dict[str, Any]) -> dict[str, Any]:
+    """``document`` (a config's JSON dump) without the ``LATER_FIELDS`` that are at their default."""
+    out = dict(document)
+    for name in LATER_FIELDS:
+        default = AutoencoderTrainingConfig.model_fields[name].get_default(call_default_factory=True)
+        if name in out and out[name] == default.model_dump(mode="json"):
+            del out[name]
+    return out
+
+
 def training_options(config: AutoencoderTrainingConfig) -> dict[str, Any]:
-    """The options that shape the weights, as JSON (a subclass's extra fields, e.g. where to write, left out)."""
-    return config.model_dump(mode="json", include=set(AutoencoderTrainingConfig.model_fields))
+    """The options that shape the weights, as JSON (a subclass's extra fields, e.g. where to write, left out;
+    later-added options at their default too, so earlier folders' records still match)."""
+    return without_later_defaults(config.model_dump(mode="json", include=set(AutoencoderTrainingConfig.model_fields)))
 
 
 def _write_folder(vae: Any, record: dict[str, Any], figure_frames: np.ndarray, out_dir: Path) -> None:

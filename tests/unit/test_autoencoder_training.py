@@ -17,7 +17,8 @@ from memo_zoo.recipe.loader import validate_document
 from memo_zoo_plugins.tasks import train_vae as task_module
 from memo_zoo_plugins.tasks.train_vae import TrainVAEConfig, ensure_vae, target_folder
 from memo_zoo_plugins.vae.autoencoder_training import (RECORD_FILE, AutoencoderTrainingConfig, FrameSource,
-                                                       read_record, split_sources, train_autoencoder)
+                                                       read_record, split_sources, train_autoencoder,
+                                                       training_options)
 from memo_zoo_plugins.vae.sd_vae import SDVAE, SDVAEConfig
 from tests.data_fixtures import write_clip
 from tests.fake_datasets import DatasetRegistry
@@ -59,7 +60,9 @@ def test_writes_a_diffusers_folder_that_sd_vae_loads_at_unit_scale(tmp_path):
     folder = tmp_path / "vae"
     assert (folder / "config.json").is_file() and (folder / "diffusion_pytorch_model.safetensors").is_file()
     record = read_record(folder)
-    assert record["training"] == config.model_dump(mode="json") and record["size"] == 16
+    assert record["training"] == training_options(config) and record["size"] == 16
+    # An option added later stays out of the record while at its default (earlier folders still match).
+    assert record["training"] == {k: v for k, v in config.model_dump(mode="json").items() if k != "colour_augment"}
     assert record["data"] == {"dataset": "blobs"} and record["report"]["steps"] == 3
     assert report.train_clips == 3 and report.eval_clips == 1 and report.train_frames == 18
     vae = SDVAE(SDVAEConfig(weights=str(folder)))
@@ -79,6 +82,28 @@ def test_training_lowers_the_reconstruction_loss(tmp_path):
     report = train_autoencoder(_sources(), config, tmp_path / "vae")
     assert report.last_loss < 0.6 * report.first_loss
     assert report.eval_psnr > 12.0
+
+
+def _weights(folder: Path) -> dict[str, torch.Tensor]:
+    from safetensors.torch import load_file
+
+    return load_file(str(folder / "diffusion_pytorch_model.safetensors"))
+
+
+def test_colour_augment_recolours_the_training_frames_and_is_checked_in_unseen_colours(tmp_path):
+    plain = train_autoencoder(_sources(), AutoencoderTrainingConfig(steps=4, **TINY), tmp_path / "plain")
+    zero = AutoencoderTrainingConfig(steps=4, colour_augment={"shift": 0.0}, **TINY)
+    train_autoencoder(_sources(), zero, tmp_path / "zero")
+    on = AutoencoderTrainingConfig(steps=4, colour_augment={"shift": 0.3, "gain": 0.1}, **TINY)
+    augmented = train_autoencoder(_sources(), on, tmp_path / "on")
+    before, off, after = (_weights(tmp_path / name) for name in ("plain", "zero", "on"))
+    # Off draws nothing: the same weights as a run without the option; on trains on other frames.
+    assert all(torch.equal(before[k], off[k]) for k in before)
+    assert not all(torch.equal(before[k], after[k]) for k in before)
+    assert read_record(tmp_path / "on")["training"]["colour_augment"] == {"shift": 0.3, "gain": 0.1}
+    for report in (plain, augmented):
+        assert np.isfinite(report.eval_recoloured_psnr) and report.eval_recoloured_psnr > 0
+    assert read_record(tmp_path / "on")["report"]["eval_recoloured_psnr"] == augmented.eval_recoloured_psnr
 
 
 def test_a_failed_write_leaves_the_old_folder_untouched(tmp_path, monkeypatch):
@@ -158,6 +183,15 @@ def test_task_trains_from_the_dataset_then_reuses_and_refuses(registry, workdir,
     monkeypatch.setenv("MEMO_ZOO_CACHE_DIR", str(tmp_path / "cache"))
     retrained = ensure_vae(context, options.model_copy(update={"steps": 3, "overwrite": True}))
     assert read_record(retrained)["training"]["steps"] == 3
+    monkeypatch.setattr(task_module, "train_autoencoder", no_training)
+    # A folder trained before colour_augment existed matches options that leave it at its default...
+    def later(colour):
+        return TrainVAEConfig.model_validate({**options.model_dump(), "steps": 3, "colour_augment": colour})
+
+    assert ensure_vae(context, later({"shift": 0.0})) == folder
+    # ...and not options that set it.
+    with pytest.raises(MemoZooError, match="other options.*colour_augment"):
+        ensure_vae(context, later({"shift": 0.2}))
 
 
 def test_a_folder_without_a_record_is_used_as_brought(registry, workdir, tmp_path, monkeypatch):

@@ -57,6 +57,15 @@ def test_colour_augment_at_its_default_keeps_the_key(registry, later):
     assert keys(registry, task={"kind": "experiment", "train": {"steps": 10, **later}})[0] == base_train
 
 
+def test_the_autoencoders_later_option_keeps_keys_until_it_is_set(registry):
+    def with_vae(colour):
+        vae = {"steps": 5} if colour is None else {"steps": 5, "colour_augment": colour}
+        return keys(registry, task={"kind": "experiment", "train": {"steps": 10}, "train_vae": vae})
+
+    assert with_vae({"shift": 0.0}) == with_vae(None)
+    assert with_vae({"shift": 0.3})[0] != with_vae(None)[0]
+
+
 @pytest.mark.parametrize("colour", [{"shift": 0.25}, {"gain": 0.2}, {"shift": 0.25, "motion": "own"}])
 def test_colour_augment_changes_the_training_key(registry, colour):
     assert keys(registry, task={"kind": "experiment", "train": {"steps": 10, "colour_augment": colour}})[0] \
