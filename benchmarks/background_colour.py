@@ -4,7 +4,8 @@ talking_world draws each person on a flat background whose colour is part of the
 top corners of a frame show whether the generator copied it from the portrait. Prints, for each
 generated video, the mean RGB of the two top corner squares per clip (autoregressive clips of
 ``--clip-frames``), the same for its portrait, and the mean over the first frames of the world's
-training videos (what a generator that ignores the portrait's background would draw).
+training videos (what a generator that ignores the portrait's background would draw), and the
+``background`` metric's figures for the video (docs/evaluation.md).
 
     .venv/bin/python benchmarks/background_colour.py \
         --video experiments/ablate-memory/videos-<hash>/tw_id060_long01.mp4 [--video ...] \
@@ -33,6 +34,8 @@ def main() -> None:
     from PIL import Image
 
     from memo_zoo.data.media import read_frames
+    from memo_zoo_eval.metrics.background import BackgroundConfig, build
+    from memo_zoo_eval.protocol import VideoSample
     from memo_zoo.plugin.manager import load_registry
     from memo_zoo.recipe.loader import load_recipe
     from memo_zoo_plugins.datasets.talking_world.world import world_root
@@ -66,6 +69,10 @@ def main() -> None:
             part = colours[k * args.clip_frames:(k + 1) * args.clip_frames]
             if len(part):
                 print(f"  clip {k:3d}        {np.round(part.mean(axis=0), 1)}")
+        metric = build(BackgroundConfig(corner=CORNER))
+        metric.update(VideoSample.from_file(path, reference_image=portrait[0]))
+        figures = metric.compute().per_video[path.stem]
+        print("  background metric: " + ", ".join(f"{k} {v:.1f}" for k, v in figures.items() if not k.endswith("_window")))
 
 
 if __name__ == "__main__":

@@ -133,7 +133,7 @@ class WorldLipSyncMetric(_PerVideoMetric):
         measured = m.mouth_open if self.config.mouth == "open" else m.mouth_area
         n = min(len(measured), len(truth))
         self.record(generated.id, lip_sync_figures(measured, truth, self.config.max_lag),
-                     {"mouth_measured": measured[:n], "mouth_truth": truth[:n]})
+                    {"mouth_measured": measured[:n], "mouth_truth": truth[:n]})
 
 
 # ---- world_identity ---------------------------------------------------------------------------------
@@ -168,7 +168,7 @@ class WorldIdentityMetric(_PerVideoMetric):
         similarity = self.measure(generated.frames).identity @ anchor  # unit vectors: the cosine
         c = self.config
         self.record(generated.id, identity_figures(similarity, generated.fps, c.window_seconds, c.window_fraction),
-                     {"identity": similarity})
+                    {"identity": similarity})
 
 
 # ---- world_expression -------------------------------------------------------------------------------
@@ -207,7 +207,7 @@ class WorldExpressionMetric(_PerVideoMetric):
         n = min(len(measured), len(emotion))
         figures = expression_figures(measured, emotion, intensity, self.config.min_intensity, m.expression.shape[1])
         self.record(generated.id, figures, {"expression_measured": measured[:n].astype(np.float64),
-                                             "expression_truth": emotion[:n]})
+                                            "expression_truth": emotion[:n]})
 
 
 # ---- world_fd ---------------------------------------------------------------------------------------
