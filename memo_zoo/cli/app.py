@@ -12,6 +12,7 @@ import warnings
 from typing import Sequence
 
 from memo_zoo import __version__
+from memo_zoo.cli.termination import terminate_as_interrupt
 from memo_zoo.errors import USER_ERROR_EXIT_CODE, MemoZooError
 from memo_zoo.plugin.types import CommandSpec
 
@@ -50,6 +51,7 @@ def build_parser(commands: Sequence[CommandSpec]) -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     warnings.formatwarning = _short_warning
+    terminate_as_interrupt()
     try:
         commands = core_commands()
         taken = {c.name for c in commands}
