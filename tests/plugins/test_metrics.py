@@ -498,8 +498,8 @@ def test_plugin_registers_the_suite_with_documented_options():
     from memo_zoo_eval.plugin import metric_components
 
     specs = {spec.name: spec for spec in metric_components()}
-    assert set(specs) == {"fid", "fvd", "sync", "identity", "efid", "world_lip_sync", "world_identity", "world_expression",
-                          "world_fd"}
+    assert set(specs) == {"fid", "fvd", "sync", "identity", "efid", "background", "world_lip_sync", "world_identity",
+                          "world_expression", "world_fd"}
     for spec in specs.values():
         assert spec.summary and "kind" not in spec.config.model_fields
         assert all(field.description for field in spec.config.model_fields.values())
