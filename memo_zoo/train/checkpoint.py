@@ -12,7 +12,18 @@ Layout of ``<out_dir>/checkpoint-<step:08d>/`` (the state after ``step`` optimiz
     rng.pt                         python / numpy / torch (+ CUDA) RNG states of rank 0
     trainer.json                   step, epoch, position in the epoch, samples seen, dropped-sample
                                    total, phase, world size, batch geometry, seeds, MLflow run id,
-                                   per-rank parameter fingerprints and last sample indices
+                                   per-rank parameter fingerprints and last sample indices, and
+                                   the size and SHA-256 of every other file
+
+Safety: a checkpoint folder may come from someone else, so reading it never runs code from it.
+The ``.pt`` files hold tensors, numbers, strings and containers only (the RNG states too: numpy's
+is stored as a tensor), and are read with ``torch.load(weights_only=True)``; a pickle that asks for
+anything else is refused with ``CorruptCheckpointError``. Checkpoints of memo-zoo before this
+format stored numpy's RNG state as numpy objects: exactly those numpy types are allowed too.
+
+Integrity: ``verify_checkpoint`` checks the recorded sizes and digests (and that every file
+parses), so a truncated or damaged file is found before anything is loaded, and ``--resume``
+can fall back to the newest checkpoint that is intact (``memo_zoo.train.loop``).
 
 Atomicity: everything is written into ``<out_dir>/.tmp-checkpoint-<step>-<pid>/`` (files fsynced,
 ``trainer.json`` last), then the folder is renamed into place with ``os.replace``, a single
@@ -28,8 +39,10 @@ The global RNG states are saved and restored as well, for anything a component d
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import pickle
 import random
 import re
 import shutil
@@ -43,6 +56,10 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from memo_zoo.errors import MemoZooError
+
+
+class CorruptCheckpointError(MemoZooError):
+    """A checkpoint file is missing, truncated, changed since it was saved, or not safe to read."""
 
 FORMAT = "memo-zoo/train-checkpoint"
 FORMAT_VERSION = 1
@@ -135,8 +152,15 @@ def _fsync_dir(folder: Path) -> None:
 
 
 def rng_states() -> dict[str, Any]:
-    states: dict[str, Any] = {"python": random.getstate(), "numpy": np.random.get_state(),
-                              "torch": torch.get_rng_state()}
+    """The global RNG states in types ``torch.load(weights_only=True)`` reads (no numpy objects)."""
+    numpy_state = np.random.get_state(legacy=False)
+    states: dict[str, Any] = {
+        "python": random.getstate(),
+        "numpy": {"bit_generator": numpy_state["bit_generator"],
+                  "key": torch.from_numpy(numpy_state["state"]["key"].astype(np.int64)),
+                  "pos": int(numpy_state["state"]["pos"]), "has_gauss": int(numpy_state["has_gauss"]),
+                  "gauss": float(numpy_state["gauss"])},
+        "torch": torch.get_rng_state()}
     if torch.cuda.is_available() and torch.cuda.is_initialized():
         states["cuda"] = torch.cuda.get_rng_state_all()
     return states
@@ -144,10 +168,97 @@ def rng_states() -> dict[str, Any]:
 
 def restore_rng_states(states: dict[str, Any]) -> None:
     random.setstate(states["python"])
-    np.random.set_state(states["numpy"])
+    stored = states["numpy"]
+    if isinstance(stored, dict):
+        np.random.set_state({"bit_generator": stored["bit_generator"],
+                             "state": {"key": stored["key"].numpy().astype(np.uint32), "pos": stored["pos"]},
+                             "has_gauss": stored["has_gauss"], "gauss": stored["gauss"]})
+    else:  # a tuple from np.random.get_state() (checkpoints before the safe format)
+        np.random.set_state(stored)
     torch.set_rng_state(states["torch"])
     if "cuda" in states and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(states["cuda"])
+
+
+def _legacy_numpy_globals() -> list[Any]:
+    """The numpy types a pre-safe-format ``rng.pt`` holds (numpy's RNG state tuple): only these
+    are allowed beyond torch's own safe set."""
+    from numpy.core.multiarray import _reconstruct
+
+    return [_reconstruct, np.ndarray, np.dtype, type(np.dtype(np.uint32))]
+
+
+def load_pt(path: Path, map_location: Any = None) -> Any:
+    """``torch.load`` of a checkpoint's ``.pt`` file that never runs code from it; any failure is a
+    ``CorruptCheckpointError`` naming the file."""
+    if not path.is_file():
+        raise CorruptCheckpointError(f"{path}: missing")
+    try:
+        with torch.serialization.safe_globals(_legacy_numpy_globals()):
+            return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as error:
+        text = str(error)
+        if "Weights only load failed" not in text:
+            raise CorruptCheckpointError(f"{path}: cannot be read ({text.strip() or 'unpickling error'})") from None
+        # torch's message is mostly advice to load it unsafely; the line worth showing names what
+        # the file asked for (e.g. "Trying to load unsupported GLOBAL posix.system ...").
+        lines = [line.strip() for line in text.splitlines()
+                 if line.strip() and "Weights only load failed" not in line and "documentation" not in line]
+        detail = lines[0] if lines else "unsupported content"
+        raise CorruptCheckpointError(f"{path}: refused: it holds more than plain state (a safe load does "
+                                     f"not run code from a checkpoint; {detail})") from None
+    except Exception as error:  # zip / pickle / EOF errors of a truncated or damaged file
+        raise CorruptCheckpointError(f"{path}: cannot be read ({type(error).__name__}: {error})") from None
+
+
+def file_digest(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _file_records(folder: Path) -> dict[str, dict[str, Any]]:
+    """{relative path: {size, sha256}} of every file in a checkpoint folder but trainer.json."""
+    return {path.relative_to(folder).as_posix(): {"size": path.stat().st_size, "sha256": file_digest(path)}
+            for path in sorted(folder.rglob("*")) if path.is_file() and path.name != STATE_FILE}
+
+
+def verify_checkpoint(checkpoint: Path) -> TrainerState:
+    """Check that every file of ``checkpoint`` is there, whole and readable without running code;
+    returns its state. ``CorruptCheckpointError`` names the first file that is not."""
+    state = read_state(checkpoint)
+    recorded = json.loads((checkpoint / STATE_FILE).read_text()).get("files")
+    if recorded:
+        for name, record in recorded.items():
+            path = checkpoint / name
+            if not path.is_file():
+                raise CorruptCheckpointError(f"{path}: missing (trainer.json lists it)")
+            size = path.stat().st_size
+            if size != record["size"]:
+                raise CorruptCheckpointError(f"{path}: {size} bytes, saved with {record['size']} (truncated or "
+                                             "changed after saving)")
+            if file_digest(path) != record["sha256"]:
+                raise CorruptCheckpointError(f"{path}: its content differs from what was saved (SHA-256 "
+                                             "mismatch)")
+    else:  # an older checkpoint without digests: at least every file must parse
+        for name in (f"{MODEL_DIR}/memo_net.safetensors", ENCODERS_FILE):
+            _read_safetensors(checkpoint / name)
+    for name in ("optimizer.pt", "scheduler.pt", "rng.pt"):
+        load_pt(checkpoint / name, map_location="cpu")
+    if (checkpoint / "scaler.pt").exists():
+        load_pt(checkpoint / "scaler.pt", map_location="cpu")
+    return state
+
+
+def _read_safetensors(path: Path) -> dict[str, torch.Tensor]:
+    if not path.is_file():
+        raise CorruptCheckpointError(f"{path}: missing")
+    try:
+        return load_file(str(path))
+    except Exception as error:  # safetensors raises its own error types for a damaged file
+        raise CorruptCheckpointError(f"{path}: cannot be read as safetensors ({error})") from None
 
 
 def save_checkpoint(out_dir: Path, state: TrainerState, modules: nn.Module, trainable_names: set[str],
@@ -175,7 +286,7 @@ def save_checkpoint(out_dir: Path, state: TrainerState, modules: nn.Module, trai
         if scaler is not None:
             torch.save(scaler.state_dict(), temp / "scaler.pt")
         torch.save(rng_states(), temp / "rng.pt")
-        document = {"format": FORMAT, "version": FORMAT_VERSION, **asdict(state)}
+        document = {"format": FORMAT, "version": FORMAT_VERSION, **asdict(state), "files": _file_records(temp)}
         (temp / STATE_FILE).write_text(json.dumps(document, indent=1) + "\n")
         _fsync_tree(temp)
         if final.exists():
@@ -197,9 +308,9 @@ def read_state(checkpoint: Path) -> TrainerState:
     try:
         document = json.loads(path.read_text())
     except (OSError, ValueError) as error:
-        raise MemoZooError(f"{checkpoint} is not a training checkpoint ({STATE_FILE}: {error})") from None
-    if document.get("format") != FORMAT or document.get("version") != FORMAT_VERSION:
-        raise MemoZooError(f"{path} is not a {FORMAT} v{FORMAT_VERSION} file")
+        raise CorruptCheckpointError(f"{checkpoint} is not a training checkpoint ({STATE_FILE}: {error})") from None
+    if not isinstance(document, dict) or document.get("format") != FORMAT or document.get("version") != FORMAT_VERSION:
+        raise CorruptCheckpointError(f"{path} is not a {FORMAT} v{FORMAT_VERSION} file")
     known = set(TrainerState.__dataclass_fields__)
     return TrainerState(**{k: v for k, v in document.items() if k in known})
 
@@ -211,7 +322,7 @@ def load_encoder_weights(checkpoint: Path, encoders: dict[str, Any], required: s
     that do not fit raise ``MemoZooError``. ``required``: qualified names ("audio_encoder.<param>")
     that must be in the file (the trainer passes its trainable parameters); generation passes None.
     """
-    stored = load_file(str(checkpoint / ENCODERS_FILE))
+    stored = _read_safetensors(checkpoint / ENCODERS_FILE)
     for prefix, encoder in encoders.items():
         part = {k[len(prefix) + 1:]: v for k, v in stored.items() if k.startswith(prefix + ".")}
         if not isinstance(encoder, nn.Module):
@@ -240,9 +351,9 @@ def load_checkpoint(checkpoint: Path, modules: nn.Module, trainable_names: set[s
     load_encoder_weights(checkpoint, {prefix: getattr(modules, prefix, None)
                                       for prefix in ("image_encoder", "audio_encoder")}, trainable_names)
     device = next(modules.parameters()).device
-    optimizer.load_state_dict(torch.load(checkpoint / "optimizer.pt", map_location=device, weights_only=False))
-    scheduler.load_state_dict(torch.load(checkpoint / "scheduler.pt", weights_only=False))
+    optimizer.load_state_dict(load_pt(checkpoint / "optimizer.pt", map_location=device))
+    scheduler.load_state_dict(load_pt(checkpoint / "scheduler.pt"))
     if scaler is not None and (checkpoint / "scaler.pt").is_file():
-        scaler.load_state_dict(torch.load(checkpoint / "scaler.pt", weights_only=False))
-    restore_rng_states(torch.load(checkpoint / "rng.pt", weights_only=False))
+        scaler.load_state_dict(load_pt(checkpoint / "scaler.pt"))
+    restore_rng_states(load_pt(checkpoint / "rng.pt"))
     return state

@@ -8,23 +8,29 @@ rank 0 talks to the tracking store.
 
 ``launch(spec, N)`` starts N ranks on this machine with ``torch.multiprocessing`` (spawn: safe with
 CUDA), each calling ``run_train``; accelerate then joins them into one process group (NCCL on
-GPUs, gloo on CPUs). A failing rank stops the others; Ctrl-C reaches every rank (same process
-group), rank 0 saves its checkpoint and the launcher returns 130.
+GPUs, gloo on CPUs). A failing rank stops the others. Ctrl-C or SIGTERM to the launcher is passed on to every rank; the ranks finish the step,
+write one checkpoint together (``memo_zoo.train.stop``) and exit; the launcher waits for them and
+returns 130 (SIGINT) or 143 (SIGTERM). Ranks that lose their launcher (SIGKILL) stop the same way.
 """
 
 from __future__ import annotations
 
 import importlib
 import multiprocessing
+import multiprocessing.connection
 import os
 import signal
 import socket
 import sys
+import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from memo_zoo.errors import USER_ERROR_EXIT_CODE, MemoZooError
+from memo_zoo.signals import INTERRUPT_EXIT_CODES, exit_code_for, interrupt_for, raise_terminated
 
-INTERRUPTED_EXIT_CODE = 130
+# Tells each rank whom to watch (``_watch_launcher``).
+LAUNCHER_PID_VARIABLE = "MEMO_ZOO_LAUNCHER_PID"
 
 # Imported once by the forkserver that forks the ranks (see ``launch``).
 PRELOAD = ("torch", "accelerate", "diffusers", "mlflow", "memo_zoo.train.loop", "memo_zoo.tracking.tracker",
@@ -121,6 +127,13 @@ def _rank_main(local_rank: int, world: int, port: int, spec: TrainSpec, threads:
                environ: dict[str, str]) -> None:
     """Entry point of one rank: the launcher's environment and working directory (a forkserver
     started earlier may hold older ones), the torchrun variables, then ``run_train``."""
+    # A process group of its own: a terminal's Ctrl-C reaches the launcher alone, which passes it
+    # on once to every rank (``_supervise``). Were the ranks in the terminal's group too, each
+    # would see it twice, and a second signal means "stop now, without the common checkpoint".
+    os.setpgrp()
+    # The forkserver ignores SIGINT and dies on SIGTERM; a rank stops on both like the CLI does.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, raise_terminated)
     os.environ.clear()
     os.environ.update(environ)
     os.chdir(spec.workdir)
@@ -128,6 +141,7 @@ def _rank_main(local_rank: int, world: int, port: int, spec: TrainSpec, threads:
                        "LOCAL_RANK": str(local_rank), "WORLD_SIZE": str(world), "LOCAL_WORLD_SIZE": str(world)})
     # N ranks on one machine share its cores: without a cap each would start one thread per core.
     os.environ.setdefault("OMP_NUM_THREADS", str(threads))
+    _watch_launcher(int(environ.get(LAUNCHER_PID_VARIABLE, "0")))
     import torch
 
     torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
@@ -136,12 +150,37 @@ def _rank_main(local_rank: int, world: int, port: int, spec: TrainSpec, threads:
     except MemoZooError as error:
         print(f"error (rank {local_rank}): {error}", file=sys.stderr)
         sys.exit(USER_ERROR_EXIT_CODE)
-    except KeyboardInterrupt:
-        sys.exit(INTERRUPTED_EXIT_CODE)
+    except KeyboardInterrupt as interrupt:
+        sys.exit(exit_code_for(interrupt))
 
 
-def launch(spec: TrainSpec, num_processes: int) -> int:
-    """Run ``spec`` on ``num_processes`` local ranks; returns the exit code (0, 2, 130 or 1)."""
+def _watch_launcher(pid: int, every: float = 2.0) -> None:
+    """If the launcher disappears (SIGKILL, a lost terminal), stop this rank as SIGTERM would: the
+    ranks then write their common checkpoint instead of training on, orphaned, or being lost."""
+    if pid <= 0:
+        return
+
+    def watch() -> None:
+        while True:
+            time.sleep(every)
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                os.kill(os.getpid(), signal.SIGTERM)
+                return
+            except PermissionError:
+                pass  # the pid exists (owned by someone else after reuse is rare): keep watching
+
+    threading.Thread(target=watch, name="memo-zoo-launcher-watch", daemon=True).start()
+
+
+def launch(spec: TrainSpec, num_processes: int, grace_seconds: float | None = None) -> int:
+    """Run ``spec`` on ``num_processes`` local ranks; returns the exit code (0, 2, 130, 143 or 1).
+
+    ``grace_seconds``: after one rank has stopped on a signal, how long the others may take to
+    stop too before they are killed (default ``MEMO_ZOO_STOP_GRACE_S`` or 600 s: a checkpoint of a
+    large network takes a while).
+    """
     import torch.multiprocessing as mp
 
     if num_processes < 1:
@@ -149,33 +188,86 @@ def launch(spec: TrainSpec, num_processes: int) -> int:
     if world_size() > 1:
         raise MemoZooError("this process is already one rank of a distributed job (WORLD_SIZE is set); "
                            "drop --num-processes when running under accelerate launch / torchrun")
+    if grace_seconds is None:
+        grace_seconds = float(os.environ.get("MEMO_ZOO_STOP_GRACE_S", "600"))
     threads = max(1, (os.cpu_count() or 1) // num_processes)
     # forkserver: a fresh interpreter imports the heavy modules once and forks every rank from it,
     # instead of each spawned rank importing torch, diffusers and mlflow again. It never touches
     # CUDA or runs a thread pool before forking, so the ranks are as clean as spawned ones.
     multiprocessing.get_context("forkserver").set_forkserver_preload(list(PRELOAD))
-    context = mp.start_processes(_rank_main, args=(num_processes, free_port(), spec, threads, dict(os.environ)),
+    environ = {**os.environ, LAUNCHER_PID_VARIABLE: str(os.getpid())}
+    context = mp.start_processes(_rank_main, args=(num_processes, free_port(), spec, threads, environ),
                                  nprocs=num_processes, join=False, start_method="forkserver")
+    return _supervise(context.processes, grace_seconds)
+
+
+def _supervise(processes: list, grace_seconds: float) -> int:
+    """Wait for every rank; pass a stop signal on to all of them; returns the launcher's exit code.
+
+    torch's own ``join`` kills the other ranks as soon as one exits non-zero, which is right for a
+    crash (the others would wait for it in a collective for ever) and wrong for a stop: the ranks
+    are then still writing their common checkpoint. So a rank that exits 130 / 143 leaves the
+    others ``grace_seconds`` to finish; any other failure stops them at once.
+    """
+    received: list[int] = []
+
+    def forward(signum: int, frame: object) -> None:
+        received.append(signum)
+        for process in processes:
+            if process.is_alive():
+                try:
+                    os.kill(process.pid, signum)
+                except ProcessLookupError:
+                    pass
+
+    previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        try:
-            while not context.join(timeout=1.0):
-                pass
-        except KeyboardInterrupt:
-            # A terminal's Ctrl-C reaches every rank already; a SIGINT sent to the launcher alone
-            # is passed on, so that rank 0 saves its checkpoint before everyone stops.
-            for process in context.processes:
-                if process.is_alive():
-                    os.kill(process.pid, signal.SIGINT)
-            while not context.join(timeout=1.0):
-                pass
-            return INTERRUPTED_EXIT_CODE
-    except mp.ProcessExitedException as error:
-        print(f"training stopped: rank {error.error_index} exited with code {error.exit_code}", file=sys.stderr)
-        return error.exit_code if error.exit_code in (USER_ERROR_EXIT_CODE, INTERRUPTED_EXIT_CODE) else 1
-    except mp.ProcessRaisedException as error:
-        print(f"training failed in rank {error.error_index}:\n{error}", file=sys.stderr)
-        return 1
-    return 0
+        stopping_since: float | None = None
+        while True:
+            codes = [process.exitcode for process in processes]
+            if all(code is not None for code in codes):
+                break
+            failed = [(index, code) for index, code in enumerate(codes)
+                      if code is not None and code != 0 and code not in INTERRUPT_EXIT_CODES]
+            if failed:
+                index, code = failed[0]
+                print(f"training stopped: rank {index} exited with code {code}; stopping the other ranks",
+                      file=sys.stderr)
+                _stop_all(processes)
+                if received:
+                    return exit_code_for(interrupt_for(received[0]))
+                return code if code == USER_ERROR_EXIT_CODE else 1
+            if stopping_since is None and any(code in INTERRUPT_EXIT_CODES for code in codes):
+                stopping_since = time.monotonic()
+            if stopping_since is not None and time.monotonic() - stopping_since > grace_seconds:
+                print(f"training stopped: ranks still running {grace_seconds:g} s after the stop; killing them",
+                      file=sys.stderr)
+                _stop_all(processes)
+                break
+            multiprocessing.connection.wait([p.sentinel for p in processes if p.exitcode is None], timeout=1.0)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    codes = [process.exitcode for process in processes]
+    if received:
+        return exit_code_for(interrupt_for(received[0]))
+    stopped = [code for code in codes if code in INTERRUPT_EXIT_CODES]
+    if stopped:
+        return stopped[0]
+    return 0 if all(code == 0 for code in codes) else 1
+
+
+def _stop_all(processes: list, patience: float = 10.0) -> None:
+    """SIGTERM every live rank, then SIGKILL what is left after ``patience`` seconds."""
+    for process in processes:
+        if process.is_alive():
+            process.terminate()
+    deadline = time.monotonic() + patience
+    for process in processes:
+        process.join(max(0.0, deadline - time.monotonic()))
+        if process.is_alive():
+            process.kill()
+            process.join()
 
 
 def train_command(spec: TrainSpec, num_processes: int = 1) -> int:

@@ -13,8 +13,10 @@ per optimizer step:
   MLflow metrics: loss (mean over all samples), loss_kept, lr, samples_per_s, dropped_samples
   (in the window) and dropped_samples_total, grad_norm, phase, epoch.
 
-Checkpoints (``memo_zoo.train.checkpoint``) every ``checkpoint_every`` steps and at exit; Ctrl-C
-saves the last completed step, then re-raises (the MLflow run ends FAILED). DDP runs with
+Checkpoints (``memo_zoo.train.checkpoint``) every ``checkpoint_every`` steps and at exit. Ctrl-C
+or SIGTERM asks for a stop (``memo_zoo.train.stop``): every rank finishes its step, they write one
+checkpoint together, then the interrupt goes on (the MLflow run ends FAILED, exit 130 / 143); a
+second signal stops at once and saves the last completed step. DDP runs with
 ``find_unused_parameters=True``: the last site's audio stream and, in the phases, frozen modules
 produce no gradient. Each rank draws its own micro-batches: the epoch's permutation (seed,
 epoch) is dealt round-robin to the ranks and cut to whole batches, so every rank runs the same
@@ -28,8 +30,7 @@ import hashlib
 import math
 import os
 import re
-import signal
-import threading
+import sys
 import time
 import warnings
 from dataclasses import dataclass
@@ -48,9 +49,13 @@ from memo_zoo.emotion import LABEL_SETS
 from memo_zoo.errors import MemoZooError
 from memo_zoo.model.memo_net import MemoNet, build_memo_net
 from memo_zoo.settings import get_settings
-from memo_zoo.train.checkpoint import (ENCODERS_FILE, TrainerState, checkpoint_name, latest_checkpoint,
-                                       load_checkpoint, load_encoder_weights, read_state, save_checkpoint)
+from memo_zoo.signals import interrupt_for
+from memo_zoo.train.checkpoint import (ENCODERS_FILE, CorruptCheckpointError, TrainerState, checkpoint_name,
+                                       latest_checkpoint, list_checkpoints, load_checkpoint, load_encoder_weights,
+                                       read_state, save_checkpoint, verify_checkpoint)
 from memo_zoo.train.config import TrainConfig
+from memo_zoo.train.out_dir import STALE_STATUS, OutDirLock, close_stale_runs, read_run_record, write_run_record
+from memo_zoo.train.stop import StopRequest
 from memo_zoo.train.step import (TrainModules, apply_phase, check_parts, new_module_prefixes, prepare_inputs,
                                  robust_objective)
 
@@ -129,29 +134,6 @@ class BatchStream:
         self.last_indices = self._sampler.indices[start:start + self.batch_size]
         self.batch_in_epoch += 1
         return batch
-
-
-@contextlib.contextmanager
-def deferred_interrupt() -> Iterator[None]:
-    """Hold Ctrl-C (SIGINT) and SIGTERM until the block ends, then raise KeyboardInterrupt.
-
-    Wraps the optimizer step: an interrupt between updating the Adam moments and the weights
-    would leave a state no uninterrupted run ever had.
-    """
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    received: list[int] = []
-    # SIGTERM too: the CLI turns it into KeyboardInterrupt (memo_zoo.cli.termination).
-    previous = {sig: signal.signal(sig, lambda signum, frame: received.append(signum))
-                for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-    if received:
-        raise KeyboardInterrupt
 
 
 @dataclass
@@ -269,7 +251,10 @@ class Trainer:
             cpu=cpu, mixed_precision=cfg.mixed_precision,
             kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)])
         try:
-            return self._fit(accelerator)
+            # Installed before anything is built: a signal during the (long) data preparation is
+            # taken at the first step boundary too, by every rank together.
+            with StopRequest(announce=accelerator.is_main_process) as stop:
+                return self._fit(accelerator, stop)
         finally:
             if accelerator.num_processes == 1:
                 # accelerate keeps its state in process-wide singletons; a later run in this process
@@ -279,12 +264,28 @@ class Trainer:
                 AcceleratorState._reset_state(reset_partial_state=True)
                 GradientState._reset_state()
 
-    def _fit(self, accelerator: Any) -> TrainResult:
-        cfg = self.config
+    def _fit(self, accelerator: Any, stop: StopRequest) -> TrainResult:
         main = accelerator.is_main_process
         run = self._run if main else None
         rank, world = accelerator.process_index, accelerator.num_processes
-        existing = self._checkpoint_to_resume()
+        with contextlib.ExitStack() as held:
+            if main:
+                # One training per out_dir; held until the run ends, also while it stops.
+                held.enter_context(OutDirLock(self.out_dir))
+            return self._fit_locked(accelerator, stop, main, run, rank, world)
+
+    def _fit_locked(self, accelerator: Any, stop: StopRequest, main: bool, run: Any, rank: int,
+                    world: int) -> TrainResult:
+        cfg = self.config
+        existing, skipped = self._checkpoint_to_resume()
+        for path, why in skipped:
+            if main:
+                warnings.warn(f"--resume skips {path.name}, which is damaged: {why}", stacklevel=2)
+        # Every rank has chosen (from the same files) before the main one renames the damaged ones.
+        accelerator.wait_for_everyone()
+        if main:
+            self._set_aside(skipped)
+            self._record_run(existing)
         net, vae, image_encoder, audio_encoder = self._build_parts()
         with accelerator.main_process_first():
             # The main process generates / decodes the data first; the others then find it cached.
@@ -334,8 +335,17 @@ class Trainer:
         window = _Window()
         phase_name = None
         started = time.perf_counter()
+        stopped_together = False
         try:
             while state.step < cfg.steps:
+                # A collective with several ranks: all of them stop after the same step (stop.py).
+                signum = stop.agreed(world, device)
+                if signum:
+                    if state.step > start_step:
+                        self._save(accelerator, modules, trainable_names, optimizer, scheduler, scaler, state,
+                                   stream, collective=True)
+                    stopped_together = True
+                    raise interrupt_for(signum)
                 phase_index, phase = cfg.phase_at(state.step)
                 if phase.name != phase_name:
                     count = apply_phase(modules, phase.trainable, allowed)
@@ -375,7 +385,7 @@ class Trainer:
                 grad_norm = accelerator.clip_grad_norm_(params, cfg.max_grad_norm or math.inf)
                 step_losses, step_keep = torch.cat(losses).cpu(), torch.cat(keeps).cpu()
                 dropped = int((~step_keep).sum())
-                with deferred_interrupt():
+                with stop.critical():
                     # Every sample of the global batch dropped (L5): no update at all. A zero
                     # gradient would still move the weights through Adam's moments and weight decay.
                     if bool(step_keep.any()):
@@ -420,11 +430,11 @@ class Trainer:
             result.checkpoint = self._save(accelerator, modules, trainable_names, optimizer, scheduler, scaler,
                                            state, stream, collective=True)
         except KeyboardInterrupt:
-            # Save the last completed step (no collectives: other ranks may be gone), then let the
-            # interrupt go on so that the run is recorded as FAILED.
+            # Save the last completed step (after an insisting second signal with no collectives:
+            # other ranks may be gone), then let the interrupt go on so that the run is FAILED.
             if window.steps:
                 self._log(run, window, state, cfg.phase_at(state.step - 1)[0], scheduler)
-            if state.step > start_step:
+            if state.step > start_step and not stopped_together:
                 self._save(accelerator, modules, trainable_names, optimizer, scheduler, scaler, state, stream,
                            collective=False)
             raise
@@ -446,9 +456,12 @@ class Trainer:
 
     # ---- pieces --------------------------------------------------------------------------------
 
-    def _checkpoint_to_resume(self) -> Path | None:
-        """The checkpoint a resuming run starts from (None for a fresh run); checked before anything
-        is built, so a wrong out_dir / --resume fails at once."""
+    def check_start(self) -> Path | None:
+        """Whether this run can start, without building or reading anything big: a fresh run needs
+        an out_dir without checkpoints, a resuming one a checkpoint below ``task.steps``. Returns
+        the newest checkpoint (None for a fresh run). ``memo-zoo run`` calls it (through the train
+        task's ``preflight``) before the MLflow run is created, so a wrong out_dir or --resume
+        leaves nothing in the store."""
         existing = latest_checkpoint(self.out_dir)
         if not self.config.resume:
             if existing is not None:
@@ -457,11 +470,60 @@ class Trainer:
             return None
         if existing is None:
             raise MemoZooError(f"nothing to resume: no checkpoint in {self.out_dir}")
-        step = read_state(existing).step
-        if step >= self.config.steps:
-            raise MemoZooError(f"{existing} is at step {step} of task.steps={self.config.steps}; raise task.steps "
-                               "to train on")
+        self._check_below_steps(existing, read_state(existing).step)
         return existing
+
+    def _check_below_steps(self, checkpoint: Path, step: int) -> None:
+        if step >= self.config.steps:
+            raise MemoZooError(f"{checkpoint} is at step {step} of task.steps={self.config.steps}; raise task.steps "
+                               "to train on")
+
+    def _checkpoint_to_resume(self) -> tuple[Path | None, list[tuple[Path, str]]]:
+        """The checkpoint a resuming run starts from (None for a fresh run) and the newer ones it
+        skips as damaged, with why: the newest checkpoint whose files are all intact
+        (``verify_checkpoint``). Checked before the network is built, so a wrong out_dir /
+        --resume fails at once."""
+        if self.check_start() is None:
+            return None, []
+        skipped: list[tuple[Path, str]] = []
+        for _, candidate in reversed(list_checkpoints(self.out_dir)):
+            try:
+                state = verify_checkpoint(candidate)
+            except CorruptCheckpointError as error:
+                skipped.append((candidate, str(error)))
+                continue
+            self._check_below_steps(candidate, state.step)
+            return candidate, skipped
+        reasons = "\n  ".join(f"{path.name}: {why}" for path, why in skipped)
+        raise MemoZooError(f"nothing to resume: no checkpoint in {self.out_dir} is intact:\n  {reasons}")
+
+    def _set_aside(self, skipped: list[tuple[Path, str]]) -> None:
+        """Rename damaged checkpoints out of the way (``damaged-checkpoint-N``, kept for a look): the
+        resumed run saves the same step numbers again, and a later resume must not pick them."""
+        for path, why in skipped:
+            target = path.with_name(f"damaged-{path.name}")
+            suffix = 1
+            while target.exists():
+                target = path.with_name(f"damaged-{path.name}.{suffix}")
+                suffix += 1
+            os.replace(path, target)
+            (target / "DAMAGED.txt").write_text(why + "\n")
+            if self._run is not None:
+                self._run.set_tags({f"memo_zoo.train.skipped.{path.name}": why})
+
+    def _record_run(self, existing: Path | None) -> None:
+        """Close the runs a killed training left RUNNING in this out_dir, and record this one."""
+        if self._run is None:
+            return
+        stale = [read_run_record(self.out_dir).get("run_id")]
+        if existing is not None:
+            stale.append(read_state(existing).run_id)
+        closed = close_stale_runs(self._run.client, stale, self._run.id)
+        if closed:
+            self._run.set_tags({"memo_zoo.train.closed_stale_runs": ",".join(closed)})
+            print(f"closed MLflow run(s) {', '.join(closed)} as {STALE_STATUS}: killed earlier without closing",
+                  file=sys.stderr)
+        write_run_record(self.out_dir, self._run.id, self._run.experiment_id)
 
     def _start_state(self, existing: Path | None, modules: TrainModules, trainable_names: set[str], optimizer: Any,
                      scheduler: Any, scaler: Any, world: int, names_digest: str) -> TrainerState:

@@ -35,6 +35,11 @@ class TrainTask:
         self.config = config
         self.result: TrainResult | None = None
 
+    def preflight(self, context: RunContext) -> None:
+        """Refuse before any MLflow run exists: a resume with nothing (or nothing left) to resume,
+        a fresh run into an out_dir that holds checkpoints."""
+        Trainer(self.config, context.recipe, context.registry, None, context.workdir, context.variant).check_start()
+
     def run(self, context: RunContext) -> None:
         options = getattr(self.config, "train_vae", None)
         if options is not None:

@@ -181,4 +181,4 @@ def test_samples_above_the_loss_threshold_are_dropped_and_counted(workdir, world
     checkpoint = workdir / "checkpoints" / "tiny-train" / "checkpoint-00000002"
     assert read_state(checkpoint).dropped_total == 4
     # Every sample dropped: no optimizer update ever happened.
-    assert torch.load(checkpoint / "optimizer.pt", weights_only=False)["state"] == {}
+    assert torch.load(checkpoint / "optimizer.pt", weights_only=True)["state"] == {}
