@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from memo_zoo.errors import MissingWeightsError
+from memo_zoo.errors import MemoZooError, MissingWeightsError
 from memo_zoo.settings import get_settings
 
 
@@ -41,3 +41,44 @@ def resolve_weights(reference: str | Path, what: str, expect: tuple[str, ...] = 
     if missing:
         raise MissingWeightsError(f"{what}: {path} lacks {', '.join(missing)}")
     return path
+
+
+def check_readable(path: str | Path, what: str) -> None:
+    """Raise ``MemoZooError`` naming the damaged file when a weights file or folder has a JSON file
+    that does not parse or a ``.safetensors`` file whose header or length is wrong (truncated by an
+    interrupted copy or download). The loaders (diffusers, transformers, safetensors) report these
+    as bare tracebacks, often without the file's name; this check reads only headers, so it is
+    cheap. ``path`` is a file or a folder (the files directly in it: the folder the library loads)."""
+    path = Path(path)
+    files = [path] if path.is_file() else sorted(p for p in path.iterdir() if p.is_file())
+    for file in files:
+        if file.suffix == ".json":
+            _check_json(file, what)
+        elif file.suffix == ".safetensors":
+            _check_safetensors(file, what)
+
+
+def _check_json(file: Path, what: str) -> None:
+    import json
+
+    try:
+        json.loads(file.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+        raise MemoZooError(f"{what}: {file} cannot be read as JSON ({error}); the file is damaged") from None
+
+
+def _check_safetensors(file: Path, what: str) -> None:
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(file), framework="numpy"):
+            pass  # opening parses the header and checks the file is as long as the header says
+    except (SafetensorError, OSError, ValueError) as error:
+        raise MemoZooError(f"{what}: {file} cannot be read as safetensors ({error}); the file is damaged or "
+                           "truncated") from None
+
+
+def loading_error(what: str, path: Path, error: BaseException) -> MemoZooError:
+    """The ``MemoZooError`` for a library that failed to load weights ``check_readable`` passed
+    (e.g. a pickled ``.bin`` that is cut short, a config with a wrong field)."""
+    return MemoZooError(f"{what}: {path} cannot be loaded ({type(error).__name__}: {error})")

@@ -9,7 +9,6 @@ crash never leaves a half-written MP4 where a finished one is expected.
 from __future__ import annotations
 
 import os
-import tempfile
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -17,6 +16,7 @@ from pathlib import Path
 import av
 import numpy as np
 
+from memo_zoo.atomic import temporary_beside
 from memo_zoo.errors import MemoZooError
 
 AUDIO_RATE = 16_000  # spec D3: mono, 16 kHz
@@ -196,6 +196,21 @@ def write_video(path: str | Path, frames: np.ndarray, fps: float, audio: np.ndar
 # the same frames were byte-identical; the cost is a slightly larger file at the same CRF.
 X264_OPTIONS = {"preset": "veryfast", "x264-params": "mbtree=0"}
 AAC_FRAME = 1024
+# Containers that hold H.264 video + AAC audio, by file extension (FFmpeg muxer names). WebM
+# (VP8/9 + Vorbis/Opus only), AVI and the rest cannot carry this pair, so they are refused rather
+# than written as an MP4 under a name that promises something else.
+VIDEO_CONTAINERS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska"}
+
+
+def container_format(path: str | Path) -> str:
+    """The FFmpeg muxer of ``path``'s extension (``VIDEO_CONTAINERS``); ``ValueError`` listing the
+    accepted extensions for any other."""
+    suffix = Path(path).suffix.lower()
+    if suffix not in VIDEO_CONTAINERS:
+        named = f"extension {suffix!r}" if suffix else "no extension"
+        raise ValueError(f"{path}: {named}; the video (H.264 + AAC) can be written as "
+                         f"{', '.join(VIDEO_CONTAINERS)}")
+    return VIDEO_CONTAINERS[suffix]
 
 
 class VideoWriter:
@@ -221,10 +236,13 @@ class VideoWriter:
         self._video = None
 
     def __enter__(self) -> "VideoWriter":
+        try:
+            muxer = container_format(self.path)
+        except ValueError as error:
+            raise MediaError(self.path, str(error).split(": ", 1)[1]) from None
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        handle, self._temp = tempfile.mkstemp(suffix=".mp4", prefix=f".{self.path.stem}.", dir=self.path.parent)
-        os.close(handle)
-        self._container = av.open(self._temp, mode="w", format="mp4")
+        self._temp = temporary_beside(self.path, suffix=self.path.suffix)
+        self._container = av.open(self._temp, mode="w", format=muxer)
         self._video = self._container.add_stream("libx264", rate=Fraction(self.fps).limit_denominator(1001))
         self._video.width, self._video.height = self.width, self.height
         self._video.pix_fmt = "yuv420p"

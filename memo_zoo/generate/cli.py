@@ -108,9 +108,11 @@ def _run(args: argparse.Namespace) -> int:
 
 def run_generation(config: Any, recipe: Any, registry: Any) -> int:
     """Seed, load the model, generate, print a one-line summary; returns the exit code."""
+    from memo_zoo.generate.config import check_output
     from memo_zoo.generate.pipeline import generate_video, load_generator_model
     from memo_zoo.seeding import seed_everything
 
+    check_output(config)  # before the model is loaded: a refused --out should cost nothing
     # The recipe seed also fixes the random weights of a checkpoint-less smoke run.
     seed_everything(recipe.seed)
     model = load_generator_model(config.checkpoint, recipe, registry)

@@ -12,12 +12,14 @@ composition of the velocities.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Literal, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from memo_zoo.emotion import LabelSet
+from memo_zoo.errors import MemoZooError
 
 NO_EMOTION = "none"  # an emotion "label" meaning the "no emotion" embedding (spec E3)
 
@@ -84,7 +86,8 @@ class GenerateConfig(Strict):
     image: Path = Field(..., description="reference portrait (any image Pillow reads); resized on its short side "
                                          "and centre-cropped to `size`")
     audio: Path = Field(..., description="driving audio (any file PyAV reads: wav, mp3, m4a, a video's sound...)")
-    out: Path = Field(Path("generated.mp4"), description="output MP4 (H.264 + the input audio as AAC, spec I4); "
+    out: Path = Field(Path("generated.mp4"), description="output video, H.264 + the input audio as AAC (spec I4), in "
+                                                         "the container its extension names: .mp4, .mov or .mkv; "
                                                          "relative paths are under the working directory")
     checkpoint: Optional[Path] = Field(
         None, description="trained weights: a training checkpoint (checkpoint-N/ with model/ and "
@@ -135,9 +138,52 @@ class GenerateConfig(Strict):
                                      f"[{after.start_s}, {after.end_s})")
         return value
 
+    @field_validator("out")
+    @classmethod
+    def _writable_container(cls, value: Path) -> Path:
+        from memo_zoo.data.media import container_format  # PyAV only when generation options are read
+
+        if value.is_dir():  # say so, rather than "no extension" (check_output repeats it for late callers)
+            raise ValueError(folder_message(value))
+        try:
+            container_format(value)
+        except ValueError as error:
+            raise ValueError(str(error)) from None
+        return value
+
     @field_validator("device")
     @classmethod
     def _known_device(cls, value: Optional[str]) -> Optional[str]:
         if value is not None and value != "auto" and not (value == "cpu" or value.startswith("cuda")):
             raise ValueError(f"unknown device {value!r}; use auto, cpu, cuda or cuda:N")
         return value
+
+
+def check_output(config: GenerateConfig) -> None:
+    """Refuse an ``out`` that would destroy an input or cannot be a file, before any work is done.
+
+    ``out`` naming the portrait or the audio (the same path once resolved, or the same file under
+    another name: a hard link, a symlink, ``./a.wav`` vs ``a.wav``) would replace the user's input
+    with the video; an existing folder cannot be replaced by a file. Run on the paths as they will
+    be opened, so a caller that resolves relative paths (the generate task) calls it after that.
+    """
+    out = Path(config.out)
+    if out.is_dir():
+        raise MemoZooError(f"--out {folder_message(out)}")
+    for flag, source in (("--image", config.image), ("--audio", config.audio)):
+        if _same_file(out, Path(source)):
+            raise MemoZooError(f"--out {out} is the input {flag} {source}: writing the video there would "
+                               "overwrite it; choose another output name")
+
+
+def folder_message(out: Path) -> str:
+    return f"{out} is an existing folder; give the video's file name, e.g. {out / 'generated.mp4'}"
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    if a.resolve() == b.resolve():
+        return True
+    try:
+        return os.path.samefile(a, b)  # hard links and other aliases of one inode
+    except OSError:  # one of them does not exist (yet): then they cannot be one file
+        return False

@@ -35,7 +35,6 @@ The output is H.264 with the input audio muxed in as AAC (I4) at the source's sa
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 import time
 import warnings
@@ -53,7 +52,8 @@ from torch import Tensor, nn
 from memo_zoo.data.media import AUDIO_RATE, probe, read_audio
 from memo_zoo.emotion import LABEL_SETS
 from memo_zoo.errors import MemoZooError
-from memo_zoo.generate.config import NO_EMOTION, GenerateConfig, GuidanceConfig
+from memo_zoo.generate.config import NO_EMOTION, GenerateConfig, GuidanceConfig, check_output
+from memo_zoo.model.compatibility import check_network_matches
 from memo_zoo.model.memo_net import CONFIG_FILE, MemoNet, build_memo_net, component_config
 from memo_zoo.progress import progress as progress_bar
 from memo_zoo.settings import get_settings
@@ -157,35 +157,6 @@ def resolve_checkpoint(path: Path) -> tuple[Path, Path | None]:
                        f"out_dir (checkpoint-N/ folders) or a MemoNet folder ({CONFIG_FILE})")
 
 
-def _config_differences(net_dir: Path, recipe_model: Any) -> list[str]:
-    """'field: recipe X, checkpoint Y' for the architecture fields the two disagree on."""
-    try:
-        saved = json.loads((net_dir / CONFIG_FILE).read_text())
-    except (OSError, ValueError):
-        return []
-    from memo_zoo.model.presets import NetworkConfig
-
-    differences = []
-    ours = recipe_model.network.model_dump(mode="json")
-    try:
-        theirs = NetworkConfig.model_validate(saved.get("network", {})).model_dump(mode="json")
-    except ValueError:
-        theirs = saved.get("network", {})
-    for key in sorted(set(ours) | set(theirs)):
-        if ours.get(key) != theirs.get(key):
-            differences.append(f"model.network.{key}: recipe {ours.get(key)!r}, checkpoint {theirs.get(key)!r}")
-    for slot in ("temporal", "audio_fusion"):
-        mine = getattr(recipe_model, slot)
-        if mine is None:
-            continue
-        mine = mine.model_dump(mode="json")
-        other = saved.get(slot, {})
-        for key in sorted(set(mine) | set(other)):
-            if mine.get(key) != other.get(key):
-                differences.append(f"model.{slot}.{key}: recipe {mine.get(key)!r}, checkpoint {other.get(key)!r}")
-    return differences
-
-
 def _load_encoder_states(path: Path, image_encoder: Any, audio_encoder: Any | None) -> None:
     """Trainable encoder weights saved by the trainer (``image_encoder.*`` / ``audio_encoder.*``)."""
     try:
@@ -239,13 +210,14 @@ def load_generator_model(checkpoint_dir: Path | str | None, recipe: BaseModel, r
     encoders_file = None
     if checkpoint is not None:
         net_dir, encoders_file = resolve_checkpoint(checkpoint)
+        # Before loading: weights of another architecture can have the very same parameter names
+        # (a self_attention recipe over linear_memory weights, another gamma) and load silently.
+        check_network_matches(net_dir, model, f"checkpoint {checkpoint}")
         try:
             net = MemoNet.from_pretrained(net_dir, registry, network=model.network, temporal=model.temporal,
                                           audio_fusion=model.audio_fusion)
         except MemoZooError as error:
-            differences = _config_differences(net_dir, model)
-            detail = ("\n  " + "\n  ".join(differences)) if differences else ""
-            raise MemoZooError(f"checkpoint {checkpoint} does not match the recipe's model{detail}\n{error}") from None
+            raise MemoZooError(f"checkpoint {checkpoint} does not fit the recipe's model:\n{error}") from None
     else:
         for part in ("temporal", "audio_fusion"):
             if getattr(model, part) is None:
@@ -682,6 +654,7 @@ def generate_video(model: GeneratorModel, config: GenerateConfig, progress: bool
     from memo_zoo.data.media import VideoWriter
 
     started = time.perf_counter()
+    check_output(config)  # before any work: an --out that is an input or a folder is refused at once
     fps = float(config.fps if config.fps is not None else model.fps)
     size = int(config.size if config.size is not None else model.size)
     _check_size(model, size)

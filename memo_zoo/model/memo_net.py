@@ -30,6 +30,7 @@ from typing import Any, Mapping
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
@@ -197,7 +198,7 @@ class MemoNet(nn.Module):
         audio and temporal modules when starting stage 2 of another variant from a shared stage 1.
         """
         path = resolve_weights(path, "MEMO network weights (memo_net.safetensors)")
-        state = {k: v for k, v in load_file(str(path)).items() if not k.startswith(exclude)}
+        state = {k: v for k, v in read_weights(path).items() if not k.startswith(exclude)}
         own = {k: v for k, v in self.state_dict().items() if not k.startswith(exclude)}
         missing = sorted(set(own) - set(state))
         unexpected = sorted(set(state) - set(own))
@@ -220,16 +221,49 @@ class MemoNet(nn.Module):
         """Rebuild a saved net. Configs given here replace the saved ones; the weights must then
         still fit, else ``MemoZooError`` names what does not."""
         directory = resolve_weights(directory, "MEMO network checkpoint", expect=(CONFIG_FILE, WEIGHTS_FILE))
-        saved = json.loads((directory / CONFIG_FILE).read_text())
-        if saved.get("format") != FORMAT or saved.get("version") != FORMAT_VERSION:
-            raise MemoZooError(f"{directory / CONFIG_FILE} is not a {FORMAT} v{FORMAT_VERSION} config "
-                               f"(format {saved.get('format')!r}, version {saved.get('version')!r})")
-        net = build_memo_net(saved["network"] if network is None else network,
-                             saved["temporal"] if temporal is None else temporal,
-                             saved["audio_fusion"] if audio_fusion is None else audio_fusion,
-                             registry)
+        saved = read_config(directory / CONFIG_FILE)
+        try:
+            net = build_memo_net(saved["network"] if network is None else network,
+                                 saved["temporal"] if temporal is None else temporal,
+                                 saved["audio_fusion"] if audio_fusion is None else audio_fusion,
+                                 registry)
+        except MemoZooError as error:
+            raise MemoZooError(f"cannot build the network of {directory / CONFIG_FILE} (with the given configs): "
+                               f"{error}") from None
         net.load_weights(directory / WEIGHTS_FILE)
         return net
+
+
+def read_config(path: str | Path) -> dict[str, Any]:
+    """A ``memo_net.json`` as a dict with ``network``, ``temporal`` and ``audio_fusion`` objects;
+    ``MemoZooError`` naming the file when it is missing, unreadable, not JSON or not this format
+    (a damaged file must stop a load, not fall back to some default architecture)."""
+    path = Path(path)
+    try:
+        saved = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise MemoZooError(f"{path}: not found; a MemoNet folder holds {CONFIG_FILE} and {WEIGHTS_FILE}") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise MemoZooError(f"{path}: cannot be read ({error})") from None
+    except ValueError as error:
+        raise MemoZooError(f"{path}: cannot be read as JSON ({error}); the file is damaged") from None
+    if not isinstance(saved, dict) or saved.get("format") != FORMAT or saved.get("version") != FORMAT_VERSION:
+        found = saved if not isinstance(saved, dict) else f"format {saved.get('format')!r}, version {saved.get('version')!r}"
+        raise MemoZooError(f"{path} is not a {FORMAT} v{FORMAT_VERSION} config ({found})")
+    broken = [key for key in ("network", "temporal", "audio_fusion") if not isinstance(saved.get(key), dict)]
+    if broken:
+        raise MemoZooError(f"{path}: {', '.join(broken)} missing or not an object; the file is damaged")
+    return saved
+
+
+def read_weights(path: str | Path) -> dict[str, Tensor]:
+    """Every tensor of a ``.safetensors`` file; ``MemoZooError`` naming the file when it is
+    truncated or not safetensors (safetensors' own errors do not say which file)."""
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as error:
+        raise MemoZooError(f"{path}: cannot be read as safetensors ({error}); the file is damaged or "
+                           "truncated (an interrupted copy?)") from None
 
 
 def preconditioning(timestep: Tensor | float, data_std: float, like: Tensor) -> tuple[Tensor, Tensor]:

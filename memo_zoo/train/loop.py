@@ -35,6 +35,7 @@ import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, Callable, Iterator
 
 import numpy as np
@@ -47,10 +48,11 @@ from tqdm.auto import tqdm
 from memo_zoo.data.samples import TalkingHeadSamples, collate
 from memo_zoo.emotion import LABEL_SETS
 from memo_zoo.errors import MemoZooError
+from memo_zoo.model.compatibility import check_network_matches
 from memo_zoo.model.memo_net import MemoNet, build_memo_net
 from memo_zoo.settings import get_settings
 from memo_zoo.signals import interrupt_for
-from memo_zoo.train.checkpoint import (ENCODERS_FILE, CorruptCheckpointError, TrainerState, checkpoint_name,
+from memo_zoo.train.checkpoint import (ENCODERS_FILE, MODEL_DIR, CorruptCheckpointError, TrainerState, checkpoint_name,
                                        latest_checkpoint, list_checkpoints, load_checkpoint, load_encoder_weights,
                                        read_state, save_checkpoint, verify_checkpoint)
 from memo_zoo.train.config import TrainConfig
@@ -220,6 +222,12 @@ class Trainer:
             # beside it. The encoders come too: stage 1 trains the image projector against the image
             # encoder's weights of that run, which a fresh random encoder would not reproduce.
             spatial = self.config.init_weights_scope == "spatial"
+            net_dir = folder / "model" if (folder / "model" / "memo_net.safetensors").is_file() else folder
+            # Names and shapes can match across architectures (another gamma, another temporal kind):
+            # compare the saved configuration always. With scope 'spatial' the temporal and audio
+            # modules are not taken from it, so only model.network must agree.
+            compared = SimpleNamespace(network=model.network, temporal=None, audio_fusion=None) if spatial else model
+            check_network_matches(net_dir, compared, f"task.init_weights {self.config.init_weights}")
             if (folder / "model" / "memo_net.safetensors").is_file():
                 if (folder / ENCODERS_FILE).is_file():
                     encoders = {"image_encoder": image_encoder}
@@ -281,6 +289,9 @@ class Trainer:
         for path, why in skipped:
             if main:
                 warnings.warn(f"--resume skips {path.name}, which is damaged: {why}", stacklevel=2)
+        if existing is not None:
+            # Resuming with another architecture would mix two models in one out_dir.
+            check_network_matches(existing / MODEL_DIR, self.recipe.model, f"checkpoint {existing}")
         # Every rank has chosen (from the same files) before the main one renames the damaged ones.
         accelerator.wait_for_everyone()
         if main:

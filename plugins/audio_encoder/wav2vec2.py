@@ -27,7 +27,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor, nn
 
-from memo_zoo.weights import resolve_weights
+from memo_zoo.weights import check_readable, loading_error, resolve_weights
 from memo_zoo_plugins.audio_encoder.windows import (SAMPLE_RATE, Padding, TokenProjector, check_encode_args,
                                                     frame_windows, resample_to_frames)
 
@@ -71,8 +71,13 @@ class Wav2Vec2AudioEncoder(nn.Module):
 
         self.config = config
         self.token_count, self.token_dim = config.token_count, config.token_dim
-        path = resolve_weights(config.weights, "Wav2Vec2 audio encoder (transformers folder)", expect=("config.json",))
-        self.backbone = Wav2Vec2Model.from_pretrained(str(path), local_files_only=True)
+        what = "Wav2Vec2 audio encoder (transformers folder)"
+        path = resolve_weights(config.weights, what, expect=("config.json",))
+        check_readable(path, what)  # a damaged file is named, not a bare transformers traceback
+        try:
+            self.backbone = Wav2Vec2Model.from_pretrained(str(path), local_files_only=True)
+        except (OSError, ValueError, RuntimeError, KeyError) as error:
+            raise loading_error(what, path, error) from None
         self.backbone.requires_grad_(False)
         self.backbone.eval()
         depth = self.backbone.config.num_hidden_layers

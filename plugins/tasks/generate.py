@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from memo_zoo.generate.config import GenerateConfig
+from memo_zoo.generate.config import GenerateConfig, check_output
 from memo_zoo.runner import RunContext
 
 __all__ = ["GenerateConfig", "GenerateTask", "build"]
@@ -29,14 +29,21 @@ class GenerateTask:
         self.config = config
         self.result = None
 
+    def _resolved(self, workdir: Path) -> GenerateConfig:
+        return self.config.model_copy(update={
+            "image": _under(workdir, self.config.image), "audio": _under(workdir, self.config.audio),
+            "out": _under(workdir, self.config.out), "checkpoint": _under(workdir, self.config.checkpoint)})
+
+    def preflight(self, context: RunContext) -> None:
+        """Before any MLflow run: an ``out`` that is an input, a folder or a container that
+        cannot hold the video is refused at once (``check_output``)."""
+        check_output(self._resolved(Path(context.workdir)))
+
     def run(self, context: RunContext) -> None:
         # Heavy imports (torch models, PyAV) only when a generation actually runs.
         from memo_zoo.generate.pipeline import generate_video, load_generator_model
 
-        workdir = Path(context.workdir)
-        config = self.config.model_copy(update={
-            "image": _under(workdir, self.config.image), "audio": _under(workdir, self.config.audio),
-            "out": _under(workdir, self.config.out), "checkpoint": _under(workdir, self.config.checkpoint)})
+        config = self._resolved(Path(context.workdir))
         model = load_generator_model(config.checkpoint, context.recipe, context.registry)
         result = generate_video(model, config, progress=True)
         self.result = result

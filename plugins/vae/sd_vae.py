@@ -17,13 +17,13 @@ savers for large frames/batches. The VAE never trains (``requires_grad=False``, 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import Any, Callable, Optional
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 
 from memo_zoo.errors import MissingWeightsError
-from memo_zoo.weights import resolve_weights
+from memo_zoo.weights import check_readable, loading_error, resolve_weights
 
 
 class SDVAEConfig(BaseModel):
@@ -50,6 +50,15 @@ def _config_folder(path: Path, what: str) -> Path:
     raise MissingWeightsError(f"{what}: {path} holds no config.json (nor vae/config.json)")
 
 
+def _load(what: str, path: Path, load: Callable[[], Any]) -> Any:
+    """``load()``, with the errors diffusers raises for weights it cannot use turned into a
+    ``MemoZooError`` naming ``path`` (a pickled checkpoint cut short, a config with a wrong field)."""
+    try:
+        return load()
+    except (OSError, ValueError, RuntimeError, KeyError) as error:
+        raise loading_error(what, path, error) from None
+
+
 class SDVAE(torch.nn.Module):
     def __init__(self, config: SDVAEConfig):
         super().__init__()
@@ -59,14 +68,19 @@ class SDVAE(torch.nn.Module):
         what = "SD VAE (AutoencoderKL folder or checkpoint file)"
         path = resolve_weights(config.weights, what)
         if path.is_dir():
-            self.vae = AutoencoderKL.from_pretrained(str(_config_folder(path, what)), local_files_only=True)
+            folder = _config_folder(path, what)
+            check_readable(folder, what)  # a damaged file is named, not a bare diffusers traceback
+            self.vae = _load(what, folder, lambda: AutoencoderKL.from_pretrained(str(folder), local_files_only=True))
         else:
             if config.single_file_config is None:
                 raise MissingWeightsError(
                     f"{what}: {path} is a single file; set single_file_config to a local folder with the VAE's "
                     f"config.json (e.g. SD1.5's vae/ folder), since memo-zoo does not fetch configs from the Hub")
             folder = _config_folder(resolve_weights(config.single_file_config, "SD VAE config folder"), what)
-            self.vae = AutoencoderKL.from_single_file(str(path), config=str(folder), local_files_only=True)
+            check_readable(path, what)
+            check_readable(folder / "config.json", what)
+            self.vae = _load(what, path, lambda: AutoencoderKL.from_single_file(str(path), config=str(folder),
+                                                                               local_files_only=True))
         self.vae.requires_grad_(False)
         self.vae.eval()
         if config.tiling:

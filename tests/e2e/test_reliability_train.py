@@ -271,3 +271,23 @@ def test_two_trainings_cannot_write_into_one_out_dir(trained):
             run_recipe(load("task.resume=true", "task.steps=6"), registry)
     outcome = run_recipe(load("task.resume=true", "task.steps=6"), registry)  # released: it trains
     assert read_state(list_checkpoints(out)[-1][1]).step == 6 and outcome.run_id
+
+
+def test_resume_with_another_architecture_is_refused_with_the_differing_fields(trained):
+    """Issue 16.2: parameter names match across gamma values; the saved config does not."""
+    out, load, registry = trained
+    with pytest.raises(MemoZooError, match=r"model\.temporal\.gamma: recipe 0\.5, checkpoint 0\.9"):
+        run_recipe(load("task.resume=true", "task.steps=6", "model.temporal.gamma=0.5"), registry)
+    assert [s for s, _ in list_checkpoints(out)] == [2, 4]  # nothing mixed into the out_dir
+
+
+def test_init_weights_from_another_architecture_is_refused_unless_only_the_spatial_part_is_taken(trained):
+    out, load, registry = trained
+    other = ["task.out_dir=fine", f"task.init_weights={out / 'checkpoint-00000004'}", "task.steps=1",
+             "model.temporal={kind: self_attention, heads: 2}"]
+    with pytest.raises(MemoZooError, match=r"model\.temporal\.kind: recipe 'self_attention', checkpoint "
+                                           r"'linear_memory'"):
+        run_recipe(load(*other), registry)
+    # Stage 1's weights for a variant with another temporal module: that is what scope spatial is for.
+    outcome = run_recipe(load(*other, "task.init_weights_scope=spatial"), registry)
+    assert outcome.run_id

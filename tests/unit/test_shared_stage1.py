@@ -188,7 +188,9 @@ def test_a_stage_1_of_another_network_is_refused_by_name(tmp_path, registry):
     folder, *_ = _trained_stage1(tmp_path, registry)
     wider = small_train_recipe(tmp_path, registry, network=dict(NETWORK, block_out_channels=[16, 48]), name="wider")
     config = TrainConfig(samples=SAMPLES, init_weights=folder, init_weights_scope="spatial")
-    with pytest.raises(MemoZooError, match=r"(?s)memo_net.safetensors does not match .*shape mismatch"):
+    # Refused from the saved configuration, before any weight is read, naming the field.
+    with pytest.raises(MemoZooError, match=r"model\.network\.block_out_channels: recipe \[16, 48\], checkpoint "
+                                           r"\[16, 32\]"):
         Trainer(config, wider, registry, None, tmp_path)._build_parts()
 
 
