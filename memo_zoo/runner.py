@@ -2,8 +2,9 @@
 
 A recipe without ``sweep:`` is one run; with ``sweep:`` it is a parent run and one nested run
 per variant (architecture.md, "Tracking"); a task with a ``finish_sweep(context, children)``
-method is then called once more on the parent run with the variants' run ids (the comparison). Everything is validated before the first run is
-created, so a bad recipe leaves nothing behind in the tracking store.
+method is then called once more on the parent run with the variants' run ids (the comparison).
+Everything is validated before the first run is created, the tasks' own ``preflight`` checks
+included, so a bad recipe or a resume with nothing to resume leaves nothing in the tracking store.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from pydantic import BaseModel
 from memo_zoo.errors import RecipeError
 from memo_zoo.plugin.manager import Registry
 from memo_zoo.progress import progress
-from memo_zoo.recipe.loader import LoadedRecipe, dump_recipe, validate_document, variant_documents
+from memo_zoo.recipe.loader import LoadedRecipe, dump_recipe, validate_variants, variant_documents
 from memo_zoo.seeding import seed_everything
 from memo_zoo.settings import get_settings
 from memo_zoo.tracking.tracker import TrackedRun, Tracker
@@ -59,6 +60,14 @@ def _execute(recipe: BaseModel, registry: Registry, run: TrackedRun, workdir: Pa
     task.run(RunContext(recipe, registry, run, workdir, variant))
 
 
+def _preflight(recipe: BaseModel, registry: Registry, workdir: Path, variant: str | None) -> None:
+    """A task's own check that it can start at all (``preflight(context)``, optional; the train
+    task's: a resume with nothing to resume). Called with no run, before any run is created."""
+    check = getattr(registry.build("task", recipe.task), "preflight", None)
+    if check is not None:
+        check(RunContext(recipe, registry, None, workdir, variant))
+
+
 def run_recipe(loaded: LoadedRecipe, registry: Registry, only_variant: str | None = None,
                workdir: Path | None = None, on_start: Callable[[str], None] | None = None) -> RunOutcome:
     workdir = workdir or Path.cwd()
@@ -69,7 +78,9 @@ def run_recipe(loaded: LoadedRecipe, registry: Registry, only_variant: str | Non
         if not variants:
             names = ", ".join(recipe.sweep) or "(the recipe has no sweep)"
             raise RecipeError(loaded.source, [("sweep", f"no variant {only_variant!r}; variants: {names}")])
-    resolved = [(v, validate_document(v.document, registry, loaded.source)) for v in variants]
+    resolved = validate_variants(variants, registry, loaded.source)
+    for name, checked in [(v.name, r) for v, r in resolved] or [(None, recipe)]:
+        _preflight(checked, registry, workdir, name)
 
     uri = resolve_tracking_uri(recipe.tracking.uri, get_settings().tracking_uri, workdir)
     tracker = Tracker(uri, recipe.tracking.experiment, recipe.tracking.artifact_dir, workdir)

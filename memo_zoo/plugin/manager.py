@@ -3,7 +3,9 @@
 Rules (docs/writing-a-plugin.md):
 - built-ins and third-party plugins load the same way, through entry points;
 - a plugin whose import (or hook) raises is skipped with a warning naming it and the error;
-- ``MEMO_ZOO_DISABLE_PLUGINS=a,b`` skips plugins by entry-point name;
+  ``sys.exit`` in a plugin's import counts as raising, so one plugin cannot end every command;
+- ``MEMO_ZOO_DISABLE_PLUGINS=a,b`` skips plugins by entry-point name; a name no entry point has
+  is warned about (a typo would otherwise leave the plugin enabled without a word);
 - two components with one name in one slot is an error naming both plugins.
 """
 
@@ -30,6 +32,13 @@ class PluginLoadWarning(UserWarning):
     """A plugin could not be loaded and was skipped."""
 
 
+class UnknownPluginWarning(UserWarning):
+    """``MEMO_ZOO_DISABLE_PLUGINS`` names a plugin that no entry point has."""
+
+
+DISABLED_REASON = "disabled by MEMO_ZOO_DISABLE_PLUGINS"
+
+
 @dataclass(frozen=True)
 class Registered:
     """A component together with the plugin that gave it."""
@@ -48,6 +57,9 @@ class Registry:
     plugins: list[str] = field(default_factory=list)
     skipped: dict[str, str] = field(default_factory=dict)
     recipe_model: Any = field(default=None, repr=False, compare=False)
+    # Entry points left out by MEMO_ZOO_DISABLE_PLUGINS, kept to say which of them gives a kind
+    # a recipe asks for (``why_missing``).
+    disabled_entry_points: dict[str, EntryPoint] = field(default_factory=dict, repr=False, compare=False)
 
     def kinds(self, slot: str) -> list[str]:
         return sorted(self.components.get(slot, {}))
@@ -59,7 +71,37 @@ class Registry:
             return self.components[slot][kind]
         except KeyError:
             known = ", ".join(self.kinds(slot)) or "(none registered)"
-            raise PluginError(f"no component {kind!r} in slot {slot!r}; registered kinds: {known}") from None
+            why = self.why_missing(slot, kind)
+            raise PluginError(f"no component {kind!r} in slot {slot!r}; registered kinds: {known}"
+                              + (f"; {why}" if why else "")) from None
+
+    def why_missing(self, slot: str, kind: str) -> str | None:
+        """Why ``kind`` is not registered in ``slot`` when a skipped plugin explains it, else None.
+
+        A disabled plugin is not loaded, so what it would give is unknown. Built-in plugins
+        (memo-zoo's own modules) are asked here, only once a recipe names a missing kind; a
+        disabled third-party plugin is never imported (it may be disabled because its import
+        breaks), so it is only named as a possible provider.
+        """
+        slot_spec = SLOT_BY_NAME.get(slot)
+        if slot_spec is None:
+            return None
+        maybe: list[str] = []
+        for name, ep in sorted(self.disabled_entry_points.items()):
+            if _distribution_name(ep) != BUILTIN_DISTRIBUTION:
+                maybe.append(name)
+                continue
+            if kind in _builtin_kinds(ep, slot_spec.hook):
+                return (f"kind {kind!r} is provided by plugin {name!r}, which MEMO_ZOO_DISABLE_PLUGINS "
+                        f"disables (remove {name} from it to use {kind!r})")
+        failed = sorted(name for name, why in self.skipped.items() if why != DISABLED_REASON)
+        notes = []
+        if failed:
+            notes.append("plugin(s) that failed to load and may provide it: "
+                         + ", ".join(f"{name} ({self.skipped[name]})" for name in failed))
+        if maybe:
+            notes.append(f"MEMO_ZOO_DISABLE_PLUGINS disables {', '.join(maybe)}, which may provide it")
+        return "; ".join(notes) or None
 
     def build(self, slot: str, config: BaseModel, **build_args: Any) -> Any:
         """Build the component that ``config`` (a validated recipe slot) selects."""
@@ -71,6 +113,18 @@ class Registry:
 
 def _plugin_entry_points() -> list[EntryPoint]:
     return sorted(entry_points(group=hookspecs.PROJECT_NAME), key=lambda ep: ep.name)
+
+
+BUILTIN_DISTRIBUTION = "memo-zoo"
+
+
+def _builtin_kinds(ep: EntryPoint, hook: str) -> list[str]:
+    """Names a built-in plugin gives in the slot of ``hook``, read without registering it."""
+    try:
+        records = getattr(ep.load(), hook, lambda: [])() or []
+        return [record.name for record in records if isinstance(record, ComponentSpec)]
+    except (Exception, SystemExit):
+        return []  # only a hint for an error message already on its way: never fail on it
 
 
 def _distribution_name(ep: EntryPoint) -> str | None:
@@ -119,6 +173,9 @@ def load_registry(disabled: Iterable[str] | None = None, extra_plugins: Iterable
     ``(name, module_or_object)`` pairs registered after the entry points (for tests and
     embedding applications).
     """
+    # What the user's environment disables is explained to the user (unknown names, kinds a recipe
+    # asks for); a caller passing ``disabled`` chose it in code and gets no such messages.
+    from_environment = disabled is None
     if disabled is None:
         from memo_zoo.settings import get_settings
 
@@ -127,22 +184,38 @@ def load_registry(disabled: Iterable[str] | None = None, extra_plugins: Iterable
     manager = new_plugin_manager()
     registry = Registry()
     distributions: dict[str, str | None] = {}
+    entry_points_found = _plugin_entry_points()
+    extra_plugins = list(extra_plugins)
 
-    for ep in _plugin_entry_points():
+    for ep in entry_points_found:
         if ep.name in disabled:
-            registry.skipped[ep.name] = "disabled by MEMO_ZOO_DISABLE_PLUGINS"
+            registry.skipped[ep.name] = DISABLED_REASON
+            if from_environment:
+                registry.disabled_entry_points.setdefault(ep.name, ep)
             continue
-        if manager.has_plugin(ep.name):
+        if manager.has_plugin(ep.name) or ep.name in registry.skipped:
             continue  # the same distribution seen twice on sys.path
         try:
             plugin = ep.load()
             manager.register(plugin, name=ep.name)
-        except Exception as error:  # a broken plugin must not take the others down
-            registry.skipped[ep.name] = f"{type(error).__name__}: {error}"
-            warnings.warn(f"memo-zoo plugin {ep.name!r} ({ep.value}) failed to load and was skipped: "
-                          f"{type(error).__name__}: {error}", PluginLoadWarning, stacklevel=2)
+        # A broken plugin must not take the others down. SystemExit too: a plugin calling
+        # sys.exit() while imported would otherwise end every command without naming itself.
+        except (Exception, SystemExit) as error:
+            reason = _describe_exception(error)
+            registry.skipped[ep.name] = reason
+            dist = _distribution_name(ep)
+            warnings.warn(f"memo-zoo plugin {ep.name!r} (entry point {ep.name} = {ep.value}"
+                          + (f", distribution {dist}" if dist else "")
+                          + f") failed to load and was skipped: {reason}; to stop loading it, set "
+                          f"MEMO_ZOO_DISABLE_PLUGINS={ep.name}", PluginLoadWarning, stacklevel=2)
             continue
         distributions[ep.name] = _distribution_name(ep)
+    unknown = sorted(disabled - {ep.name for ep in entry_points_found} - {name for name, _ in extra_plugins})
+    if unknown and from_environment:
+        known = ", ".join(sorted({ep.name for ep in entry_points_found})) or "(none installed)"
+        warnings.warn(f"MEMO_ZOO_DISABLE_PLUGINS names no installed plugin: {', '.join(unknown)} "
+                      f"(nothing was disabled for {'them' if len(unknown) > 1 else 'it'}); plugins: {known}",
+                      UnknownPluginWarning, stacklevel=2)
     for name, plugin in extra_plugins:
         manager.register(plugin, name=name)
         distributions[name] = None
@@ -179,3 +252,9 @@ def _call_hook(impl: pluggy.HookImpl, hook: str, kind: type, registry: Registry)
                       f"{type(error).__name__}: {error}", PluginLoadWarning, stacklevel=3)
         return []
     return _check_records(records, kind, impl.plugin_name, hook)
+
+
+def _describe_exception(error: BaseException) -> str:
+    if isinstance(error, SystemExit):
+        return f"it called sys.exit({error.code!r})"
+    return f"{type(error).__name__}: {error}"

@@ -16,8 +16,9 @@ from pydantic import BaseModel, ValidationError
 from memo_zoo.errors import RecipeError
 from memo_zoo.plugin.manager import Registry
 from memo_zoo.recipe.merge import OverrideError, apply_overrides, deep_merge, parse_override
-from memo_zoo.recipe.problems import describe
+from memo_zoo.recipe.problems import bool_number_problems, describe
 from memo_zoo.recipe.schema import recipe_model
+from memo_zoo.recipe.yaml_text import DuplicateKeyError, load_yaml
 
 MAX_INCLUDE_DEPTH = 16
 
@@ -28,12 +29,13 @@ def read_yaml(path: Path) -> dict[str, Any]:
         raise RecipeError(str(path), [], headline="recipe file not found" if not path.exists()
                           else "recipe path is not a file")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = load_yaml(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(error, "problem", None) or str(error)
-        raise RecipeError(str(path), [(where, problem)], headline="recipe is not valid YAML") from None
+        headline = "recipe has a duplicate key" if isinstance(error, DuplicateKeyError) else "recipe is not valid YAML"
+        raise RecipeError(str(path), [(where, problem)], headline=headline) from None
     except UnicodeDecodeError as error:
         raise RecipeError(str(path), [("", str(error))], headline="recipe is not UTF-8 text") from None
     if data is None:
@@ -80,10 +82,48 @@ class LoadedRecipe:
 def validate_document(document: dict[str, Any], registry: Registry, source: str,
                       headline: str = "invalid recipe") -> BaseModel:
     model = recipe_model(registry)
+    # pydantic's lax mode reads `true` as 1 for a number field; a recipe that says `steps: true`
+    # is a mistake, so booleans are refused there before pydantic converts them.
+    problems = bool_number_problems(document, model)
     try:
-        return model.model_validate(document)
+        recipe = model.model_validate(document)
     except ValidationError as error:
-        raise RecipeError(source, describe(error, document, model, registry), headline=headline) from None
+        seen = {path for path, _ in problems}
+        problems += [p for p in describe(error, document, model, registry) if p[0] not in seen]
+    if problems:
+        raise RecipeError(source, problems, headline=headline)
+    return recipe
+
+
+def validate_variants(variants: list[Variant], registry: Registry, source: str) -> list[tuple[Variant, BaseModel]]:
+    """Every variant validated, with one ``RecipeError`` listing the problems of all bad variants
+    (not only the first), so one edit-and-retry fixes a whole sweep."""
+    resolved: list[tuple[Variant, BaseModel]] = []
+    failures: list[tuple[str, RecipeError]] = []
+    for variant in variants:
+        try:
+            resolved.append((variant, validate_document(variant.document, registry, source)))
+        except RecipeError as error:
+            failures.append((variant.name, error))
+    _raise_all(failures, source, "in sweep variant", "variant")
+    return resolved
+
+
+def _raise_all(failures: list[tuple[str, RecipeError]], source: str, headline: str, label: str) -> None:
+    """One ``RecipeError`` for the failures of several named documents (variants, profiles).
+
+    With one failure its paths stay as they are (``scheduler.steps``); with several each path is
+    prefixed with the name it belongs to (``variant n2: scheduler.steps``), as two variants may
+    break the same field.
+    """
+    if len(failures) == 1:
+        name, error = failures[0]
+        raise RecipeError(source, error.problems, headline=f"invalid recipe {headline} {name!r}")
+    if failures:
+        names = ", ".join(repr(name) for name, _ in failures)
+        problems = [(f"{label} {name}: {path}" if path else f"{label} {name}", message)
+                    for name, error in failures for path, message in error.problems]
+        raise RecipeError(source, problems, headline=f"invalid recipe {headline}s {names}")
 
 
 def apply_profile(document: dict[str, Any], profile: str, source: str) -> dict[str, Any]:
@@ -109,9 +149,13 @@ def load_recipe(path: str | Path, registry: Registry, overrides: Iterable[str] =
     path = Path(path)
     document = resolve_includes(path)
     if profile is None:
+        failures: list[tuple[str, RecipeError]] = []
         for name in (document.get("profiles") or {}) if isinstance(document.get("profiles"), dict) else ():
-            validate_document(apply_profile(document, name, str(path)), registry, str(path),
-                              headline=f"invalid recipe with profile {name!r}")
+            try:
+                validate_document(apply_profile(document, name, str(path)), registry, str(path))
+            except RecipeError as error:
+                failures.append((str(name), error))
+        _raise_all(failures, str(path), "with profile", "profile")
     else:
         document = apply_profile(document, profile, str(path))
     try:
@@ -120,9 +164,7 @@ def load_recipe(path: str | Path, registry: Registry, overrides: Iterable[str] =
     except OverrideError as error:
         raise RecipeError(str(path), [("command line", str(error))], headline="bad override") from None
     recipe = validate_document(document, registry, str(path))
-    for variant in variant_documents(document, str(path)):
-        validate_document(variant.document, registry, str(path),
-                          headline=f"invalid recipe in sweep variant {variant.name!r}")
+    validate_variants(variant_documents(document, str(path)), registry, str(path))
     return LoadedRecipe(str(path), recipe, document)
 
 
@@ -140,14 +182,19 @@ def variant_documents(document: dict[str, Any], source: str) -> list[Variant]:
         return []  # schema validation reports the wrong type
     base = {key: value for key, value in document.items() if key != "sweep"}
     variants = []
+    problems: list[tuple[str, str]] = []  # every bad variant, not only the first
     for name, overrides in sweep.items():
         if not isinstance(overrides, dict):
-            raise RecipeError(source, [(f"sweep.{name}", "a variant is a mapping of dotted.key: value")])
+            problems.append((f"sweep.{name}", "a variant is a mapping of dotted.key: value"))
+            continue
         try:
             variant_doc = apply_overrides(base, [(str(k), v) for k, v in overrides.items()])
         except OverrideError as error:
-            raise RecipeError(source, [(f"sweep.{name}", str(error))], headline="bad sweep variant") from None
+            problems.append((f"sweep.{name}", str(error)))
+            continue
         variants.append(Variant(str(name), dict(overrides), variant_doc))
+    if problems:
+        raise RecipeError(source, problems, headline="bad sweep variant" + ("s" if len(problems) > 1 else ""))
     return variants
 
 

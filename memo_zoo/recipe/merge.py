@@ -13,6 +13,8 @@ from typing import Any
 
 import yaml
 
+from memo_zoo.recipe.yaml_text import load_yaml
+
 
 def deep_merge(base: Any, top: Any) -> Any:
     """``top`` merged over ``base``; lists and scalars in ``top`` replace those in ``base``."""
@@ -39,7 +41,7 @@ def parse_override(text: str) -> tuple[str, Any]:
     if any(not part for part in key.split(".")):
         raise OverrideError(f"override {text!r}: empty part in key {key!r}")
     try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
+        value = load_yaml(raw) if raw.strip() else ""
     except yaml.YAMLError as error:
         raise OverrideError(f"override {text!r}: value is not valid YAML ({error})") from None
     return key, value

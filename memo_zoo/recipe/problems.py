@@ -84,11 +84,16 @@ def describe(error: ValidationError, document: Any, recipe_model: type[BaseModel
         slot = _slot_at(path)
         if kind_error and slot is not None:
             kinds = ", ".join(registry.kinds(slot)) or "(none registered: install a plugin for it)"
+            given = item.get("input")
+            asked = given.get("kind") if isinstance(given, dict) else None
+            # A kind missing because its plugin is disabled or broken must say so, not look like a typo.
+            why = registry.why_missing(slot, asked) if isinstance(asked, str) else None
+            because = f"; {why}" if why else ""
             if item["type"] == "union_tag_invalid":
-                message = f"unknown kind {item['ctx']['tag']!r}; registered kinds in slot '{slot}': {kinds}"
+                message = (f"unknown kind {item['ctx']['tag']!r}{because}; "
+                           f"registered kinds in slot '{slot}': {kinds}")
             elif item["type"] == "none_required":
-                given = item.get("input")
-                named = f"unknown kind {given['kind']!r}; " if isinstance(given, dict) and "kind" in given else ""
+                named = f"unknown kind {asked!r}{because}; " if asked is not None else ""
                 message = f"{named}no component is registered in slot '{slot}'"
             else:
                 message = f"needs a 'kind'; registered kinds in slot '{slot}': {kinds}"
@@ -108,3 +113,84 @@ def describe(error: ValidationError, document: Any, recipe_model: type[BaseModel
         message = item["msg"].removeprefix("Value error, ")
         problems.append((".".join(map(str, path)), message + shown))
     return problems
+
+
+def _number_without_bool(annotation: Any) -> bool:
+    """Whether a field of this type takes a number but not a boolean (``int``, ``float``,
+    ``Optional[int]``, ``Annotated[int, Field(ge=0)]``; not ``bool``, ``Union[int, bool]``, ``Any``)."""
+    flat = _flatten(annotation)
+    if any(t is bool or t is Any for t in flat):
+        return False
+    return any(isinstance(t, type) and issubclass(t, (int, float)) for t in flat)
+
+
+def _flatten(annotation: Any) -> list[Any]:
+    origin = typing.get_origin(annotation)
+    if origin is typing.Annotated:
+        return _flatten(typing.get_args(annotation)[0])
+    if origin in (typing.Union, types.UnionType):
+        return [t for arg in typing.get_args(annotation) for t in _flatten(arg)]
+    return [annotation]
+
+
+def _member_for(candidates: list[type[BaseModel]], value: dict[str, Any]) -> type[BaseModel] | None:
+    """The model of a (discriminated) union that ``value`` selects by its ``kind``."""
+    for candidate in candidates:
+        field = candidate.model_fields.get("kind")
+        if field is None or value.get("kind") in typing.get_args(field.annotation):
+            return candidate
+    return None
+
+
+def bool_number_problems(document: Any, model: type[BaseModel]) -> list[tuple[str, str]]:
+    """``(dotted.path, message)`` for every boolean given where the schema wants a number.
+
+    pydantic's lax mode turns ``true`` into 1 for ``int`` and ``float`` fields, so ``steps: true``
+    would run with one step. Strict mode would refuse it, but also the conversions recipes rely
+    on (``1e-5`` read as a YAML string, lists for tuples, strings for paths), so booleans alone
+    are looked for, walking the document along the model's fields: component configs (plugins),
+    nested option models and lists of components alike.
+    """
+    problems: list[tuple[str, str]] = []
+    _walk_model(document, model, [], problems)
+    return problems
+
+
+def _walk_model(value: Any, model: type[BaseModel], path: list[Any], problems: list[tuple[str, str]]) -> None:
+    if not isinstance(value, dict):
+        return
+    for name, item in value.items():
+        field = model.model_fields.get(name) if isinstance(name, str) else None
+        if field is not None:  # an unknown field is reported by pydantic (extra="forbid")
+            _walk_value(item, field.annotation, [*path, name], problems)
+
+
+def _walk_value(value: Any, annotation: Any, path: list[Any], problems: list[tuple[str, str]]) -> None:
+    if isinstance(value, bool):
+        if _number_without_bool(annotation):
+            problems.append((".".join(map(str, path)),
+                             f"expects a number, got the boolean {str(value).lower()} "
+                             "(booleans are not read as 0/1)"))
+        return
+    if isinstance(value, dict):
+        models = [t for t in _flatten(annotation) if isinstance(t, type) and issubclass(t, BaseModel)]
+        model = _member_for(models, value) if models else None
+        if model is not None:
+            _walk_model(value, model, path, problems)
+            return
+        for arg in _flatten(annotation):
+            if typing.get_origin(arg) is dict and len(typing.get_args(arg)) == 2:
+                for key, item in value.items():
+                    _walk_value(item, typing.get_args(arg)[1], [*path, key], problems)
+        return
+    if isinstance(value, list):
+        for arg in _flatten(annotation):
+            origin, args = typing.get_origin(arg), typing.get_args(arg)
+            if origin in (list, set, frozenset) and args:
+                for index, item in enumerate(value):
+                    _walk_value(item, args[0], [*path, index], problems)
+            elif origin is tuple and args:
+                repeat = len(args) == 2 and args[1] is Ellipsis
+                for index, item in enumerate(value):
+                    if repeat or index < len(args):
+                        _walk_value(item, args[0] if repeat else args[index], [*path, index], problems)
