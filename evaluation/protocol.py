@@ -3,7 +3,8 @@
 A metric is built from its recipe options by its ``factory(config)`` (the ``metric`` slot) and
 then used as::
 
-    metric.prepare()                       # load its networks now; MissingWeightsError if a file is absent
+    metric.prepare()                       # load its networks now; MissingWeightsError if a file is absent,
+                                           # MemoZooError naming a file that is there but cannot be loaded
     for generated, reference in pairs:
         metric.update(generated, reference)  # per-video values accumulate
     result = metric.compute()              # MetricResult(per_video, summary)
@@ -12,7 +13,9 @@ then used as::
 Building a metric loads nothing: the networks are loaded by ``prepare()`` (``update`` calls it
 too), so that a recipe listing every metric validates and builds on a machine without their
 weights, and the runner can call ``prepare()`` on each metric first, report the ones whose
-``MissingWeightsError`` names a missing file, and go on with the others.
+``MissingWeightsError`` names a missing file, and go on with the others. The experiment task
+calls ``prepare()`` on every metric before it trains anything, so that a corrupt file fails in
+seconds instead of after a training (``memo_zoo_plugins.tasks.experiment``).
 
 ``VideoSample`` is one video as the metrics see it: RGB frames uint8 (T, H, W, 3), the driving
 audio as float32 mono at 16 kHz (``memo_zoo.data.media.AUDIO_RATE``), the frame rate, and the
@@ -113,7 +116,8 @@ class Metric(Protocol):
     name: str
 
     def prepare(self) -> None:
-        """Load the networks now (idempotent); raises MissingWeightsError naming a missing file."""
+        """Load the networks now (idempotent); raises MissingWeightsError naming a missing file and
+        MemoZooError naming one that cannot be loaded (corrupt, another network's)."""
 
     def update(self, generated: VideoSample, reference: VideoSample | None = None) -> None:
         """Measure one generated video (and take in its ground truth, where the metric uses one)."""

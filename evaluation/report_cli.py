@@ -27,12 +27,13 @@ def _run(args: argparse.Namespace) -> int:
     from mlflow import MlflowClient
 
     from memo_zoo.settings import get_settings
-    from memo_zoo.tracking.tracker import TrackedRun, _mlflow_environment
+    from memo_zoo.tracking.tracker import TrackedRun, _mlflow_environment, check_reachable
     from memo_zoo.tracking.uri import resolve_tracking_uri
     from memo_zoo_eval.report import collect, report_run
 
     _mlflow_environment()
     uri = resolve_tracking_uri(args.tracking_uri, get_settings().tracking_uri, Path.cwd())
+    check_reachable(uri)  # a server that is not there: one line now, not MLflow's minutes of retries
     client = MlflowClient(tracking_uri=uri)
     run, _ = collect(client, args.run_id)  # fails early, naming the store, for an unknown id
     target = None if args.no_log else TrackedRun(client, run.info.run_id, run.info.experiment_id)

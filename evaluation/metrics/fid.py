@@ -119,8 +119,13 @@ def _fid_inception(path: Path, resize: str, device: torch.device, dtype: torch.d
         raise MemoZooError("fid: the FID network is run by torchmetrics + torch-fidelity; pip install "
                            "torchmetrics torch-fidelity") from None
     # torch-fidelity loads the given file itself (strictly); the download happens only for a None path
-    net = NoTrainInceptionV3("inception-v3-compat", ["2048"], feature_extractor_weights_path=str(path),
-                             antialias=resize == "antialias")
+    try:
+        net = NoTrainInceptionV3("inception-v3-compat", ["2048"], feature_extractor_weights_path=str(path),
+                                 antialias=resize == "antialias")
+    except (RuntimeError, KeyError) as error:
+        # torch-fidelity's strict load_state_dict: a 1008-way fc over other missing or mis-shaped tensors
+        raise MemoZooError(f"FID network: {path} has the FID network's 1008-way fc but not its other tensors "
+                           f"({str(error)[:500]})") from None
     net = net.to(device=device, dtype=dtype)
     # The resize to 299 stays float32 (NoTrainInceptionV3's forward casts its uint8 input to
     # ``_dtype``); only the layers run in ``dtype``, from the first convolution on. In bfloat16 the

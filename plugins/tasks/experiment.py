@@ -12,6 +12,10 @@ everything that changes training (model, data, seed, task.train), so a variant o
 trains exactly as another recipe (an ablation's MEMO variant and ``experiment_tiny``) reuses its
 training; the videos are in ``<out_dir>/<recipe>/videos-<hash>`` (the training hash + generation
 + held-out options + detector + sampler).
+Every metric's networks are loaded once before anything is trained (``_check_metrics``), so that
+a corrupt or mismatched weight file stops the run in seconds, naming the metric and the file,
+rather than after a variant's training and generation; a metric whose file is missing is still
+skipped by the evaluation, as before.
 With ``train_vae`` set, the recipe's ``sd_vae`` autoencoder is trained first when its folder does
 not exist yet (``memo_zoo_plugins.tasks.train_vae``); every variant then reads the same folder.
 When the training starts with a spatial phase (stage 1, L2), that phase is trained once in
@@ -27,14 +31,16 @@ from __future__ import annotations
 
 import hashlib
 import json
+import random
 import time
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from pydantic import BaseModel
 
 from memo_zoo.atomic import write_text_atomically
-from memo_zoo.errors import MemoZooError
+from memo_zoo.errors import MemoZooError, MissingWeightsError
 from memo_zoo.runner import RunContext
 from memo_zoo.tracking.prefixed import PrefixedRun
 from memo_zoo.train.config import TrainConfig
@@ -118,6 +124,7 @@ class ExperimentTask:
         recipe, config, run = context.recipe, self.config, context.run
         if recipe.data.dataset is None:
             raise MemoZooError("task experiment needs data.dataset (the clips to train on and evaluate with)")
+        self._check_metrics(context)
         root = _under(Path(context.workdir), config.out_dir) / recipe.name
         train_key = training_key(recipe, config)
         if config.train_vae is not None:
@@ -148,6 +155,41 @@ class ExperimentTask:
             from memo_zoo_eval.report import report_run
 
             report_run(run.client, run.id, root / "reports" / run.id, log_to=run)
+
+    def preflight(self, context: RunContext) -> None:
+        """Before any MLflow run and for every variant of a sweep: the metrics' weights load
+        (``_check_metrics``), so that the last variant's broken file does not wait for the first
+        variant's training."""
+        self._check_metrics(context)
+
+    def _metrics(self, context: RunContext) -> dict[str, Any]:
+        """The recipe's metrics, built (nothing loaded yet), by name; a kind listed twice gets a suffix."""
+        metrics: dict[str, Any] = {}
+        for config in context.recipe.metrics:
+            name = config.kind if config.kind not in metrics else f"{config.kind}.{len(metrics)}"
+            metrics[name] = context.build("metric", config)
+        return metrics
+
+    def _check_metrics(self, context: RunContext) -> None:
+        """Load every metric's networks now, before any training (module docstring).
+
+        A missing file is left to the evaluation, which skips that metric and records why. The
+        loaded metrics are then dropped and built again after generation: kept, their networks
+        would hold accelerator memory through the whole training. The second load reads files
+        just read (seconds); a world measurer is kept in-process (``memo_zoo_eval.world.store``),
+        so it is trained at most once. Loading may draw random numbers (a network's initialisation
+        before its weights are loaded, a world measurer's training reseeds torch): the random
+        state is restored afterwards, so that the training is the same whatever metrics are listed.
+        """
+        with _random_state_kept():
+            for name, metric in self._metrics(context).items():
+                try:
+                    metric.prepare()
+                except MissingWeightsError:
+                    continue
+                except MemoZooError as error:
+                    raise MemoZooError(f"metric {name}: {error}\n(checked before training: nothing was trained "
+                                       "or generated)") from error
 
     def _train(self, context: RunContext, train: TrainConfig, out_dir: Path, run: Any, tag: str) -> Path:
         """Train ``train`` into ``out_dir`` unless a finished training is there; returns ``out_dir``."""
@@ -225,10 +267,7 @@ class ExperimentTask:
         if not recipe.metrics:
             context.run.set_tags({"memo_zoo.eval.skipped": "the recipe lists no metrics"})
             return
-        metrics = {}
-        for config in recipe.metrics:
-            name = config.kind if config.kind not in metrics else f"{config.kind}.{len(metrics)}"
-            metrics[name] = context.build("metric", config)
+        metrics = self._metrics(context)
 
         def pairs():
             for clip in clips:
@@ -255,6 +294,22 @@ class ExperimentTask:
 
         root = _under(Path(context.workdir), self.config.out_dir) / context.recipe.name
         report_run(context.run.client, context.run.id, root / "reports" / context.run.id, log_to=context.run)
+
+
+@contextmanager
+def _random_state_kept() -> Iterator[None]:
+    """Python's, numpy's and torch's (CPU and every CUDA device's) random state as on entry, on exit."""
+    import numpy as np
+    import torch
+
+    python_state, numpy_state = random.getstate(), np.random.get_state()
+    devices = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
+    try:
+        with torch.random.fork_rng(devices=devices):
+            yield
+    finally:
+        random.setstate(python_state)
+        np.random.set_state(numpy_state)
 
 
 def _under(workdir: Path, path: Path) -> Path:
