@@ -65,6 +65,16 @@ def _wait_for_steps(client: MlflowClient, experiment: str, steps: int, process: 
     raise AssertionError(f"training did not reach step {steps} in {timeout} s: {process.communicate()}")
 
 
+def _training_at(workdir: Path, world: Path, name: str, steps: int, checkpoint_every: int,
+                 *args: str) -> tuple[subprocess.Popen, MlflowClient, str]:
+    """A ``memo-zoo train`` into out_dir ``name`` (experiment ``name``) that has logged ``steps``
+    steps: (process, client, run id)."""
+    recipe = write_recipe(workdir, world, steps=500, checkpoint_every=checkpoint_every)
+    process = _start_train(workdir, recipe, f"task.out_dir={name}", f"tracking.experiment={name}", *args)
+    client = _client(world)
+    return process, client, _wait_for_steps(client, name, steps, process)
+
+
 def _finish(process: subprocess.Popen, timeout: float = 240.0) -> tuple[int, str]:
     _, err = process.communicate(timeout=timeout)
     return process.returncode, err
@@ -75,12 +85,7 @@ def test_a_stopped_two_process_training_saves_its_last_step_and_closes_failed(wo
     """Issue 16.1: SIGTERM to the launcher (SLURM, Kubernetes) or Ctrl-C to its process group: both
     ranks stop after the same step, one complete checkpoint of that step is written, the launcher
     waits for them and exits 143 / 130, and the MLflow run ends FAILED."""
-    recipe = write_recipe(workdir, world, steps=500, checkpoint_every=1000)
-    experiment = f"stop-{how}"
-    process = _start_train(workdir, recipe, "task.out_dir=ddp", f"tracking.experiment={experiment}",
-                           "--num-processes", "2")
-    client = _client(world)
-    run_id = _wait_for_steps(client, experiment, 2, process)
+    process, client, run_id = _training_at(workdir, world, f"stop-{how}", 2, 1000, "--num-processes", "2")
     if how == "sigterm-launcher":
         os.kill(process.pid, signal.SIGTERM)
     else:
@@ -88,7 +93,7 @@ def test_a_stopped_two_process_training_saves_its_last_step_and_closes_failed(wo
     returncode, err = _finish(process)
     assert returncode == code, err
     assert "stopping after this step" in err
-    out = workdir / "ddp"
+    out = workdir / f"stop-{how}"
     checkpoints = list_checkpoints(out)
     assert len(checkpoints) == 1, err
     step, path = checkpoints[0]
@@ -104,24 +109,18 @@ def test_a_stopped_two_process_training_saves_its_last_step_and_closes_failed(wo
 
 
 def test_a_terminated_single_process_training_exits_143_with_its_checkpoint(workdir, world):
-    recipe = write_recipe(workdir, world, steps=500, checkpoint_every=1000)
-    process = _start_train(workdir, recipe, "task.out_dir=one", "tracking.experiment=term-one")
-    client = _client(world)
-    run_id = _wait_for_steps(client, "term-one", 1, process)
+    process, client, run_id = _training_at(workdir, world, "term-one", 1, 1000)
     process.send_signal(signal.SIGTERM)
     returncode, err = _finish(process)
     assert returncode == 143, err
-    [(step, path)] = list_checkpoints(workdir / "one")
+    [(step, path)] = list_checkpoints(workdir / "term-one")
     assert verify_checkpoint(path).step == step >= 1
     assert client.get_run(run_id).info.status == "FAILED"
 
 
 def test_resume_after_sigkill_closes_the_killed_run_and_links_the_new_one(workdir, world):
     """Issue 16.8: a SIGKILLed training cannot close its MLflow run; the resume closes it KILLED."""
-    recipe = write_recipe(workdir, world, steps=500, checkpoint_every=2)
-    process = _start_train(workdir, recipe, "task.out_dir=killed", "tracking.experiment=killed")
-    client = _client(world)
-    killed = _wait_for_steps(client, "killed", 3, process)
+    process, client, killed = _training_at(workdir, world, "killed", 3, 2)
     process.send_signal(signal.SIGKILL)
     process.wait(timeout=60)
     assert client.get_run(killed).info.status == "RUNNING"  # the fault: nobody closed it
@@ -129,7 +128,7 @@ def test_resume_after_sigkill_closes_the_killed_run_and_links_the_new_one(workdi
     newest = list_checkpoints(workdir / "killed")[-1][0]
 
     registry = train_registry()
-    loaded = load_recipe(recipe, registry, ["task.out_dir=killed", "tracking.experiment=killed",
+    loaded = load_recipe(workdir / "train.yaml", registry, ["task.out_dir=killed", "tracking.experiment=killed",
                                             "task.resume=true", f"task.steps={newest + 1}"])
     outcome = run_recipe(loaded, registry)
     old = client.get_run(killed)

@@ -7,7 +7,6 @@ booleans read as numbers.
 
 from __future__ import annotations
 
-import textwrap
 import warnings
 
 import pytest
@@ -18,12 +17,7 @@ from memo_zoo.plugin.manager import PluginLoadWarning, UnknownPluginWarning, loa
 from memo_zoo.recipe.loader import load_recipe, validate_document, validate_variants, variant_documents
 from memo_zoo.recipe.merge import OverrideError, parse_override
 from tests.fake_plugins import forget_modules, write_plugin_dist
-
-
-def write(path, text):
-    path.write_text(textwrap.dedent(text))
-    return path
-
+from tests.unit.test_recipe_loader import write
 
 BASE = """
     name: base
