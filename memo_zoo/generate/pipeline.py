@@ -46,7 +46,6 @@ from typing import Any, Iterator
 import numpy as np
 import torch
 from pydantic import BaseModel
-from safetensors.torch import load_file
 from torch import Tensor, nn
 
 from memo_zoo.data.media import AUDIO_RATE, probe, read_audio
@@ -57,18 +56,7 @@ from memo_zoo.model.compatibility import check_network_matches
 from memo_zoo.model.memo_net import CONFIG_FILE, MemoNet, build_memo_net, component_config
 from memo_zoo.progress import progress as progress_bar
 from memo_zoo.settings import get_settings
-
-# Training-checkpoint layout (memo_zoo.train.checkpoint): checkpoint-N/{model/, encoders.safetensors,
-# trainer.json}. Named here too so that generation still loads a checkpoint when the trainer
-# package is absent from an installation.
-try:
-    from memo_zoo.train.checkpoint import ENCODERS_FILE, MODEL_DIR, STATE_FILE, latest_checkpoint
-except ImportError:  # pragma: no cover - the trainer ships with memo-zoo; this is for stripped installs
-    ENCODERS_FILE, MODEL_DIR, STATE_FILE = "encoders.safetensors", "model", "trainer.json"
-
-    def latest_checkpoint(out_dir: Path) -> Path | None:
-        found = sorted(p for p in out_dir.glob("checkpoint-*") if (p / STATE_FILE).is_file())
-        return found[-1] if found else None
+from memo_zoo.train.checkpoint import ENCODERS_FILE, MODEL_DIR, STATE_FILE, latest_checkpoint, load_encoder_weights
 
 SILENCE_PEAK_DB = -60.0  # a track whose loudest sample is below this carries nothing to lip-sync
 DECODE_CHUNK = 8  # frames per VAE decode call: bounds activation memory at 512 px
@@ -157,37 +145,6 @@ def resolve_checkpoint(path: Path) -> tuple[Path, Path | None]:
                        f"out_dir (checkpoint-N/ folders) or a MemoNet folder ({CONFIG_FILE})")
 
 
-def _load_encoder_states(path: Path, image_encoder: Any, audio_encoder: Any | None) -> None:
-    """Trainable encoder weights saved by the trainer (``image_encoder.*`` / ``audio_encoder.*``)."""
-    try:
-        state = load_file(str(path))
-    except Exception as error:  # safetensors raises its own error types for a damaged file
-        raise MemoZooError(f"{path}: cannot be read as safetensors ({error})") from None
-    for prefix, encoder in (("image_encoder", image_encoder), ("audio_encoder", audio_encoder)):
-        part = {k[len(prefix) + 1:]: v for k, v in state.items() if k.startswith(prefix + ".")}
-        if not isinstance(encoder, nn.Module):
-            if part:
-                raise MemoZooError(f"{path} holds {prefix} weights but the recipe's model.{prefix} "
-                                   f"{'is not set' if encoder is None else 'has no parameters'}")
-            continue
-        own = encoder.state_dict()
-        # Buffers derived from the config (registered persistent=False, e.g. log_mel's filterbank)
-        # may be in the file; they are rebuilt from the config, so they are skipped, not refused.
-        derived = {name for name, _ in encoder.named_buffers()} - set(own)
-        part = {k: v for k, v in part.items() if k not in derived}
-        unexpected = sorted(set(part) - set(own))
-        shapes = sorted(f"{k}: {tuple(part[k].shape)} in the file, {tuple(own[k].shape)} here"
-                        for k in set(part) & set(own) if part[k].shape != own[k].shape)
-        if unexpected or shapes:
-            raise MemoZooError(f"{path}: the {prefix} weights do not fit the recipe's model.{prefix} "
-                               f"(unexpected: {unexpected[:8]}, shape mismatch: {shapes[:8]})")
-        trainable = [name for name, p in encoder.named_parameters() if p.requires_grad]
-        if trainable and not part:
-            warnings.warn(f"{path} has no weights for the trainable model.{prefix}: it keeps its random "
-                          "initialisation", GenerationWarning, stacklevel=3)
-        encoder.load_state_dict(part, strict=False)
-
-
 def _training_samples(recipe: BaseModel) -> Any | None:
     """A training recipe's ``task.samples`` (fps, size, audio_window, label_set), or None."""
     return getattr(recipe.task, "samples", None)
@@ -232,7 +189,12 @@ def load_generator_model(checkpoint_dir: Path | str | None, recipe: BaseModel, r
         warnings.warn("the recipe has no model.audio_encoder: every clip gets zero audio tokens (no lip sync)",
                       GenerationWarning, stacklevel=2)
     if encoders_file is not None:
-        _load_encoder_states(encoders_file, image_encoder, audio_encoder)
+        loaded = load_encoder_weights(encoders_file, {"image_encoder": image_encoder, "audio_encoder": audio_encoder})
+        for part, encoder in (("image_encoder", image_encoder), ("audio_encoder", audio_encoder)):
+            if isinstance(encoder, nn.Module) and any(p.requires_grad for p in encoder.parameters()) \
+                    and not loaded.get(part):
+                warnings.warn(f"{encoders_file} has no weights for the trainable model.{part}: it keeps its random "
+                              "initialisation", GenerationWarning, stacklevel=2)
     elif checkpoint is not None:
         for part, encoder in (("image_encoder", image_encoder), ("audio_encoder", audio_encoder)):
             if isinstance(encoder, nn.Module) and any(p.requires_grad for p in encoder.parameters()):

@@ -315,30 +315,42 @@ def read_state(checkpoint: Path) -> TrainerState:
     return TrainerState(**{k: v for k, v in document.items() if k in known})
 
 
-def load_encoder_weights(checkpoint: Path, encoders: dict[str, Any], required: set[str] | None = None) -> None:
-    """Load ``encoders.safetensors`` of a training checkpoint into built encoders.
+def load_encoder_weights(source: Path, encoders: dict[str, Any], required: set[str] | None = None) -> dict[str, int]:
+    """Load a trainer-written encoder file into built encoders: the one reader of that file, for
+    resume, ``init_weights`` and generation alike.
 
-    ``encoders`` maps "image_encoder" / "audio_encoder" to the recipe's encoder (or None); weights
-    that do not fit raise ``MemoZooError``. ``required``: qualified names ("audio_encoder.<param>")
-    that must be in the file (the trainer passes its trainable parameters); generation passes None.
+    ``source``: the file, or a folder holding ``encoders.safetensors`` (a training checkpoint, or a
+    MemoNet folder with the file beside it). ``encoders`` maps "image_encoder" / "audio_encoder" to
+    the recipe's encoder (or None). Weights that do not fit raise ``MemoZooError`` naming the file
+    and the recipe field. ``required``: qualified names ("audio_encoder.<param>") that must be in
+    the file (the trainer passes its trainable parameters). Buffers derived from the config
+    (registered ``persistent=False``, e.g. log_mel's filterbank) are skipped if a file has them:
+    they are rebuilt from the config. Returns the number of tensors loaded per encoder.
     """
-    stored = _read_safetensors(checkpoint / ENCODERS_FILE)
+    path = Path(source) / ENCODERS_FILE if Path(source).is_dir() else Path(source)
+    stored = _read_safetensors(path)
+    loaded: dict[str, int] = {}
     for prefix, encoder in encoders.items():
         part = {k[len(prefix) + 1:]: v for k, v in stored.items() if k.startswith(prefix + ".")}
         if not isinstance(encoder, nn.Module):
             if part:
-                raise MemoZooError(f"{checkpoint / ENCODERS_FILE} holds {prefix} weights but the recipe's "
-                                   f"{prefix} has no parameters")
+                raise MemoZooError(f"{path} holds {prefix} weights but the recipe's model.{prefix} "
+                                   f"{'is not set' if encoder is None else 'has no parameters'}")
             continue
         own = encoder.state_dict()
+        derived = {name for name, _ in encoder.named_buffers()} - set(own)
+        part = {k: v for k, v in part.items() if k not in derived}
         unexpected = sorted(set(part) - set(own))
         missing = sorted(k for k in own if k not in part and f"{prefix}.{k}" in (required or set()))
-        shapes = sorted(k for k in set(part) & set(own) if own[k].shape != part[k].shape)
+        shapes = sorted(f"{k}: {tuple(part[k].shape)} in the file, {tuple(own[k].shape)} here"
+                        for k in set(part) & set(own) if part[k].shape != own[k].shape)
         if unexpected or missing or shapes:
-            raise MemoZooError(f"{checkpoint / ENCODERS_FILE}: the {prefix} weights do not fit the recipe's "
-                               f"{prefix} (unexpected: {unexpected[:8]}, missing: {missing[:8]}, "
+            raise MemoZooError(f"{path}: the {prefix} weights do not fit the recipe's model.{prefix} "
+                               f"(unexpected: {unexpected[:8]}, missing: {missing[:8]}, "
                                f"shape mismatch: {shapes[:8]})")
         encoder.load_state_dict(part, strict=False)
+        loaded[prefix] = len(part)
+    return loaded
 
 
 def load_checkpoint(checkpoint: Path, modules: nn.Module, trainable_names: set[str], optimizer: Any,
