@@ -17,12 +17,15 @@ Library code vs hand-written (issue 7 asks to say which is which):
 """
 
 from memo_zoo.plugin import CommandSpec, ComponentSpec, hookimpl
-from memo_zoo_eval.metrics import background, efid, fid, fvd, identity, sync
-from memo_zoo_eval.world import metrics as world
 
 
 @hookimpl
 def metric_components() -> list[ComponentSpec]:
+    # Imported here, not at the top: importing this plugin (all `memo-zoo --help` does) must not
+    # import torch; the component modules do.
+    from memo_zoo_eval.metrics import background, efid, fid, fvd, identity, sync
+    from memo_zoo_eval.world import metrics as world
+
     return [
         ComponentSpec("fid", fid.FidConfig, fid.build,
                       "FID: Inception-v3 pool features of frames (local FID weights; torchmetrics network)"),

@@ -103,6 +103,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                                    f"already has; disable it with MEMO_ZOO_DISABLE_PLUGINS={plugin}")
             commands.append(command)
         args = build_parser(commands).parse_args(argv)
+        # Parsing (and --help) needs only the commands; the components load here, before any
+        # command runs, so that every command meets the same registry and plugin warnings.
+        _load_components()
         code = int(args._command.run(args) or 0)
         # Flush here, not at interpreter exit, so a reader that went away is noticed below.
         sys.stdout.flush()
@@ -142,6 +145,12 @@ def _silence_stdout() -> None:
 
 
 def _plugin_commands() -> list[tuple[CommandSpec, str]]:
+    from memo_zoo.cli.registry import plugin_commands
+
+    return plugin_commands()
+
+
+def _load_components() -> None:
     from memo_zoo.cli.registry import registry
 
-    return list(registry().commands.values())
+    registry()

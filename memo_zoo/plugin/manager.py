@@ -7,6 +7,10 @@ Rules (docs/writing-a-plugin.md):
 - ``MEMO_ZOO_DISABLE_PLUGINS=a,b`` skips plugins by entry-point name; a name no entry point has
   is warned about (a typo would otherwise leave the plugin enabled without a word);
 - two components with one name in one slot is an error naming both plugins.
+
+``load_registry(components=False)`` stops before the component hooks: plugins are imported and
+their CLI commands collected, which is all ``memo-zoo --help`` needs; ``Registry.load_components``
+calls the component hooks later (the built-in ones import their modules, and with them torch, there).
 """
 
 from __future__ import annotations
@@ -60,6 +64,18 @@ class Registry:
     # Entry points left out by MEMO_ZOO_DISABLE_PLUGINS, kept to say which of them gives a kind
     # a recipe asks for (``why_missing``).
     disabled_entry_points: dict[str, EntryPoint] = field(default_factory=dict, repr=False, compare=False)
+    # The plugin manager and plugin distributions whose component hooks ``load_components`` has yet
+    # to call (set by ``load_registry(components=False)``); None once the components are in.
+    pending: Any = field(default=None, repr=False, compare=False)
+
+    def load_components(self) -> Registry:
+        """Call the component hooks a ``load_registry(components=False)`` left out; a no-op after."""
+        if self.pending is not None:
+            manager, distributions = self.pending
+            _collect_components(manager, distributions, self)
+            self.pending = None
+            self.plugins = _loaded_plugins(manager, self)
+        return self
 
     def kinds(self, slot: str) -> list[str]:
         return sorted(self.components.get(slot, {}))
@@ -166,12 +182,14 @@ def new_plugin_manager() -> pluggy.PluginManager:
     return manager
 
 
-def load_registry(disabled: Iterable[str] | None = None, extra_plugins: Iterable[tuple[str, object]] = ()) -> Registry:
+def load_registry(disabled: Iterable[str] | None = None, extra_plugins: Iterable[tuple[str, object]] = (),
+                  *, components: bool = True) -> Registry:
     """Load every plugin of the ``memo_zoo`` entry-point group and collect their components.
 
     ``disabled`` defaults to ``MEMO_ZOO_DISABLE_PLUGINS``; ``extra_plugins`` are
     ``(name, module_or_object)`` pairs registered after the entry points (for tests and
-    embedding applications).
+    embedding applications). ``components=False`` collects only the CLI commands; the
+    components come with ``Registry.load_components()`` (module docstring).
     """
     # What the user's environment disables is explained to the user (unknown names, kinds a recipe
     # asks for); a caller passing ``disabled`` chose it in code and gets no such messages.
@@ -220,6 +238,22 @@ def load_registry(disabled: Iterable[str] | None = None, extra_plugins: Iterable
         manager.register(plugin, name=name)
         distributions[name] = None
 
+    registry.pending = (manager, distributions)
+    if components:
+        registry.load_components()
+    for impl in manager.hook.cli_commands.get_hookimpls():
+        for command in _call_hook(impl, "cli_commands", CommandSpec, registry):
+            if command.name in registry.commands:
+                first = registry.commands[command.name][1]
+                raise PluginError(f"command {command.name!r} is given by two plugins: {first!r} "
+                                  f"and {impl.plugin_name!r}")
+            registry.commands[command.name] = (command, impl.plugin_name)
+    registry.plugins = _loaded_plugins(manager, registry)
+    return registry
+
+
+def _collect_components(manager: pluggy.PluginManager, distributions: dict[str, str | None],
+                        registry: Registry) -> None:
     for slot in SLOTS:
         registry.components[slot.name] = {}
         for impl in getattr(manager.hook, slot.hook).get_hookimpls():
@@ -232,15 +266,10 @@ def load_registry(disabled: Iterable[str] | None = None, extra_plugins: Iterable
                                       f"MEMO_ZOO_DISABLE_PLUGINS={impl.plugin_name}")
                 registry.components[slot.name][spec.name] = Registered(
                     spec, impl.plugin_name, distributions.get(impl.plugin_name))
-    for impl in manager.hook.cli_commands.get_hookimpls():
-        for command in _call_hook(impl, "cli_commands", CommandSpec, registry):
-            if command.name in registry.commands:
-                first = registry.commands[command.name][1]
-                raise PluginError(f"command {command.name!r} is given by two plugins: {first!r} "
-                                  f"and {impl.plugin_name!r}")
-            registry.commands[command.name] = (command, impl.plugin_name)
-    registry.plugins = sorted(name for name, _ in manager.list_name_plugin() if name not in registry.skipped)
-    return registry
+
+
+def _loaded_plugins(manager: pluggy.PluginManager, registry: Registry) -> list[str]:
+    return sorted(name for name, _ in manager.list_name_plugin() if name not in registry.skipped)
 
 
 def _call_hook(impl: pluggy.HookImpl, hook: str, kind: type, registry: Registry) -> list[Any]:

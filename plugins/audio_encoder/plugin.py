@@ -1,11 +1,14 @@
 """Registers the built-in audio encoders (spec A5)."""
 
 from memo_zoo.plugin import ComponentSpec, hookimpl
-from memo_zoo_plugins.audio_encoder import log_mel, wav2vec2
 
 
 @hookimpl
 def audio_encoder_components() -> list[ComponentSpec]:
+    # Imported here, not at the top: importing this plugin (all `memo-zoo --help` does) must not
+    # import torch; the component modules do.
+    from memo_zoo_plugins.audio_encoder import log_mel, wav2vec2
+
     return [
         ComponentSpec("log_mel", log_mel.LogMelConfig, log_mel.build,
                       "trainable log-mel + MLP encoder, +-2 frame windows (tiny CPU default)"),

@@ -1,11 +1,14 @@
 """Registers the built-in audio modules (spec §3)."""
 
 from memo_zoo.plugin import ComponentSpec, hookimpl
-from memo_zoo_plugins.audio_fusion import cross_attention, identity, multimodal_attention
 
 
 @hookimpl
 def audio_fusion_components() -> list[ComponentSpec]:
+    # Imported here, not at the top: importing this plugin (all `memo-zoo --help` does) must not
+    # import torch; the component modules do.
+    from memo_zoo_plugins.audio_fusion import cross_attention, identity, multimodal_attention
+
     return [
         ComponentSpec("multimodal_attention", multimodal_attention.MultimodalAttentionConfig,
                       multimodal_attention.build,

@@ -1,11 +1,14 @@
 """Registers the built-in emotion detectors (spec E4, E5, §4 D1)."""
 
 from memo_zoo.plugin import ComponentSpec, hookimpl
-from memo_zoo_plugins.emotion import emotion2vec, fixed, prosody
 
 
 @hookimpl
 def emotion_detector_components() -> list[ComponentSpec]:
+    # Imported here, not at the top: importing this plugin (all `memo-zoo --help` does) must not
+    # import torch; the component modules do.
+    from memo_zoo_plugins.emotion import emotion2vec, fixed, prosody
+
     return [ComponentSpec("fixed", fixed.FixedEmotionConfig, fixed.build,
                           "one manual emotion label for every frame (spec E4 override)"),
             ComponentSpec("prosody_mlp", prosody.ProsodyMLPConfig, prosody.build,

@@ -51,7 +51,6 @@ from typing import Callable
 
 import numpy as np
 import torch
-from scipy.signal import resample_poly
 
 from memo_zoo.atomic import write_atomically
 from memo_zoo.data.media import AUDIO_RATE, read_audio
@@ -184,6 +183,10 @@ def prepare_audio(audio: torch.Tensor | np.ndarray, sample_rate: int) -> np.ndar
     audio = audio.astype(np.float32, copy=False)
     if sample_rate != AUDIO_RATE:
         g = math.gcd(int(sample_rate), AUDIO_RATE)
+        # scipy.signal takes about a second to import: only here, when audio needs resampling, not
+        # whenever the emotion plugin registers (memo-zoo ls, validate, schema).
+        from scipy.signal import resample_poly
+
         audio = resample_poly(audio, AUDIO_RATE // g, int(sample_rate) // g).astype(np.float32)
     peak = float(np.max(np.abs(audio))) if audio.size else 0.0
     if peak > UNSCALED_PEAK:

@@ -1,11 +1,14 @@
 """Registers the built-in image encoders (spec A4, §10)."""
 
 from memo_zoo.plugin import ComponentSpec, hookimpl
-from memo_zoo_plugins.image_encoder import clip_vision, conv, face_embedding, timm_backbone
 
 
 @hookimpl
 def image_encoder_components() -> list[ComponentSpec]:
+    # Imported here, not at the top: importing this plugin (all `memo-zoo --help` does) must not
+    # import torch; the component modules do.
+    from memo_zoo_plugins.image_encoder import clip_vision, conv, face_embedding, timm_backbone
+
     return [
         ComponentSpec("conv", conv.ConvImageEncoderConfig, conv.build,
                       "small trainable CNN embedding (tiny CPU default)"),

@@ -1,11 +1,14 @@
 """Registers the built-in stages of the data pipeline (spec §7), in the order the paper runs them."""
 
 from memo_zoo.plugin import ComponentSpec, hookimpl
-from memo_zoo_plugins.preprocess import face_crop, lip_sync, quality, resize, scene_split
 
 
 @hookimpl
 def preprocess_components() -> list[ComponentSpec]:
+    # Imported here, not at the top: importing this plugin (all `memo-zoo --help` does) must not
+    # import torch; the component modules do.
+    from memo_zoo_plugins.preprocess import face_crop, lip_sync, quality, resize, scene_split
+
     return [
         ComponentSpec("scene_split", scene_split.SceneSplitConfig, scene_split.build,
                       "cut clips at scene changes (PySceneDetect) and into pieces under max_seconds"),

@@ -1,11 +1,14 @@
 """Registers the built-in samplers."""
 
 from memo_zoo.plugin import ComponentSpec, hookimpl
-from memo_zoo_plugins.scheduler import flow_euler, flow_heun, flow_multistep
 
 
 @hookimpl
 def scheduler_components() -> list[ComponentSpec]:
+    # Imported here, not at the top: importing this plugin (all `memo-zoo --help` does) must not
+    # import torch; the component modules do.
+    from memo_zoo_plugins.scheduler import flow_euler, flow_heun, flow_multistep
+
     return [ComponentSpec("flow_euler", flow_euler.FlowEulerConfig, flow_euler.build,
                           "Euler steps on the rectified-flow ODE (paper default)"),
             ComponentSpec("flow_heun", flow_heun.FlowHeunConfig, flow_heun.build,

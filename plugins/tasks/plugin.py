@@ -1,11 +1,14 @@
 """Registers the built-in tasks."""
 
 from memo_zoo.plugin import ComponentSpec, hookimpl
-from memo_zoo_plugins.tasks import experiment, generate, preprocess, smoke, train, train_emotion, train_vae
 
 
 @hookimpl
 def task_components() -> list[ComponentSpec]:
+    # Imported here, not at the top: importing this plugin (all `memo-zoo --help` does) must not
+    # import torch; the component modules do.
+    from memo_zoo_plugins.tasks import experiment, generate, preprocess, smoke, train, train_emotion, train_vae
+
     return [ComponentSpec("smoke", smoke.SmokeConfig, smoke.build,
                           "build every component the recipe names and log them to MLflow"),
             ComponentSpec("preprocess", preprocess.PreprocessConfig, preprocess.build,

@@ -8,15 +8,17 @@ under ``accelerate launch``.
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 from pydantic import Field
 
 from memo_zoo.errors import MemoZooError
 from memo_zoo.runner import RunContext
 from memo_zoo.train.config import TrainConfig
-from memo_zoo.train.loop import Trainer, TrainResult
 from memo_zoo_plugins.tasks.train_vae import TrainVAEConfig, ensure_vae, for_samples, target_folder
+
+if TYPE_CHECKING:
+    from memo_zoo.train.loop import TrainResult
 
 __all__ = ["TrainConfig", "TrainTask", "TrainTaskConfig", "build"]
 
@@ -38,12 +40,18 @@ class TrainTask:
     def preflight(self, context: RunContext) -> None:
         """Refuse before any MLflow run exists: a resume with nothing (or nothing left) to resume,
         a fresh run into an out_dir that holds checkpoints."""
+        # The training loop (torch, diffusers, accelerate) is imported when the task runs, so that
+        # registering the task (memo-zoo ls, validate, schema) does not pay for it.
+        from memo_zoo.train.loop import Trainer
+
         Trainer(self.config, context.recipe, context.registry, None, context.workdir, context.variant).check_start()
 
     def run(self, context: RunContext) -> None:
         options = getattr(self.config, "train_vae", None)
         if options is not None:
             _ensure_vae_once(context, for_samples(options, self.config.samples))
+        from memo_zoo.train.loop import Trainer
+
         trainer = Trainer(self.config, context.recipe, context.registry, context.run, context.workdir,
                           context.variant)
         self.result = trainer.fit()

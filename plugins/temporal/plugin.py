@@ -1,11 +1,14 @@
 """Registers the built-in temporal modules (spec §2)."""
 
 from memo_zoo.plugin import ComponentSpec, hookimpl
-from memo_zoo_plugins.temporal import identity, linear_memory, self_attention
 
 
 @hookimpl
 def temporal_components() -> list[ComponentSpec]:
+    # Imported here, not at the top: importing this plugin (all `memo-zoo --help` does) must not
+    # import torch; the component modules do.
+    from memo_zoo_plugins.temporal import identity, linear_memory, self_attention
+
     return [
         ComponentSpec("linear_memory", linear_memory.LinearMemoryConfig, linear_memory.build,
                       "MEMO: linear attention over the clip + decayed motion memory, constant cost (T1-T6)"),

@@ -16,6 +16,7 @@ import torch
 from mlflow import MlflowClient
 from safetensors.torch import load_file
 
+import memo_zoo.train.loop as train_loop
 import memo_zoo_plugins.tasks.train as train_task
 from memo_zoo.errors import MemoZooError
 from memo_zoo.model.memo_net import MemoNet
@@ -133,11 +134,12 @@ def test_an_interrupted_run_resumes_with_the_same_loss_curve(workdir, world, mon
     assert [s for s, _ in list_checkpoints(workdir / "full")] == [4, 6]
 
     # "Kill" the run after step 3 (Ctrl-C): it saves step 3 and the MLflow run ends FAILED.
-    monkeypatch.setattr(train_task, "Trainer", functools.partial(Trainer, on_step=_stop_after(3)))
+    # The train task imports the loop when it runs: patch the class where it is looked up.
+    monkeypatch.setattr(train_loop, "Trainer", functools.partial(Trainer, on_step=_stop_after(3)))
     started: list[str] = []
     with pytest.raises(KeyboardInterrupt):
         run_recipe(load_recipe(recipe, registry, ["task.out_dir=cut"]), registry, on_start=started.append)
-    monkeypatch.setattr(train_task, "Trainer", Trainer)
+    monkeypatch.setattr(train_loop, "Trainer", Trainer)
     cut = client.get_run(started[0])
     assert cut.info.status == "FAILED" and cut.data.tags["error"] == "KeyboardInterrupt"
     assert [s for s, _ in list_checkpoints(workdir / "cut")] == [3]

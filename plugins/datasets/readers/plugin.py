@@ -1,11 +1,14 @@
 """Registers the built-in dataset readers of spec §11 in the ``dataset`` slot."""
 
 from memo_zoo.plugin import ComponentSpec, hookimpl
-from memo_zoo_plugins.datasets.readers import celebv_hq, hallo, hdtf, mead, memo_layout, video_folder, voxceleb2
 
 
 @hookimpl
 def dataset_components() -> list[ComponentSpec]:
+    # Imported here, not at the top: importing this plugin (all `memo-zoo --help` does) must not
+    # import torch; the component modules do.
+    from memo_zoo_plugins.datasets.readers import celebv_hq, hallo, hdtf, mead, memo_layout, video_folder, voxceleb2
+
     return [
         ComponentSpec("memo_layout", memo_layout.MemoLayoutConfig, memo_layout.build,
                       "MEMO's layout: data/video + data/embedding/<kind>/<stem>.pt + metadata.jsonl"),

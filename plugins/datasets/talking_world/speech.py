@@ -24,7 +24,6 @@ from dataclasses import dataclass, field, replace
 from typing import Sequence
 
 import numpy as np
-from scipy.signal import resample_poly
 
 from memo_zoo.emotion import PAPER_LABELS, label_index
 
@@ -249,6 +248,10 @@ def _to_16k(samples: np.ndarray, native_rate: int) -> np.ndarray:
     x = samples.astype(np.float32) / 32768.0
     if native_rate != SAMPLE_RATE:
         g = np.gcd(SAMPLE_RATE, native_rate)
+        # scipy.signal takes most of a second to import: here, when speech is synthesised, not when
+        # the talking_world plugin registers (memo-zoo ls, validate, schema).
+        from scipy.signal import resample_poly
+
         x = resample_poly(x, SAMPLE_RATE // g, native_rate // g).astype(np.float32)
     # The anti-aliasing filter can overshoot full-scale peaks by a hair.
     return np.clip(x, -1.0, 1.0).astype(np.float32, copy=False)
