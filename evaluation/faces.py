@@ -2,11 +2,11 @@
 
 memo-zoo's generated and preprocessed videos are already face crops (spec §7: the face box
 scaled by 1.1, then 512 px), so by default a metric takes the centre square of each frame
-(``crop`` x the shorter side). With ``face_detector`` set, a detector of the ``face_crop``
-preprocessing stage (the same code and options) runs on every ``sample_every``-th frame, the
-median box over the frames that show exactly one face is fixed for the whole video (as the
-preprocessing stage does: a per-frame box would shake), and each metric cuts its own square around
-it. A video where no face is found falls back to the centre square and says so (``face_found``).
+(``crop`` x the shorter side). With ``face_detector`` set, a detector of
+``memo_zoo.perception.faces`` (the code and default options of the ``face_crop`` preprocessing
+stage) runs on every ``sample_every``-th frame, the median box over the frames that show exactly
+one face is fixed for the whole video (as the preprocessing stage does: a per-frame box would
+shake), and each metric cuts its own square around it. A video where no face is found falls back to the centre square and says so (``face_found``).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from memo_zoo_plugins.preprocess.face_crop import FaceCrop, FaceCropConfig
+from memo_zoo.perception.faces import FaceDetector, build_detector, find_faces, median_box
 
 
 class FaceOptions(BaseModel):
@@ -47,24 +47,20 @@ class FaceLocator:
 
     def __init__(self, options: FaceOptions):
         self.options = options
-        self._crop: FaceCrop | None = None
+        self._detector: FaceDetector | None = None
         if options.face_detector != "none":
-            self._crop = FaceCrop(FaceCropConfig(detector=options.face_detector, model=options.detector_model,
-                                                 sample_every=options.sample_every))
+            self._detector = build_detector(options.face_detector, model=options.detector_model)
 
     def box(self, frames: np.ndarray) -> np.ndarray | None:
         """Median (x, y, w, h) over sampled frames with exactly one face; None without a detector or a face."""
-        if self._crop is None:
+        if self._detector is None:
             return None
         single = []
         for index in range(0, len(frames), self.options.sample_every):
-            boxes = self._crop.faces(frames[index])
+            boxes = find_faces(self._detector, frames[index])
             if len(boxes) == 1:
                 single.append(boxes[0])
-        if not single:
-            return None
-        x0, y0, x1, y1 = np.median([[b[0], b[1], b[0] + b[2], b[1] + b[3]] for b in single], axis=0)
-        return np.array([x0, y0, x1 - x0, y1 - y0])
+        return median_box(single) if single else None
 
     def square(self, frames: np.ndarray, scale: float = 1.0, shift_down: float = 0.0) -> tuple[int, int, int, bool]:
         """(left, top, side, face_found): a square ``scale`` x the box's larger side, its centre moved down

@@ -258,14 +258,14 @@ def load_portrait(path: Path, size: int, check_face: bool = True) -> np.ndarray:
 
 
 def _face_found(image: np.ndarray) -> bool | None:
-    """Whether face_crop's default (LBP) detector finds a face; None when it cannot run here."""
-    try:
-        from memo_zoo_plugins.preprocess.face_crop import FaceCrop, FaceCropConfig
+    """Whether the default face detector (face_crop's, LBP) finds a face; None when it cannot run here."""
+    from memo_zoo.perception.faces import build_detector, find_faces
 
-        detector = FaceCrop(FaceCropConfig())
-    except (ImportError, MemoZooError):
-        return None  # no detector available: the check is advisory, so it is skipped
-    return len(detector.faces(image)) > 0
+    try:
+        detector = build_detector()
+    except MemoZooError:
+        return None  # no detector available (scikit-image missing): the check is advisory, so it is skipped
+    return len(find_faces(detector, image)) > 0
 
 
 def load_audio(path: Path, max_seconds: float | None = None) -> np.ndarray:

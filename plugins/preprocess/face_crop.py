@@ -7,21 +7,15 @@ by the border). Otherwise the square crop is centred on the median face box over
 ``scale`` times its larger side, and fixed for the whole clip: a per-frame crop would shake with
 the detector's jitter, which the model would learn as head motion.
 
-Detectors (``detector``):
-- ``lbp``: OpenCV's LBP frontal-face cascade as shipped by scikit-image, run by
-  ``skimage.feature.Cascade``. The default, because it works offline from a pip package.
-- ``haar``: OpenCV's Haar frontal-face cascade (``haarcascade_frontalface_default.xml``) with
-  ``cv2.CascadeClassifier``. OpenCV 5 moved both the class and the cascade files to opencv-contrib,
-  so it needs an OpenCV that has the class (4.x, or opencv-contrib 5.x) and the XML file, by default
-  looked for in ``cv2.data.haarcascades``.
-- ``yunet``: ``cv2.FaceDetectorYN`` with the YuNet ONNX model from a local file (``model``).
+Detectors (``detector``: lbp, haar, yunet) are the core's (``memo_zoo.perception.faces``), shared
+with the face metrics and generation's portrait check.
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from pathlib import Path
-from typing import Literal, Optional, Protocol
+from typing import Literal, Optional
 
 import cv2
 import numpy as np
@@ -29,10 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from memo_zoo.data.clip import ClipRecord
 from memo_zoo.data.pipeline import StageResult, load_clip, write_clip
-from memo_zoo.errors import MemoZooError
-from memo_zoo.weights import resolve_weights
-
-HAAR_FILE = "haarcascade_frontalface_default.xml"
+from memo_zoo.perception.faces import HAAR_FILE, FaceDetector, build_detector, find_faces, median_box, square_crop
 
 
 class FaceCropConfig(BaseModel):
@@ -78,128 +69,17 @@ class FaceCropConfig(BaseModel):
         return self
 
 
-class FaceDetector(Protocol):
-    """RGB frame (H, W, 3) uint8 -> face boxes (N, 4) as x, y, width, height in pixels."""
-
-    def __call__(self, frame: np.ndarray) -> np.ndarray: ...
-
-
-def _gray(frame: np.ndarray) -> np.ndarray:
-    return cv2.cvtColor(np.ascontiguousarray(frame), cv2.COLOR_RGB2GRAY)
-
-
-class LbpDetector:
-    def __init__(self, cascade: str | None, min_neighbors: int):
-        try:
-            from skimage import data
-            from skimage.feature import Cascade
-        except ImportError:
-            raise MemoZooError("face_crop detector lbp needs scikit-image (pip install scikit-image), "
-                               "or choose detector haar / yunet") from None
-        path = resolve_weights(cascade, "LBP face cascade (OpenCV XML)") if cascade \
-            else Path(data.lbp_frontal_face_cascade_filename())
-        self.cascade = Cascade(str(path))
-        self.min_neighbors = min_neighbors
-
-    def __call__(self, frame: np.ndarray) -> np.ndarray:
-        gray = _gray(frame)
-        height, width = gray.shape
-        found = self.cascade.detect_multi_scale(gray, scale_factor=1.1, step_ratio=1, min_size=(24, 24),
-                                                max_size=(height, width),
-                                                min_neighbor_number=self.min_neighbors)
-        return np.array([[f["c"], f["r"], f["width"], f["height"]] for f in found], dtype=np.float64).reshape(-1, 4)
-
-
-def _cascade_classifier_class():
-    cls = getattr(cv2, "CascadeClassifier", None)
-    if cls is None:
-        cls = getattr(getattr(cv2, "xobjdetect", None), "CascadeClassifier", None)
-    return cls
-
-
-class HaarDetector:
-    def __init__(self, cascade: str | None, min_neighbors: int):
-        classifier = _cascade_classifier_class()
-        if classifier is None:
-            raise MemoZooError(
-                f"face_crop detector haar: OpenCV {cv2.__version__} has no CascadeClassifier (OpenCV 5 moved "
-                "Haar cascades to opencv-contrib); install opencv-contrib-python-headless, or use detector: lbp "
-                "(scikit-image) or detector: yunet")
-        if cascade is None:
-            default = Path(getattr(getattr(cv2, "data", None), "haarcascades", "")) / HAAR_FILE
-            if not default.is_file():
-                raise MemoZooError(f"face_crop detector haar: the Haar cascade {default} is missing (this OpenCV "
-                                   f"build ships no cascade files); set cascade: to your copy of {HAAR_FILE}")
-            path = default
-        else:
-            path = resolve_weights(cascade, f"Haar face cascade ({HAAR_FILE})")
-        self.classifier = classifier(str(path))
-        if self.classifier.empty():
-            raise MemoZooError(f"face_crop detector haar: {path} cannot be read as an OpenCV cascade")
-        self.min_neighbors = min_neighbors
-
-    def __call__(self, frame: np.ndarray) -> np.ndarray:
-        found = self.classifier.detectMultiScale(_gray(frame), scaleFactor=1.1, minNeighbors=self.min_neighbors,
-                                                 minSize=(24, 24))
-        return np.asarray(found, dtype=np.float64).reshape(-1, 4)
-
-
-class YuNetDetector:
-    def __init__(self, model: str, score_threshold: float):
-        path = resolve_weights(model, "YuNet face detector (ONNX model for cv2.FaceDetectorYN)")
-        try:
-            self.detector = cv2.FaceDetectorYN.create(str(path), "", (320, 320), score_threshold, 0.3, 50)
-        except cv2.error as error:
-            raise MemoZooError(f"face_crop detector yunet: {path} cannot be loaded as a YuNet model ({error})") \
-                from None
-
-    def __call__(self, frame: np.ndarray) -> np.ndarray:
-        height, width = frame.shape[:2]
-        self.detector.setInputSize((width, height))
-        _, faces = self.detector.detect(cv2.cvtColor(np.ascontiguousarray(frame), cv2.COLOR_RGB2BGR))
-        return np.zeros((0, 4)) if faces is None else np.asarray(faces[:, :4], dtype=np.float64)
-
-
-def build_detector(config: FaceCropConfig) -> FaceDetector:
-    if config.detector == "haar":
-        return HaarDetector(config.cascade, config.min_neighbors)
-    if config.detector == "yunet":
-        return YuNetDetector(config.model, config.score_threshold)
-    return LbpDetector(config.cascade, config.min_neighbors)
-
-
-def square_crop(box: np.ndarray, scale: float, height: int, width: int) -> tuple[int, int, int]:
-    """(x0, y0, side) of the square centred on ``box`` (x, y, w, h), ``scale`` x its larger side.
-
-    The square is shifted to lie inside the frame, and shrunk to the frame's shorter side when it
-    would not fit (the face then fills more of the crop than ``scale`` asks). The side is even.
-    """
-    x, y, w, h = box
-    side = min(int(round(scale * max(w, h))), height, width)
-    side -= side % 2
-    cx, cy = x + w / 2, y + h / 2
-    x0 = int(round(min(max(cx - side / 2, 0), width - side)))
-    y0 = int(round(min(max(cy - side / 2, 0), height - side)))
-    return x0, y0, side
-
-
 class FaceCrop:
     name = "face_crop"
 
     def __init__(self, config: FaceCropConfig, detector: FaceDetector | None = None):
         self.config = config
-        self.detector = detector if detector is not None else build_detector(config)
+        self.detector = detector if detector is not None else build_detector(
+            config.detector, config.cascade, config.model, config.min_neighbors, config.score_threshold)
 
     def faces(self, frame: np.ndarray) -> np.ndarray:
         """Face boxes in ``frame``'s own pixels, small ones (``min_face_size``) left out."""
-        height, width = frame.shape[:2]
-        factor = min(1.0, self.config.detect_size / max(height, width))
-        small = frame if factor == 1.0 else cv2.resize(frame, (max(1, round(width * factor)),
-                                                               max(1, round(height * factor))),
-                                                       interpolation=cv2.INTER_AREA)
-        boxes = self.detector(small) / factor
-        smallest = self.config.min_face_size * min(height, width)
-        return boxes[np.maximum(boxes[:, 2], boxes[:, 3]) >= smallest] if len(boxes) else boxes
+        return find_faces(self.detector, frame, self.config.detect_size, self.config.min_face_size)
 
     def process(self, clip: ClipRecord, out_dir: Path) -> StageResult:
         config = self.config
@@ -217,14 +97,14 @@ class FaceCrop:
         if with_face / samples < config.min_face_fraction or not single:
             return StageResult.drop(f"no face in {samples - with_face}/{samples} sampled frames",
                                     with_face / samples)
-        # The median box over the samples: robust to a few misplaced detections.
-        x0, y0, x1, y1 = np.median([[b[0], b[1], b[0] + b[2], b[1] + b[3]] for b in single], axis=0)
+        x, y, w, h = median_box(single)
+        x0, y0, x1, y1 = x, y, x + w, y + h
         mx, my = config.border_margin * width, config.border_margin * height
         if x0 <= mx or y0 <= my or x1 >= width - mx or y1 >= height - my:
             return StageResult.drop(
                 f"partial face: box ({x0:.0f}, {y0:.0f})-({x1:.0f}, {y1:.0f}) touches the {width}x{height} "
                 "frame border", with_face / samples)
-        left, top, side = square_crop(np.array([x0, y0, x1 - x0, y1 - y0]), config.scale, height, width)
+        left, top, side = square_crop(np.array([x, y, w, h]), config.scale, height, width)
         crops = frames[:, top:top + side, left:left + side]
         if config.size is not None and config.size != side:
             interpolation = cv2.INTER_AREA if config.size < side else cv2.INTER_CUBIC

@@ -21,6 +21,7 @@ from memo_zoo.data.media import probe, read_audio, read_frames, write_video
 from memo_zoo.errors import MemoZooError, MissingWeightsError
 from memo_zoo.plugin import ComponentSpec, hookimpl
 from memo_zoo.plugin.manager import load_registry
+from memo_zoo.perception import faces
 from memo_zoo_plugins.preprocess import face_crop, lip_sync, plugin, quality, resize, scene_split
 from skimage import data as skimage_data
 
@@ -158,12 +159,12 @@ def test_yunet_without_its_model_names_the_missing_file(tmp_path):
 
 def test_haar_detector_finds_the_face_or_says_what_is_missing(face, tmp_path):
     default = Path(getattr(cv2.data, "haarcascades", "")) / face_crop.HAAR_FILE
-    if face_crop._cascade_classifier_class() is not None and default.is_file():  # OpenCV 4.x
+    if faces._cascade_classifier_class() is not None and default.is_file():  # OpenCV 4.x
         assert len(face_crop.build(face_crop.FaceCropConfig(detector="haar")).faces(on_canvas(face))) == 1
     else:  # OpenCV 5 ships neither the class (moved to opencv-contrib) nor the cascade files
         with pytest.raises(MemoZooError, match=f"CascadeClassifier|{face_crop.HAAR_FILE}"):
             face_crop.build(face_crop.FaceCropConfig(detector="haar"))
-    if face_crop._cascade_classifier_class() is not None:
+    if faces._cascade_classifier_class() is not None:
         with pytest.raises(MissingWeightsError, match="mine.xml"):
             face_crop.build(face_crop.FaceCropConfig(detector="haar", cascade=str(tmp_path / "mine.xml")))
 

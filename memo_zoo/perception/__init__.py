@@ -1,0 +1,1 @@
+"""Perception helpers shared by preprocessing, metrics and generation (faces, crops)."""
