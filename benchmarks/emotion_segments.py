@@ -32,7 +32,7 @@ import torch
 
 from memo_zoo_plugins.datasets.talking_world.speech import VOICES, make_script, synthesize_script
 from memo_zoo_plugins.emotion import emotion2vec, prosody
-from memo_zoo_plugins.emotion.segments import label_audio_file
+from memo_zoo.emotion.segments import label_audio_file
 
 FPS = 25.0
 

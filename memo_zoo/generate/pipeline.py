@@ -50,6 +50,7 @@ from torch import Tensor, nn
 
 from memo_zoo.data.media import AUDIO_RATE, probe, read_audio
 from memo_zoo.emotion import LABEL_SETS
+from memo_zoo.emotion.segments import label_audio_file, segment_labels
 from memo_zoo.errors import MemoZooError
 from memo_zoo.generate.config import NO_EMOTION, GenerateConfig, GuidanceConfig, check_output
 from memo_zoo.model.compatibility import check_network_matches
@@ -353,21 +354,6 @@ def no_emotion_index(model: GeneratorModel, labels: tuple[str, ...]) -> int:
     return model.emotion_classes if model.emotion_classes is not None else len(labels)
 
 
-def _majority(frame_labels: Tensor, segment: int) -> Tensor:
-    """Most frequent label per run of ``segment`` frames (E5); ties to the label seen first."""
-    try:
-        from memo_zoo_plugins.emotion.segments import segment_labels
-    except ImportError:
-        segment_labels = None
-    if segment_labels is not None:
-        return segment_labels(frame_labels, segment)
-    out = []
-    for start in range(0, frame_labels.numel(), segment):
-        chunk = frame_labels[start:start + segment].tolist()
-        out.append(max(dict.fromkeys(chunk), key=chunk.count))  # dict keeps first-seen order for ties
-    return torch.tensor(out, dtype=torch.long)
-
-
 def _detected_frame_labels(model: GeneratorModel, audio_path: Path, audio: np.ndarray, fps: float,
                            frames: int, no_emotion: int) -> Tensor:
     detector = model.emotion_detector
@@ -375,10 +361,6 @@ def _detected_frame_labels(model: GeneratorModel, audio_path: Path, audio: np.nd
         warnings.warn("the recipe has no emotion_detector and no emotion was given: generating with the "
                       "'no emotion' embedding (E3)", GenerationWarning, stacklevel=4)
         return torch.full((frames,), no_emotion, dtype=torch.long)
-    try:
-        from memo_zoo_plugins.emotion.segments import label_audio_file
-    except ImportError:
-        return detector.frame_labels(torch.from_numpy(audio), AUDIO_RATE, fps, frames).long().reshape(-1)
     # Cached per file and detector (expensive backbones), 3 s window per frame (E5).
     return label_audio_file(detector, audio_path, fps, frames).long().reshape(-1)
 
@@ -414,7 +396,7 @@ def clip_emotions(model: GeneratorModel, config: GenerateConfig, audio: np.ndarr
             per_frame[uncovered] = detected[uncovered]
         source = "schedule"
     clip = config.clip_frames
-    per_clip = _majority(per_frame, clip)
+    per_clip = segment_labels(per_frame, clip)
     names = list(labels) + [NO_EMOTION]
     schedule = [{"clip": k, "start_s": k * clip / fps, "end_s": min((k + 1) * clip, frames) / fps,
                  "label": names[int(label)] if 0 <= int(label) < len(names) else str(int(label)), "source": source}

@@ -39,7 +39,7 @@ from memo_zoo.emotion import LABEL_SETS, LabelSet
 from memo_zoo.errors import MemoZooError
 from memo_zoo.weights import resolve_weights
 
-from .segments import WINDOW_SECONDS, label_frames
+from memo_zoo.emotion.segments import WINDOW_SECONDS, label_frames
 
 CHECKPOINT_FORMAT = "memo-zoo/emotion-head"
 CHECKPOINT_VERSION = 1

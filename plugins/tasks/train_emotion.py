@@ -56,7 +56,7 @@ from memo_zoo.runner import RunContext
 from memo_zoo_plugins.emotion import emotion2vec, prosody
 from memo_zoo_plugins.emotion.labels import CORPORA, scan_corpus
 from memo_zoo_plugins.emotion.mlp_head import HeadDetector, MLPHead
-from memo_zoo_plugins.emotion.segments import clip_label, window_levels_db
+from memo_zoo.emotion.segments import clip_label, window_levels_db
 
 # Detector kinds this task can train, and the (required) config field their checkpoint path lives in.
 TRAINABLE = {"prosody_mlp": (prosody, "checkpoint"), "emotion2vec_mlp": (emotion2vec, "head")}

@@ -23,7 +23,7 @@ from memo_zoo.emotion import EMOTION2VEC_LABELS, PAPER_LABELS
 from memo_zoo.errors import MemoZooError, MissingWeightsError
 from memo_zoo_plugins.emotion import emotion2vec, prosody
 from memo_zoo_plugins.emotion.mlp_head import MLPHead, UntrainedDetectorError, load_head, save_head, sidecar_path
-from memo_zoo_plugins.emotion.segments import (
+from memo_zoo.emotion.segments import (
     EmotionInputWarning, clip_label, frame_windows, label_audio_file, prepare_audio, segment_labels)
 from tests.data_fixtures import write_audio
 
