@@ -53,11 +53,12 @@ from memo_zoo.emotion import LABEL_SETS
 from memo_zoo.emotion.segments import label_audio_file, segment_labels
 from memo_zoo.errors import MemoZooError
 from memo_zoo.generate.config import NO_EMOTION, GenerateConfig, GuidanceConfig, check_output
+from memo_zoo.model.checkpoint_files import (ENCODERS_FILE, MODEL_DIR, STATE_FILE, latest_checkpoint,
+                                             load_encoder_weights)
 from memo_zoo.model.compatibility import check_network_matches
 from memo_zoo.model.memo_net import CONFIG_FILE, MemoNet, build_memo_net, component_config
 from memo_zoo.progress import progress as progress_bar
 from memo_zoo.settings import get_settings
-from memo_zoo.train.checkpoint import ENCODERS_FILE, MODEL_DIR, STATE_FILE, latest_checkpoint, load_encoder_weights
 
 SILENCE_PEAK_DB = -60.0  # a track whose loudest sample is below this carries nothing to lip-sync
 DECODE_CHUNK = 8  # frames per VAE decode call: bounds activation memory at 512 px

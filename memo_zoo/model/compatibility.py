@@ -22,7 +22,7 @@ from pydantic import BaseModel, ValidationError
 
 from memo_zoo.errors import MemoZooError
 from memo_zoo.model.memo_net import CONFIG_FILE, read_config
-from memo_zoo.model.presets import NetworkConfig
+from memo_zoo.recipe.network import NetworkConfig
 
 SLOTS = ("temporal", "audio_fusion")
 

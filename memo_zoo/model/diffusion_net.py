@@ -30,7 +30,7 @@ from pydantic import BaseModel
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
-from memo_zoo.model.presets import NetworkConfig
+from memo_zoo.recipe.network import NetworkConfig
 from memo_zoo.model.reference_attention import ReferenceRead
 from memo_zoo.model.reference_net import CALL_KWARG, ReferenceOutput, Site, SiteBlock, SiteCall, SpatialUNet
 

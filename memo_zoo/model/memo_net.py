@@ -37,7 +37,7 @@ from torch import Tensor, nn
 from memo_zoo.errors import MemoZooError
 from memo_zoo.model.animatediff_init import AnimateDiffReport, OutputInit, init_from_animatediff
 from memo_zoo.model.diffusion_net import DiffusionNet, MemoState
-from memo_zoo.model.presets import NetworkConfig
+from memo_zoo.recipe.network import NetworkConfig
 from memo_zoo.model.reference_net import ReferenceNet, ReferenceOutput, describe_mismatch, read_sd15_unet
 from memo_zoo.weights import resolve_weights
 

@@ -36,7 +36,7 @@ from safetensors.torch import load_file
 from torch import Tensor, nn
 
 from memo_zoo.errors import MemoZooError
-from memo_zoo.model.presets import NetworkConfig
+from memo_zoo.recipe.network import NetworkConfig
 from memo_zoo.model.reference_attention import (
     REFERENCE_KWARG,
     ReferenceRead,

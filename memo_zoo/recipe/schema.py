@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
 
-from memo_zoo.model.presets import NetworkConfig
+from memo_zoo.recipe.network import NetworkConfig
 from memo_zoo.plugin.manager import Registry
 from memo_zoo.plugin.slots import SLOTS
 

@@ -7,5 +7,6 @@
 - ``checkpoint``: atomic checkpoints that resume to the same loss curve.
 - ``loop``:       the accelerate loop (CPU, GPU, DDP, mixed precision, accumulation), robust
                   filtering (L5), MLflow metrics and progress.
-- ``launch``:     ``memo-zoo train --num-processes N``: one process per rank.
+
+``memo-zoo train --num-processes N`` (one process per rank) is the CLI's: ``memo_zoo.cli.launch``.
 """

@@ -44,7 +44,6 @@ import json
 import os
 import pickle
 import random
-import re
 import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -52,21 +51,19 @@ from typing import Any
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 from torch import nn
 
 from memo_zoo.errors import MemoZooError
 
+# The weights side of the layout (what generation reads too) is the model layer's.
+from memo_zoo.model.checkpoint_files import (ENCODERS_FILE, MODEL_DIR, STATE_FILE, CorruptCheckpointError,
+                                             checkpoint_name, latest_checkpoint, list_checkpoints,
+                                             load_encoder_weights, read_safetensors)
 
-class CorruptCheckpointError(MemoZooError):
-    """A checkpoint file is missing, truncated, changed since it was saved, or not safe to read."""
 
 FORMAT = "memo-zoo/train-checkpoint"
 FORMAT_VERSION = 1
-STATE_FILE = "trainer.json"
-MODEL_DIR = "model"
-ENCODERS_FILE = "encoders.safetensors"
-_NAME = re.compile(r"^checkpoint-(\d{8,})$")
 
 
 @dataclass
@@ -92,27 +89,6 @@ class TrainerState:
     run_id: str | None = None
     parameter_names_digest: str = ""
     ranks: list[dict[str, Any]] = field(default_factory=list)
-
-
-def checkpoint_name(step: int) -> str:
-    return f"checkpoint-{step:08d}"
-
-
-def list_checkpoints(out_dir: Path) -> list[tuple[int, Path]]:
-    """Complete checkpoints in ``out_dir`` as (step, path), oldest first."""
-    if not out_dir.is_dir():
-        return []
-    found = []
-    for path in out_dir.iterdir():
-        match = _NAME.match(path.name)
-        if match and (path / STATE_FILE).is_file():
-            found.append((int(match.group(1)), path))
-    return sorted(found)
-
-
-def latest_checkpoint(out_dir: Path) -> Path | None:
-    found = list_checkpoints(out_dir)
-    return found[-1][1] if found else None
 
 
 def _encoder_tensors(modules: nn.Module, trainable_names: set[str]) -> dict[str, torch.Tensor]:
@@ -244,21 +220,12 @@ def verify_checkpoint(checkpoint: Path) -> TrainerState:
                                              "mismatch)")
     else:  # an older checkpoint without digests: at least every file must parse
         for name in (f"{MODEL_DIR}/memo_net.safetensors", ENCODERS_FILE):
-            _read_safetensors(checkpoint / name)
+            read_safetensors(checkpoint / name)
     for name in ("optimizer.pt", "scheduler.pt", "rng.pt"):
         load_pt(checkpoint / name, map_location="cpu")
     if (checkpoint / "scaler.pt").exists():
         load_pt(checkpoint / "scaler.pt", map_location="cpu")
     return state
-
-
-def _read_safetensors(path: Path) -> dict[str, torch.Tensor]:
-    if not path.is_file():
-        raise CorruptCheckpointError(f"{path}: missing")
-    try:
-        return load_file(str(path))
-    except Exception as error:  # safetensors raises its own error types for a damaged file
-        raise CorruptCheckpointError(f"{path}: cannot be read as safetensors ({error})") from None
 
 
 def save_checkpoint(out_dir: Path, state: TrainerState, modules: nn.Module, trainable_names: set[str],
@@ -313,44 +280,6 @@ def read_state(checkpoint: Path) -> TrainerState:
         raise CorruptCheckpointError(f"{path} is not a {FORMAT} v{FORMAT_VERSION} file")
     known = set(TrainerState.__dataclass_fields__)
     return TrainerState(**{k: v for k, v in document.items() if k in known})
-
-
-def load_encoder_weights(source: Path, encoders: dict[str, Any], required: set[str] | None = None) -> dict[str, int]:
-    """Load a trainer-written encoder file into built encoders: the one reader of that file, for
-    resume, ``init_weights`` and generation alike.
-
-    ``source``: the file, or a folder holding ``encoders.safetensors`` (a training checkpoint, or a
-    MemoNet folder with the file beside it). ``encoders`` maps "image_encoder" / "audio_encoder" to
-    the recipe's encoder (or None). Weights that do not fit raise ``MemoZooError`` naming the file
-    and the recipe field. ``required``: qualified names ("audio_encoder.<param>") that must be in
-    the file (the trainer passes its trainable parameters). Buffers derived from the config
-    (registered ``persistent=False``, e.g. log_mel's filterbank) are skipped if a file has them:
-    they are rebuilt from the config. Returns the number of tensors loaded per encoder.
-    """
-    path = Path(source) / ENCODERS_FILE if Path(source).is_dir() else Path(source)
-    stored = _read_safetensors(path)
-    loaded: dict[str, int] = {}
-    for prefix, encoder in encoders.items():
-        part = {k[len(prefix) + 1:]: v for k, v in stored.items() if k.startswith(prefix + ".")}
-        if not isinstance(encoder, nn.Module):
-            if part:
-                raise MemoZooError(f"{path} holds {prefix} weights but the recipe's model.{prefix} "
-                                   f"{'is not set' if encoder is None else 'has no parameters'}")
-            continue
-        own = encoder.state_dict()
-        derived = {name for name, _ in encoder.named_buffers()} - set(own)
-        part = {k: v for k, v in part.items() if k not in derived}
-        unexpected = sorted(set(part) - set(own))
-        missing = sorted(k for k in own if k not in part and f"{prefix}.{k}" in (required or set()))
-        shapes = sorted(f"{k}: {tuple(part[k].shape)} in the file, {tuple(own[k].shape)} here"
-                        for k in set(part) & set(own) if part[k].shape != own[k].shape)
-        if unexpected or missing or shapes:
-            raise MemoZooError(f"{path}: the {prefix} weights do not fit the recipe's model.{prefix} "
-                               f"(unexpected: {unexpected[:8]}, missing: {missing[:8]}, "
-                               f"shape mismatch: {shapes[:8]})")
-        encoder.load_state_dict(part, strict=False)
-        loaded[prefix] = len(part)
-    return loaded
 
 
 def load_checkpoint(checkpoint: Path, modules: nn.Module, trainable_names: set[str], optimizer: Any,

@@ -27,7 +27,7 @@ def _configure(parser: argparse.ArgumentParser) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from memo_zoo.train.launch import TrainSpec, train_command
+    from memo_zoo.cli.launch import TrainSpec, train_command
 
     spec = TrainSpec(recipe=args.recipe, overrides=tuple(args.overrides), variant=args.variant, resume=args.resume,
                      workdir=Path.cwd())

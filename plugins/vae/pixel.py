@@ -4,7 +4,7 @@ Latents are the frames themselves, optionally pixel-unshuffled: ``patch_size`` p
 block of pixels into channels, so (N, 3, H, W) frames become (N, 3 p^2, H / p, W / p) latents.
 This is exact and invertible (a permutation of values) and makes the tiny CPU default fast:
 attention cost grows with the square of the token count, and a 64 x 64 pixel latent costs ~90 s
-per training step in the tiny net against 0.25 s at 8 x 8 (memo_zoo/model/presets.py); p = 8
+per training step in the tiny net against 0.25 s at 8 x 8 (memo_zoo/recipe/network.py); p = 8
 turns 64 px frames into 192 x 8 x 8 latents (the network's latent_channels must then be 192).
 ``scaling_factor`` rescales the latents the way SD's 0.18215 rescales its latents (spec A1), so
 the diffusion sees unit-ish variance whichever VAE is in use.

@@ -9,7 +9,7 @@ from mlflow import MlflowClient
 
 from memo_zoo.cli.app import build_parser
 from memo_zoo.train.checkpoint import list_checkpoints, read_state
-from memo_zoo.train.launch import TrainSpec, launch
+from memo_zoo.cli.launch import TrainSpec, launch
 from memo_zoo_plugins.tasks.train_cli import TRAIN, cli_commands
 from tests.e2e.test_train_resume import missing_plugins, world, write_recipe  # noqa: F401 (fixture)
 

@@ -26,7 +26,7 @@ from memo_zoo.recipe.loader import load_recipe
 from memo_zoo.runner import run_recipe
 from memo_zoo.train.checkpoint import list_checkpoints, read_state
 from memo_zoo.train.config import TrainConfig
-from memo_zoo.train.launch import load_plugin
+from memo_zoo.cli.launch import load_plugin
 from memo_zoo.train.loop import Trainer
 
 

@@ -18,7 +18,7 @@ from diffusers import UNet2DConditionModel
 
 from memo_zoo.errors import MemoZooError, MissingWeightsError
 from memo_zoo.model.memo_net import CONFIG_FILE, MemoNet, build_memo_net
-from memo_zoo.model.presets import NetworkConfig
+from memo_zoo.recipe.network import NetworkConfig
 from memo_zoo.model.reference_attention import ReferenceRead
 from memo_zoo.plugin.manager import load_registry
 

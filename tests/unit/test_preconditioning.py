@@ -43,7 +43,7 @@ def test_coefficients_broadcast_per_sample():
 
 def test_memo_net_adds_the_skip_to_the_unet_output(registry):
     from memo_zoo.model.memo_net import build_memo_net
-    from memo_zoo.model.presets import NetworkConfig
+    from memo_zoo.recipe.network import NetworkConfig
 
     torch.manual_seed(0)
     plain = build_memo_net(NetworkConfig(preset="tiny"), {"kind": "none"}, {"kind": "none"}, registry).eval()

@@ -8,6 +8,10 @@ so that every code path of the full model runs in the tests.
 
 A field left out (or None) takes the preset's value; after validation every field is set, so a
 dumped config reloads to the same network whatever the preset table becomes later.
+
+It is the recipe's ``model.network`` section, so it lives with the recipe schema, below the model
+code that builds from it (the layers in docs/architecture.md: model may import recipe, never the
+reverse).
 """
 
 from __future__ import annotations
