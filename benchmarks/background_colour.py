@@ -35,7 +35,7 @@ def main() -> None:
 
     from memo_zoo.data.media import read_frames
     from memo_zoo_eval.metrics.background import BackgroundConfig, build
-    from memo_zoo_eval.protocol import VideoSample
+    from memo_zoo.eval.protocol import VideoSample
     from memo_zoo.plugin.manager import load_registry
     from memo_zoo.recipe.loader import load_recipe
     from memo_zoo_plugins.datasets.talking_world.world import world_root

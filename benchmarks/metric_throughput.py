@@ -57,7 +57,7 @@ from memo_zoo.emotion import PAPER_LABELS
 from memo_zoo.errors import MemoZooError
 from memo_zoo_eval.frechet import FrechetMetric, GaussianStats
 from memo_zoo_eval.metrics import fid, fvd, identity, sync
-from memo_zoo_eval.protocol import Metric, VideoSample
+from memo_zoo.eval.protocol import Metric, VideoSample
 from memo_zoo_eval.world import metrics as wm
 from memo_zoo_eval.world import store
 from memo_zoo_eval.world.training import MeasurerTraining, train_measurer

@@ -53,7 +53,7 @@ def main() -> None:
 
 def ground_truth_figures(world: WorldConfig, measurer) -> None:
     """The world metrics on the test split's own videos (module docstring)."""
-    from memo_zoo_eval.protocol import VideoSample
+    from memo_zoo.eval.protocol import VideoSample
     from memo_zoo_eval.world import metrics as wm
     from memo_zoo_plugins.datasets.talking_world.dataset import TalkingWorld, TalkingWorldConfig
     from memo_zoo_plugins.datasets.talking_world.truth import FRAME_FIELDS, load_truth

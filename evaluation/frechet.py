@@ -31,7 +31,7 @@ import scipy.linalg
 
 from memo_zoo.errors import MemoZooError
 from memo_zoo.weights import resolve_weights
-from memo_zoo_eval.protocol import MetricResult, VideoSample, check_new_video
+from memo_zoo.eval.protocol import MetricResult, VideoSample, check_new_video
 
 
 def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray,

@@ -16,7 +16,7 @@ Library code vs hand-written (issue 7 asks to say which is which):
   so they need no pretrained weights).
 """
 
-from memo_zoo.plugin import CommandSpec, ComponentSpec, hookimpl
+from memo_zoo.plugin import ComponentSpec, hookimpl
 
 
 @hookimpl
@@ -48,10 +48,3 @@ def metric_components() -> list[ComponentSpec]:
         ComponentSpec("world_fd", world.WorldFdConfig, world.build_fd,
                       "talking_world: Frechet distance of world-measurer features, generated vs truth (no weights)"),
     ]
-
-
-@hookimpl
-def cli_commands() -> list[CommandSpec]:
-    from memo_zoo_eval.report_cli import REPORT
-
-    return [REPORT]

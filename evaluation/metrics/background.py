@@ -27,7 +27,7 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from memo_zoo_eval.protocol import PerVideoFigures, VideoSample, check_new_video, end_windows, reference_image_of
+from memo_zoo.eval.protocol import PerVideoFigures, VideoSample, check_new_video, end_windows, reference_image_of
 
 Corner = Literal["top_left", "top_right", "bottom_left", "bottom_right"]
 

@@ -39,7 +39,7 @@ from memo_zoo.errors import MemoZooError, MissingWeightsError
 from memo_zoo.weights import resolve_weights
 from memo_zoo_eval.faces import FaceLocator, FaceOptions
 from memo_zoo_eval.frechet import FrechetMetric
-from memo_zoo_eval.protocol import VideoSample, resolve_device
+from memo_zoo.eval.protocol import VideoSample, resolve_device
 
 FACTORY = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")  # module.path:callable
 

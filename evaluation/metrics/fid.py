@@ -48,7 +48,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from memo_zoo.errors import MemoZooError
 from memo_zoo.weights import resolve_weights
 from memo_zoo_eval.frechet import FrechetMetric
-from memo_zoo_eval.protocol import DTYPES, VideoSample, resolve_device
+from memo_zoo.eval.protocol import DTYPES, VideoSample, resolve_device
 
 WHAT = "FID Inception-v3 weights (pt_inception-2015-12-05-6726825d.pth, a torchvision inception_v3 state dict, " \
        "or a TorchScript inception-2015-12-05.pt)"

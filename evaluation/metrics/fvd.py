@@ -36,7 +36,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from memo_zoo.errors import MemoZooError
 from memo_zoo.weights import resolve_weights
 from memo_zoo_eval.frechet import FrechetMetric
-from memo_zoo_eval.protocol import DTYPES, VideoSample, resolve_device
+from memo_zoo.eval.protocol import DTYPES, VideoSample, resolve_device
 
 WHAT = "FVD I3D network (TorchScript i3d_torchscript.pt)"
 

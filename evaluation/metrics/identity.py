@@ -29,7 +29,7 @@ from pydantic import Field
 
 from memo_zoo.errors import MemoZooError
 from memo_zoo_eval.faces import FaceLocator, FaceOptions, crop_resize
-from memo_zoo_eval.protocol import (MetricResult, VideoSample, check_new_video, mean_of, reference_image_of,
+from memo_zoo.eval.protocol import (MetricResult, VideoSample, check_new_video, mean_of, reference_image_of,
                                     resolve_device)
 
 

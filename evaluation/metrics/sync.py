@@ -54,7 +54,7 @@ from memo_zoo.data.media import AUDIO_RATE
 from memo_zoo.errors import MemoZooError
 from memo_zoo.weights import resolve_weights
 from memo_zoo_eval.faces import FaceLocator, FaceOptions, crop_resize
-from memo_zoo_eval.protocol import MetricResult, VideoSample, check_new_video, mean_of, resolve_device
+from memo_zoo.eval.protocol import MetricResult, VideoSample, check_new_video, mean_of, resolve_device
 from memo_zoo_eval.sync_offsets import OffsetSearch, search_offsets
 
 WHAT = "SyncNet weights (syncnet_v2.model: state dict of the reference SyncNet)"

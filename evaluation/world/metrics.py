@@ -45,7 +45,7 @@ from pydantic import Field
 
 from memo_zoo.errors import MemoZooError
 from memo_zoo_eval.frechet import FrechetMetric
-from memo_zoo_eval.protocol import (PerVideoFigures, VideoSample, check_new_video, end_windows,
+from memo_zoo.eval.protocol import (PerVideoFigures, VideoSample, check_new_video, end_windows,
                                     reference_image_of, resolve_device)
 
 from .measurer import Measurements

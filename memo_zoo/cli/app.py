@@ -34,11 +34,12 @@ BROKEN_PIPE_EXIT_CODE = 141
 
 def core_commands() -> list[CommandSpec]:
     from memo_zoo.cli.ls import LS
+    from memo_zoo.cli.report import REPORT
     from memo_zoo.cli.run import RUN
     from memo_zoo.cli.schema import SCHEMA
     from memo_zoo.cli.validate import VALIDATE
 
-    return [RUN, VALIDATE, SCHEMA, LS]
+    return [RUN, VALIDATE, SCHEMA, LS, REPORT]
 
 
 def _short_warning(message, category, filename, lineno, file=None, line=None) -> str:

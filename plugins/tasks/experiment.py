@@ -5,7 +5,7 @@ so ``memo-zoo run recipes/ablate_memory.yaml`` trains every variant with the sam
 generates the same long held-out videos with each, measures them with the recipe's ``metrics``
 (the standard suite of spec §8 where weights are present, and the world metrics that need none)
 and, once every variant is done, writes the comparison report on the parent run
-(``memo_zoo_eval.report``; ``memo-zoo report RUN_ID`` rebuilds it).
+(``memo_zoo.eval.report``; ``memo-zoo report RUN_ID`` rebuilds it).
 
 Resumable and shared: the checkpoints live in ``<out_dir>/train-<hash>`` where the hash covers
 everything that changes training (model, data, seed, task.train), so a variant of one recipe that
@@ -152,7 +152,7 @@ class ExperimentTask:
         generated = self._generate(context, train_dir, video_dir, clips)
         self._evaluate(context, clips, generated)
         if config.report and context.variant is None:
-            from memo_zoo_eval.report import report_run
+            from memo_zoo.eval.report import report_run
 
             report_run(run.client, run.id, root / "reports" / run.id, log_to=run)
 
@@ -261,7 +261,7 @@ class ExperimentTask:
         return done
 
     def _evaluate(self, context: RunContext, clips: list[HeldOutClip], generated: dict[str, tuple[Path, Any]]) -> None:
-        from memo_zoo_eval.runner import evaluate, log_evaluation
+        from memo_zoo.eval.runner import evaluate, log_evaluation
 
         recipe = context.recipe
         if not recipe.metrics:
@@ -287,10 +287,10 @@ class ExperimentTask:
     # ---- the whole sweep -----------------------------------------------------------------------
 
     def finish_sweep(self, context: RunContext, children: dict[str, str]) -> None:
-        """After every variant: the comparison report on the parent run (memo_zoo_eval.report)."""
+        """After every variant: the comparison report on the parent run (memo_zoo.eval.report)."""
         if not self.config.report:
             return
-        from memo_zoo_eval.report import report_run
+        from memo_zoo.eval.report import report_run
 
         root = _under(Path(context.workdir), self.config.out_dir) / context.recipe.name
         report_run(context.run.client, context.run.id, root / "reports" / context.run.id, log_to=context.run)

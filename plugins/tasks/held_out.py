@@ -18,7 +18,7 @@ from memo_zoo.data.clip import ClipRecord
 from memo_zoo.data.media import read_frames
 from memo_zoo.errors import MemoZooError
 from memo_zoo.generate.config import EmotionSegment
-from memo_zoo_eval.protocol import VideoSample
+from memo_zoo.eval.protocol import VideoSample
 from memo_zoo_plugins.tasks.experiment_config import HeldOutConfig
 
 

@@ -118,7 +118,7 @@ def test_a_server_that_never_answers_fails_after_the_probe_timeout():
 
 
 def test_report_fails_at_once_naming_an_unreachable_server(tmp_path):
-    from memo_zoo_eval.report_cli import _run
+    from memo_zoo.cli.report import _run
 
     uri = f"http://127.0.0.1:{_closed_port()}"
     args = argparse.Namespace(run_id="0" * 32, out=tmp_path / "report", tracking_uri=uri, no_log=True)

@@ -21,7 +21,7 @@ from torch import nn
 from memo_zoo.errors import MemoZooError, MissingWeightsError
 from memo_zoo_eval.frechet import GaussianStats, frechet_distance
 from memo_zoo_eval.metrics import efid, fid, fvd, identity, sync
-from memo_zoo_eval.protocol import Metric, MetricResult, VideoSample
+from memo_zoo.eval.protocol import Metric, MetricResult, VideoSample
 from memo_zoo_eval.sync_offsets import offset_distances, search_offsets
 
 CUDA = torch.cuda.is_available()

@@ -23,7 +23,7 @@ from safetensors.torch import save_file
 from memo_zoo.emotion import PAPER_LABELS
 from memo_zoo.errors import MemoZooError, MissingWeightsError
 from memo_zoo_eval.frechet import frechet_distance
-from memo_zoo_eval.protocol import Metric, MetricResult, VideoSample
+from memo_zoo.eval.protocol import Metric, MetricResult, VideoSample
 from memo_zoo_eval.world import metrics as wm
 from memo_zoo_eval.world import store, training
 from memo_zoo_eval.world.measurer import Measurements, MeasurerShape, WorldMeasurer

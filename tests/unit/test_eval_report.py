@@ -9,9 +9,9 @@ from mlflow import MlflowClient
 
 from memo_zoo.errors import MissingWeightsError
 from memo_zoo.tracking.tracker import Tracker
-from memo_zoo_eval.protocol import MetricResult, VideoSample
-from memo_zoo_eval.report import _mouth_title, _pearson, collect, comparison_table, report_run
-from memo_zoo_eval.runner import MetricSkippedWarning, evaluate, log_evaluation
+from memo_zoo.eval.protocol import MetricResult, VideoSample
+from memo_zoo.eval.report import _mouth_title, _pearson, collect, comparison_table, report_run
+from memo_zoo.eval.runner import MetricSkippedWarning, evaluate, log_evaluation
 from tests.e2e.cli_helpers import memo_zoo
 
 
@@ -140,7 +140,7 @@ def test_the_mouth_title_uses_the_frames_both_curves_have():
 
 
 def test_the_background_plot_draws_each_variant_over_the_longest_video(tmp_path):
-    from memo_zoo_eval.report import VariantResult, plot_background, write_report
+    from memo_zoo.eval.report import VariantResult, plot_background, write_report
 
     walk = np.linspace(0, 40, 200)
     variants = [VariantResult("memo", "r1", "FINISHED", {"background_error": 20.0}, 25.0,

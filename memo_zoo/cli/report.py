@@ -1,9 +1,9 @@
 """``memo-zoo report RUN_ID [--out DIR] [--tracking-uri URI] [--no-log]``: rebuild a comparison report.
 
-Added through the ``cli_commands`` hook (entry point ``builtin_metrics``). Reads the run (an
-ablation's parent run, or a single experiment run) and its variants from MLflow, writes
-``report.md``, ``report.html`` and the plots (``memo_zoo_eval.report``) into ``--out``, and logs
-them to the run again unless ``--no-log``.
+A core command: the report is the core's (``memo_zoo.eval.report``), whatever metrics it shows.
+Reads the run (an ablation's parent run, or a single experiment run) and its variants from
+MLflow, writes ``report.md``, ``report.html`` and the plots into ``--out``, and logs them to the
+run again unless ``--no-log``.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ def _run(args: argparse.Namespace) -> int:
     from memo_zoo.settings import get_settings
     from memo_zoo.tracking.tracker import TrackedRun, _mlflow_environment, check_reachable
     from memo_zoo.tracking.uri import resolve_tracking_uri
-    from memo_zoo_eval.report import collect, report_run
+    from memo_zoo.eval.report import collect, report_run
 
     _mlflow_environment()
     uri = resolve_tracking_uri(args.tracking_uri, get_settings().tracking_uri, Path.cwd())

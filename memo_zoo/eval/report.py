@@ -32,7 +32,7 @@ import numpy as np
 
 from memo_zoo.atomic import write_text_atomically
 from memo_zoo.errors import MemoZooError
-from memo_zoo_eval.runner import SERIES_FILE
+from memo_zoo.eval.runner import SERIES_FILE
 
 EVAL_PREFIX = "eval/"
 PARENT_TAG = "mlflow.parentRunId"
