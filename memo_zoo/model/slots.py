@@ -2,8 +2,9 @@
 
 The temporal and audio-fusion protocols live beside their components
 (``memo_zoo_plugins.temporal.context.TemporalModule``,
-``memo_zoo_plugins.audio_fusion.protocol.AudioFusionModule``); the contract tests in
-``tests/plugins/test_contracts.py`` check every registered component against its protocol.
+``memo_zoo_plugins.audio_fusion.protocol.AudioFusionModule``); the contract-test kit
+(``memo_zoo.testing``) checks a component against its protocol, and
+``tests/plugins/test_contracts.py`` runs it over every registered component.
 """
 
 from __future__ import annotations
