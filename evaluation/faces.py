@@ -26,9 +26,10 @@ class FaceOptions(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    face_detector: Literal["none", "lbp", "yunet"] = Field(
+    face_detector: Literal["none", "lbp", "yunet", "dlib_hog"] = Field(
         "none", description="none: frames are face crops already, take the centre square; lbp: scikit-image's "
-                            "LBP cascade (offline); yunet: cv2.FaceDetectorYN with detector_model")
+                            "LBP cascade (offline); yunet: cv2.FaceDetectorYN with detector_model; dlib_hog: "
+                            "dlib's HOG detector (offline, no model file)")
     detector_model: Optional[str] = Field(None, description="yunet: the YuNet ONNX file (a path, or a name under "
                                                             "MEMO_ZOO_WEIGHTS_DIR)")
     crop: float = Field(1.0, gt=0, le=1, description="face_detector none: side of the centre square, as a "

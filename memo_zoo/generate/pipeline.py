@@ -260,13 +260,13 @@ def load_portrait(path: Path, size: int, check_face: bool = True) -> np.ndarray:
 
 
 def _face_found(image: np.ndarray) -> bool | None:
-    """Whether the default face detector (face_crop's, LBP) finds a face; None when it cannot run here."""
-    from memo_zoo.perception.faces import build_detector, find_faces
+    """Whether the portrait detector (dlib's HOG, else LBP) finds a face; None when none can run here."""
+    from memo_zoo.perception.faces import find_faces, portrait_detector
 
     try:
-        detector = build_detector()
+        detector = portrait_detector()
     except MemoZooError:
-        return None  # no detector available (scikit-image missing): the check is advisory, so it is skipped
+        return None  # no detector available (neither dlib nor scikit-image): the check is advisory
     return len(find_faces(detector, image)) > 0
 
 

@@ -13,6 +13,9 @@ x, y, width, height in pixels:
   so it needs an OpenCV that has the class (4.x, or opencv-contrib 5.x) and the XML file, by default
   looked for in ``cv2.data.haarcascades``.
 - ``yunet``: ``cv2.FaceDetectorYN`` with the YuNet ONNX model from a local file (``model``).
+- ``dlib_hog``: dlib's HOG frontal-face detector, built into the ``dlib-bin`` wheel (no model
+  file); frames are enlarged to 256 px first. It finds talking_world's cartoon faces where the
+  cascades miss many, so generation's portrait check uses it (``portrait_detector``).
 """
 
 from __future__ import annotations
@@ -111,9 +114,54 @@ class YuNetDetector:
         return np.zeros((0, 4)) if faces is None else np.asarray(faces[:, :4], dtype=np.float64)
 
 
+class DlibHogDetector:
+    """dlib's HOG + linear SVM frontal-face detector (built into dlib, no model file).
+
+    It looks for faces of about 80 px and up, so a frame is first enlarged to ``min_side`` on its
+    shorter side (talking_world renders portraits at 64 px); boxes come back in the frame's pixels.
+    ``adjust_threshold`` shifts the SVM's decision threshold (dlib's ``run``): below 0 it accepts
+    weaker detections, for a yes/no "is there a face" check rather than for cropping.
+    """
+
+    def __init__(self, min_side: int = 256, upsample: int = 1, adjust_threshold: float = 0.0):
+        try:
+            import dlib
+        except ImportError:
+            raise MemoZooError("face detector dlib_hog needs dlib (pip install dlib-bin), or choose lbp") from None
+        self.detector = dlib.get_frontal_face_detector()
+        self.min_side, self.upsample, self.adjust_threshold = min_side, upsample, adjust_threshold
+
+    def __call__(self, frame: np.ndarray) -> np.ndarray:
+        height, width = frame.shape[:2]
+        factor = max(1.0, self.min_side / min(height, width))
+        image = np.ascontiguousarray(frame)
+        if factor > 1.0:
+            image = cv2.resize(image, (round(width * factor), round(height * factor)), interpolation=cv2.INTER_CUBIC)
+        found, _, _ = self.detector.run(image, self.upsample, self.adjust_threshold)
+        boxes = [[r.left(), r.top(), r.width(), r.height()] for r in found]
+        return np.asarray(boxes, dtype=np.float64).reshape(-1, 4) / factor
+
+
+# For "is there a face in this portrait": on talking_world's 64 px rest portraits (seeds 0-49) dlib's
+# HOG finds 44 at its own threshold and 49 at -0.4, with 1 false face in 30 noise images
+# (benchmarks/face_detectors.py; docs/benchmarks.md, "Face detectors").
+PORTRAIT_CHECK_THRESHOLD = -0.4
+
+
+def portrait_detector() -> FaceDetector:
+    """The detector for a yes/no face check of a portrait: dlib's HOG at a lenient threshold where
+    dlib is installed, else the LBP cascade (which misses more than half of talking_world's faces)."""
+    try:
+        return DlibHogDetector(adjust_threshold=PORTRAIT_CHECK_THRESHOLD)
+    except MemoZooError:
+        return LbpDetector(None, 4)
+
+
 def build_detector(kind: str = "lbp", cascade: str | None = None, model: str | None = None,
                    min_neighbors: int = 4, score_threshold: float = 0.7) -> FaceDetector:
-    """The detector ``kind`` (lbp, haar, yunet) with its options (module docstring)."""
+    """The detector ``kind`` (lbp, haar, yunet, dlib_hog) with its options (module docstring)."""
+    if kind == "dlib_hog":
+        return DlibHogDetector()
     if kind == "haar":
         return HaarDetector(cascade, min_neighbors)
     if kind == "yunet":
@@ -121,7 +169,7 @@ def build_detector(kind: str = "lbp", cascade: str | None = None, model: str | N
             raise MemoZooError("face detector yunet needs model: the path of the YuNet ONNX file")
         return YuNetDetector(model, score_threshold)
     if kind != "lbp":
-        raise MemoZooError(f"unknown face detector {kind!r}; choose lbp, haar or yunet")
+        raise MemoZooError(f"unknown face detector {kind!r}; choose lbp, haar, yunet or dlib_hog")
     return LbpDetector(cascade, min_neighbors)
 
 

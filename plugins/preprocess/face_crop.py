@@ -31,10 +31,11 @@ class FaceCropConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    detector: Literal["lbp", "haar", "yunet"] = Field(
+    detector: Literal["lbp", "haar", "yunet", "dlib_hog"] = Field(
         "lbp", description="face detector: lbp (OpenCV LBP cascade shipped by scikit-image), haar (OpenCV "
                            "Haar cascade; needs cv2.CascadeClassifier: OpenCV 4.x or opencv-contrib 5.x), "
-                           "yunet (cv2.FaceDetectorYN with a local ONNX model)")
+                           "yunet (cv2.FaceDetectorYN with a local ONNX model), dlib_hog (dlib's HOG "
+                           "detector, no model file)")
     cascade: Optional[str] = Field(
         None, description="cascade XML for lbp / haar; default: scikit-image's LBP frontal-face cascade (lbp), "
                           f"cv2.data.haarcascades + '{HAAR_FILE}' (haar)")
