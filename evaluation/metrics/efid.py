@@ -1,6 +1,6 @@
 """``metrics: [{kind: efid, extractor: ...}]``: Frechet distance of expression coefficients (spec §8, "E-FID").
 
-Every ``frame_stride``-th frame's face crop (``memo_zoo_eval.faces``) goes to an expression
+Every ``frame_stride``-th frame's face crop (``memo_zoo.perception.face_boxes``) goes to an expression
 extractor, which gives one coefficient vector per frame; E-FID is the Frechet distance
 (``memo_zoo_eval.frechet``) between the coefficients of the generated frames and those of the
 ground-truth frames (or a ``reference_stats`` .npz). The paper's E-FID uses the expression
@@ -37,7 +37,7 @@ from pydantic import Field, field_validator
 
 from memo_zoo.errors import MemoZooError, MissingWeightsError
 from memo_zoo.weights import resolve_weights
-from memo_zoo_eval.faces import FaceLocator, FaceOptions
+from memo_zoo.perception.face_boxes import FaceLocator, FaceOptions
 from memo_zoo_eval.frechet import FrechetMetric
 from memo_zoo.eval.protocol import VideoSample, resolve_device
 

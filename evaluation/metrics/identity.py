@@ -17,7 +17,7 @@ Network: an ArcFace-style face-recognition network as a self-contained TorchScri
 (B, 3, ``input_size``, ``input_size``) RGB (BGR with ``bgr``) normalised to [-1, 1] as
 (pixel - 127.5) / 127.5, the insightface convention, output (B, ``embed_dim``) L2-normalised.
 There is no canonical file of it, so ``weights`` has no default. The face crop: the centre square
-of each frame, or a detector's fixed box x ``box_scale`` (``memo_zoo_eval.faces``); no landmark
+of each frame, or a detector's fixed box x ``box_scale`` (``memo_zoo.perception.face_boxes``); no landmark
 alignment is done, so the crops are as aligned as the videos are (memo-zoo's are face-centred).
 """
 
@@ -28,7 +28,7 @@ import torch
 from pydantic import Field
 
 from memo_zoo.errors import MemoZooError
-from memo_zoo_eval.faces import FaceLocator, FaceOptions, crop_resize
+from memo_zoo.perception.face_boxes import FaceLocator, FaceOptions, crop_resize
 from memo_zoo.eval.protocol import (MetricResult, VideoSample, check_new_video, mean_of, reference_image_of,
                                     resolve_device)
 

@@ -38,6 +38,7 @@ import torch
 
 from memo_zoo.data.media import AUDIO_RATE, MediaError, read_audio, read_frames
 from memo_zoo.errors import MemoZooError
+from memo_zoo.devices import resolve_device  # noqa: F401 (re-exported: metrics take it from here)
 from memo_zoo.settings import get_settings
 
 
@@ -127,15 +128,6 @@ class Metric(Protocol):
 
     def reset(self) -> None:
         """Forget every video seen (networks stay loaded)."""
-
-
-def resolve_device(device: str) -> torch.device:
-    """``auto`` follows MEMO_ZOO_DEVICE (itself ``auto``: CUDA when available, else CPU)."""
-    if device == "auto":
-        device = get_settings().device
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    return torch.device(device)
 
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}

@@ -1,5 +1,5 @@
 """Finding faces in frames: the detectors and box helpers shared by preprocessing (the
-``face_crop`` stage), the face metrics (``memo_zoo_eval.faces``) and generation's portrait check.
+``face_crop`` stage), the face metrics (``memo_zoo.perception.face_boxes``) and generation's portrait check.
 
 They live in the core because all three use them and the layers below the built-ins and the
 metrics may import only the core (docs/architecture.md).

@@ -40,21 +40,13 @@ import yaml
 from pydantic import Field
 
 from memo_zoo.errors import MemoZooError
-from memo_zoo.settings import get_settings
+from memo_zoo.devices import resolve_device
 from memo_zoo.weights import resolve_weights
 
 from .mlp_head import HeadDetector, HeadOptions, file_identity, load_head
 
 KIND = "emotion2vec_mlp"
 WHAT = "emotion2vec backbone (a funasr model folder: config.yaml, model.pt, tokens.txt)"
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        name = get_settings().device
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    return torch.device(name)
 
 
 def _checkpoint_state(path: Path) -> dict[str, torch.Tensor]:

@@ -55,7 +55,7 @@ def load_syncnet(weights: str) -> SyncScorer:
     the filter uses does not depend on which modules happen to have been imported.
     """
     path = resolve_weights(weights, "SyncNet weights (lip_sync_filter, scorer syncnet)")
-    from memo_zoo_eval.metrics.sync import load_sync_scorer
+    from memo_zoo.perception.syncnet import load_sync_scorer
 
     return load_sync_scorer(path)
 

@@ -22,7 +22,7 @@ from memo_zoo.errors import MemoZooError, MissingWeightsError
 from memo_zoo_eval.frechet import GaussianStats, frechet_distance
 from memo_zoo_eval.metrics import efid, fid, fvd, identity, sync
 from memo_zoo.eval.protocol import Metric, MetricResult, VideoSample
-from memo_zoo_eval.sync_offsets import offset_distances, search_offsets
+from memo_zoo.perception.sync_offsets import offset_distances, search_offsets
 
 CUDA = torch.cuda.is_available()
 
@@ -106,7 +106,7 @@ def test_reference_statistics_round_trip_and_errors(tmp_path):
         GaussianStats.load(str(tmp_path / "bad.npz"), "test statistics")
 
 
-# ---- offset search (memo_zoo_eval.sync_offsets) --------------------------------------------------
+# ---- offset search (memo_zoo.perception.sync_offsets) --------------------------------------------------
 
 def planted(shift: int, frames: int = 60, dim: int = 16, seed: int = 0):
     """Video embeddings v and audio embeddings a with a_(i + shift) = v_i (+ a little noise)."""

@@ -267,10 +267,10 @@ def test_syncnet_scorer_needs_weights_and_uses_the_evaluation_syncnet(tmp_path, 
     with pytest.raises(MissingWeightsError, match="syncnet_v2.model"):
         lip_sync.build(lip_sync.LipSyncConfig(scorer="syncnet", weights=str(weights)))
     weights.write_bytes(b"weights")
-    import memo_zoo_eval.metrics.sync as sync_metric
+    import memo_zoo.perception.syncnet as syncnet  # the sync metric's SyncNet, shared through the core
 
     loaded = []
-    monkeypatch.setattr(sync_metric, "load_sync_scorer",
+    monkeypatch.setattr(syncnet, "load_sync_scorer",
                         lambda path: loaded.append(path) or (lambda frames, audio, fps: 7.5))
     stage = lip_sync.build(lip_sync.LipSyncConfig(scorer="syncnet", weights=str(weights)))
     assert stage.threshold == 5.0 and loaded == [weights]
