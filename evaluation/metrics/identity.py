@@ -78,7 +78,7 @@ class IdentityMetric:
 
     def prepare(self) -> None:
         if self.encoder is None:
-            from memo_zoo_plugins.image_encoder.face_embedding import FaceEmbeddingConfig, FaceEmbeddingEncoder
+            from memo_zoo.perception.face_embedding import FaceEmbeddingConfig, FaceEmbeddingEncoder
 
             c = self.config
             self.device = resolve_device(c.device)

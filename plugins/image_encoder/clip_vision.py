@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor, nn
 
+from memo_zoo.model.frozen_encoder import FrozenEncoder, check_images, fit_square
 from memo_zoo.weights import resolve_weights
 
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
@@ -33,57 +34,6 @@ class ClipVisionConfig(BaseModel):
     weights: str = Field(..., description="CLIPVisionModelWithProjection folder (config.json + weights): a path, "
                                           "or a name under MEMO_ZOO_WEIGHTS_DIR")
     image_size: Optional[int] = Field(None, ge=8, description="input side in pixels (None: the model's, 224)")
-
-
-def check_images(images: Tensor) -> None:
-    if images.dim() != 4 or images.shape[1] != 3:
-        raise ValueError(f"images must be (batch, 3, H, W) in [-1, 1], got shape {tuple(images.shape)}")
-
-
-def fit_square(images: Tensor, size: int, crop: float = 1.0) -> Tensor:
-    """(B, C, H, W) -> (B, C, size, size): centre square of side ``crop`` x the shorter side, resized.
-
-    Bicubic with antialiasing, as PIL does in the reference preprocessors; resizing after the crop
-    equals CLIP's resize-shorter-side-then-crop up to interpolation at the border.
-    """
-    h, w = images.shape[-2:]
-    side = max(1, round(min(h, w) * crop))
-    top, left = (h - side) // 2, (w - side) // 2
-    square = images[..., top:top + side, left:left + side]
-    if side == size:
-        return square
-    return F.interpolate(square, size=(size, size), mode="bicubic", align_corners=False, antialias=True)
-
-
-class FrozenEncoder(nn.Module):
-    """Base of the frozen pretrained image encoders: the backbone stays in eval mode."""
-
-    backbone: nn.Module
-
-    def freeze(self) -> None:
-        # Per parameter: ScriptModules refuse Module.requires_grad_.
-        for parameter in self.backbone.parameters():
-            parameter.requires_grad_(False)
-        self._backbone_eval()
-
-    def _backbone_eval(self) -> None:
-        try:
-            self.backbone.eval()
-        except NotImplementedError:
-            pass  # a torch.export program keeps the mode it was exported in and refuses eval()/train()
-
-    def train(self, mode: bool = True) -> "FrozenEncoder":
-        # The backbone is left out of the recursion: a frozen network keeps dropout and batch-norm
-        # statistics fixed whatever the host's mode.
-        self.training = mode
-        for child in self.children():
-            if child is not self.backbone:
-                child.train(mode)
-        self._backbone_eval()
-        return self
-
-    def backbone_dtype(self) -> torch.dtype:
-        return next(self.backbone.parameters()).dtype
 
 
 class ClipVisionEncoder(FrozenEncoder):

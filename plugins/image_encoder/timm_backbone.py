@@ -20,7 +20,7 @@ from torch import Tensor
 
 from memo_zoo.errors import MemoZooError, MissingWeightsError
 from memo_zoo.weights import resolve_weights
-from memo_zoo_plugins.image_encoder.clip_vision import FrozenEncoder, check_images, fit_square
+from memo_zoo.model.frozen_encoder import FrozenEncoder, check_images, fit_square
 
 
 class TimmEncoderConfig(BaseModel):
