@@ -7,13 +7,12 @@ and emotion class indices (N,) or None, and returns the updated ``(video, audio)
 
 from __future__ import annotations
 
-import copy
 from typing import Any, Mapping
 
 import torch
 
 from memo_zoo.plugin.slots import SLOT_BY_NAME
-from memo_zoo.testing.build import build_component, expect, perturb, randn
+from memo_zoo.testing.build import build_component, expect, expect_gradients, perturb, perturbed_pair, randn
 
 SLOT = "audio_fusion"
 CHANNELS = SLOT_BY_NAME[SLOT].smoke_build_args["channels"]
@@ -60,16 +59,12 @@ def check_gradients(entry: Any, options: Mapping[str, Any] | None = None) -> Non
     video.requires_grad_()
     v, a = module(video, audio, emotion)
     (v.square().sum() + a.square().sum()).backward()
-    for name, p in module.named_parameters():
-        expect(p.grad is not None and p.grad.abs().sum() > 0, f"no gradient reaches {name}")
+    expect_gradients(module)
 
 
 def check_state_dict(entry: Any, options: Mapping[str, Any] | None = None) -> None:
     """A state dict carries the whole function: loaded into a differently seeded build, outputs agree."""
-    first = build_component(SLOT, entry, options, seed=3)
-    perturb(first)
-    second = build_component(SLOT, entry, options, seed=4)
-    second.load_state_dict(copy.deepcopy(first.state_dict()))
+    first, second = perturbed_pair(SLOT, entry, options)
     video, audio, emotion = tokens(0)
     for name, x, y in zip(("video", "audio"), first(video, audio, emotion), second(video, audio, emotion)):
         expect(torch.equal(x, y), f"loading a state dict must reproduce the {name} output")

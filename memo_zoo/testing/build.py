@@ -6,6 +6,7 @@ declares it (a ``ComponentSpec``), so a plugin author can check a spec before in
 
 from __future__ import annotations
 
+import copy
 from typing import Any, Mapping
 
 import torch
@@ -78,3 +79,18 @@ def perturb(module: torch.nn.Module, seed: int = 1) -> None:
 def randn(seed: int, *shape: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
     """Seeded standard-normal input, drawn in float32 then cast (the same values in every dtype)."""
     return torch.randn(*shape, generator=torch.Generator().manual_seed(seed)).to(dtype)
+
+
+def expect_gradients(module: torch.nn.Module) -> None:
+    """After a backward pass: a non-zero gradient reached every parameter (none is left out of training)."""
+    for name, p in module.named_parameters():
+        expect(p.grad is not None and p.grad.abs().sum() > 0, f"no gradient reaches {name}")
+
+
+def perturbed_pair(slot: str, entry: Any, options: Mapping[str, Any] | None = None) -> tuple[Any, Any]:
+    """(module, copy): a perturbed build (seed 3) and another seed's build with its state dict loaded."""
+    first = build_component(slot, entry, options, seed=3)
+    perturb(first)
+    second = build_component(slot, entry, options, seed=99)
+    second.load_state_dict(copy.deepcopy(first.state_dict()))
+    return first, second

@@ -6,13 +6,12 @@ A temporal module is built by ``factory(config, channels)`` and offers ``new_con
 
 from __future__ import annotations
 
-import copy
 from typing import Any, Mapping
 
 import torch
 
 from memo_zoo.plugin.slots import SLOT_BY_NAME
-from memo_zoo.testing.build import build_component, expect, perturb, randn
+from memo_zoo.testing.build import build_component, expect, expect_gradients, perturb, perturbed_pair, randn
 
 SLOT = "temporal"
 CHANNELS = SLOT_BY_NAME[SLOT].smoke_build_args["channels"]
@@ -55,16 +54,12 @@ def check_gradients(entry: Any, options: Mapping[str, Any] | None = None) -> Non
     ctx = module.update_context(module.new_context(2), clip(1, frames=3))
     module(x, ctx).square().sum().backward()
     expect(x.grad is not None and x.grad.abs().sum() > 0, "no gradient reaches the input")
-    for name, p in module.named_parameters():
-        expect(p.grad is not None and p.grad.abs().sum() > 0, f"no gradient reaches {name}")
+    expect_gradients(module)
 
 
 def check_state_dict_and_seeding(entry: Any, options: Mapping[str, Any] | None = None) -> None:
     """A state dict carries the whole function (a checkpoint restores it) and one seed builds one module."""
-    first = build_component(SLOT, entry, options, seed=3)
-    perturb(first)
-    second = build_component(SLOT, entry, options, seed=99)
-    second.load_state_dict(copy.deepcopy(first.state_dict()))
+    first, second = perturbed_pair(SLOT, entry, options)
     x, motion = clip(0), clip(1, frames=4)
     out1 = first(x, first.update_context(first.new_context(2), motion))
     out2 = second(x, second.update_context(second.new_context(2), motion))

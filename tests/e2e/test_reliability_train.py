@@ -290,3 +290,21 @@ def test_init_weights_from_another_architecture_is_refused_unless_only_the_spati
     # Stage 1's weights for a variant with another temporal module: that is what scope spatial is for.
     outcome = run_recipe(load(*other, "task.init_weights_scope=spatial"), registry)
     assert outcome.run_id
+
+
+def test_an_rng_file_of_the_earlier_format_still_restores(tmp_path):
+    """Checkpoints written before the safe format hold numpy's RNG tuple: only its exact numpy types
+    are allowed beyond torch's safe set, so they resume as before."""
+    import random
+
+    import numpy as np
+
+    from memo_zoo.train.checkpoint import restore_rng_states
+
+    np.random.seed(11)
+    torch.save({"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()},
+               tmp_path / "rng.pt")
+    expected = np.random.rand(3)
+    np.random.seed(0)
+    restore_rng_states(load_pt(tmp_path / "rng.pt"))
+    assert np.array_equal(np.random.rand(3), expected)
