@@ -34,7 +34,9 @@ import numpy as np
 import torch
 
 from memo_zoo.generate.config import GenerateConfig
-from memo_zoo.generate.pipeline import GenerationWarning, generate_video, load_generator_model
+from memo_zoo.generate.loading import load_generator_model
+from memo_zoo.generate.pipeline import generate_video
+from memo_zoo.generate.warning import GenerationWarning
 from memo_zoo.plugin.manager import load_registry
 from memo_zoo.recipe.loader import validate_document
 

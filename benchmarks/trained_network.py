@@ -26,7 +26,7 @@ def load_trained(args: argparse.Namespace) -> tuple[Any, Any, Any]:
     """(registry, recipe, GeneratorModel) of the parsed options, with torch seeded from --seed."""
     import torch
 
-    from memo_zoo.generate.pipeline import load_generator_model
+    from memo_zoo.generate.loading import load_generator_model
     from memo_zoo.plugin.manager import load_registry
     from memo_zoo.recipe.loader import load_recipe
 

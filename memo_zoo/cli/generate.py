@@ -109,7 +109,8 @@ def _run(args: argparse.Namespace) -> int:
 def run_generation(config: Any, recipe: Any, registry: Any) -> int:
     """Seed, load the model, generate, print a one-line summary; returns the exit code."""
     from memo_zoo.generate.config import check_output
-    from memo_zoo.generate.pipeline import generate_video, load_generator_model
+    from memo_zoo.generate.loading import load_generator_model
+    from memo_zoo.generate.pipeline import generate_video
     from memo_zoo.seeding import seed_everything
 
     check_output(config)  # before the model is loaded: a refused --out should cost nothing

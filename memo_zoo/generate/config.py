@@ -1,7 +1,7 @@
 """``GenerateConfig``: every option of ``memo-zoo generate`` and ``task: {kind: generate}`` (spec §6).
 
 Fields left at ``None`` are filled from the recipe when the model is loaded
-(``memo_zoo.generate.pipeline.load_generator_model``): frame rate and frame size from a training
+(``memo_zoo.generate.loading.load_generator_model``): frame rate and frame size from a training
 recipe's ``task.samples`` (the rate and size the network was trained at), else from the network
 preset (``sd15``: 30 fps, 512 px, spec §0; ``tiny``: 25 fps, 64 px, the default talking world);
 the step count from the recipe's ``scheduler``; the seed from the recipe's ``seed``.

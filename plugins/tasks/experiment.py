@@ -223,7 +223,8 @@ class ExperimentTask:
     def _generate(self, context: RunContext, train_dir: Path, video_dir: Path,
                   clips: list[HeldOutClip]) -> dict[str, tuple[Path, Any]]:
         from memo_zoo.generate.config import GenerateConfig
-        from memo_zoo.generate.pipeline import generate_video, load_generator_model
+        from memo_zoo.generate.loading import load_generator_model
+        from memo_zoo.generate.pipeline import generate_video
 
         options, held_out = self.config.generation, self.config.held_out
         video_dir.mkdir(parents=True, exist_ok=True)

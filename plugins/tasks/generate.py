@@ -1,10 +1,11 @@
 """``task: {kind: generate, image: ..., audio: ..., ...}``: generate a talking video under MLflow (spec §6).
 
 The options are ``memo_zoo.generate.config.GenerateConfig``; the work is
-``memo_zoo.generate.pipeline``. Relative paths (image, audio, checkpoint, out) are taken from the
-run's working directory. The run records the video as an artifact (``video/<name>.mp4``), the
-speed (``seconds_per_frame``, ``frames_per_second``), the sizes (``frames``, ``clips``,
-``audio_seconds``) and the emotion used for each clip (``emotion_schedule.json``, spec E5).
+``memo_zoo.generate.loading`` and ``memo_zoo.generate.pipeline``. Relative paths (image, audio,
+checkpoint, out) are taken from the run's working directory. The run records the video as an
+artifact (``video/<name>.mp4``), the speed (``seconds_per_frame``, ``frames_per_second``), the
+sizes (``frames``, ``clips``, ``audio_seconds``) and the emotion used for each clip
+(``emotion_schedule.json``, spec E5).
 """
 
 from __future__ import annotations
@@ -41,7 +42,8 @@ class GenerateTask:
 
     def run(self, context: RunContext) -> None:
         # Heavy imports (torch models, PyAV) only when a generation actually runs.
-        from memo_zoo.generate.pipeline import generate_video, load_generator_model
+        from memo_zoo.generate.loading import load_generator_model
+        from memo_zoo.generate.pipeline import generate_video
 
         config = self._resolved(Path(context.workdir))
         model = load_generator_model(config.checkpoint, context.recipe, context.registry)

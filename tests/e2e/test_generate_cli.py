@@ -27,10 +27,11 @@ from memo_zoo.plugin import ComponentSpec, hookimpl
 from memo_zoo.plugin.manager import load_registry
 from memo_zoo.recipe.loader import load_recipe
 from memo_zoo.runner import run_recipe
-from tests.unit.test_generate import make_model, make_recipe, portrait, save_training_checkpoint, speech_like, write_wav
+from tests.unit.test_generate import make_model, make_recipe, portrait, speech_like, write_wav
+from tests.unit.test_generate_loading import save_training_checkpoint
 
 # Random weights and a noise portrait: both warnings are expected in every test here.
-pytestmark = pytest.mark.filterwarnings("ignore::memo_zoo.generate.pipeline.GenerationWarning")
+pytestmark = pytest.mark.filterwarnings("ignore::memo_zoo.generate.warning.GenerationWarning")
 
 SECONDS = 0.5
 FRAMES = math.ceil(SECONDS * 25)  # 13 frames: clips of 4, 4, 4, 1

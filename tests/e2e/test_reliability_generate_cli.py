@@ -11,7 +11,7 @@ from memo_zoo.cli.app import main
 from tests.e2e.test_generate_cli import SMALL, cli_setup, files  # noqa: F401  (fixtures)
 from tests.unit.test_generate import make_model, make_recipe
 
-pytestmark = pytest.mark.filterwarnings("ignore::memo_zoo.generate.pipeline.GenerationWarning")
+pytestmark = pytest.mark.filterwarnings("ignore::memo_zoo.generate.warning.GenerationWarning")
 
 
 def test_cli_refuses_an_out_that_is_an_input_a_folder_or_another_container(files, workdir, capsys):  # noqa: F811

@@ -1,13 +1,15 @@
-"""Generation (spec §6 I1-I4, T6, E5, §10) with a tiny random MemoNet on 32 px frames.
+"""Generation (spec §6 I1-I4, T6, §10) with a tiny random MemoNet on 32 px frames: the pipeline.
 
 The network is a few-thousand-parameter copy of the tiny preset (pixel VAE, patch 8: 192 x 4 x 4
 latents), with random log_mel and conv encoders and the ``fixed`` emotion detector. Spies on the
 network's ``forward`` / ``motion_state``, on the sampler and on ``VideoWriter.write`` check the
 per-clip flow: the frame count and muxed audio (I1, I4), one context update per clip from the
-clip's clean latents (T6, §10), classifier-free guidance and its unconditional branch (I2, §10),
-determinism, streaming, emotion per clip (E4, E5), checkpoint layouts and bad input.
+clip's clean latents (T6, §10), streaming, determinism and the step override. Guidance, emotion,
+inputs and checkpoints have their own files (``test_generate_{guidance,emotion,inputs,loading}.py``),
+named for the modules of ``memo_zoo/generate/`` they test.
 
-``make_recipe``/``write_wav``/``portrait`` are shared with ``tests/e2e/test_generate_cli.py``.
+``make_recipe``/``make_model``/``config``/``run``/``write_wav``/``portrait`` and the spies are shared
+with those files, ``tests/unit/test_reliability_generate.py`` and ``tests/e2e/test_generate_cli.py``.
 """
 
 from __future__ import annotations
@@ -27,8 +29,11 @@ from memo_zoo.data import media
 from memo_zoo.emotion import PAPER_LABELS
 from memo_zoo.errors import MemoZooError
 from memo_zoo.generate.config import GenerateConfig, GuidanceConfig
-from memo_zoo.generate.pipeline import (GenerationWarning, Level, _to_uint8, clip_waveform, frame_count,
-                                        generate_video, guidance_levels, load_generator_model, load_portrait)
+from memo_zoo.generate.inputs import load_portrait
+from memo_zoo.generate.loading import load_generator_model
+from memo_zoo.generate.pipeline import generate_video
+from memo_zoo.generate.sampling import _to_uint8
+from memo_zoo.generate.warning import GenerationWarning
 from memo_zoo.plugin.manager import load_registry
 from memo_zoo.recipe.loader import validate_document
 from tests import data_fixtures as fx
@@ -197,14 +202,6 @@ def with_sampler(model, sampler):
 # ---- I1, I4: frames, rate, audio ----------------------------------------------------------------
 
 
-def test_frame_count_is_ceil_of_audio_seconds_times_fps():
-    assert frame_count(16_000, 25) == 25
-    assert frame_count(16_001, 25) == 26
-    assert frame_count(14_400, 25) == 23  # 0.9 s
-    assert frame_count(16_000, 30000 / 1001) == 30  # 29.97 fps, 1 s -> 29.97 -> 30
-    assert frame_count(1, 25) == 1
-
-
 def test_video_has_ceil_seconds_x_fps_frames_and_the_input_audio(inputs, tmp_path):
     result = run(make_model(), config(inputs, tmp_path))
     assert (result.frames, result.clips, result.video_fps) == (FRAMES, 6, FPS)
@@ -286,97 +283,6 @@ def test_frames_are_streamed_clip_by_clip(inputs, tmp_path, monkeypatch):
     assert at_write == [2 * (i // CLIP + 1) for i in range(FRAMES)]
 
 
-# ---- I2, §10: classifier-free guidance ------------------------------------------------------------
-
-
-def conditional_velocity(model, inputs, noise: torch.Tensor, emotion: int) -> torch.Tensor:
-    """The conditional prediction of clip 0 at t = 1, computed here from scratch (no guidance)."""
-    net = model.net
-    with torch.no_grad():
-        image = torch.from_numpy(load_portrait(inputs[0], SIZE, check_face=False)).permute(2, 0, 1)[None]
-        image = image.float() / 127.5 - 1
-        tokens = net.project_image(model.image_encoder.encode(image))
-        latent = model.vae.encode(image)
-        reference = net.encode_reference(latent, tokens)
-        state = net.motion_state(latent.unsqueeze(1).repeat(1, MOTION, 1, 1, 1), tokens)
-        wave16k = media.read_audio(inputs[1])
-        pad = model.audio_window
-        audio = model.audio_encoder.encode(torch.from_numpy(clip_waveform(wave16k, 0, CLIP, pad, FPS))[None], CLIP,
-                                           FPS, pad)
-        return net(noise, torch.ones(1), tokens, audio, torch.tensor([emotion]), reference, state)
-
-
-def test_joint_guidance_at_scale_one_is_the_conditional_prediction(inputs, tmp_path, monkeypatch):
-    sampler = OneEulerStep()
-    model = with_sampler(make_model(), sampler)
-    forwards = spy_forward(monkeypatch, model.net)
-    run(model, config(inputs, tmp_path, emotion="sad", cfg={"scale": 1.0}))
-    assert all(call["latents"].shape[0] == 1 and call["mask"] is None for call in forwards)  # no uncond pass
-    noise, guided = sampler.calls[0]
-    assert torch.equal(guided, conditional_velocity(model, inputs, noise, SAD))
-
-
-def test_unconditional_branch_drops_every_condition_and_is_batched(inputs, tmp_path, monkeypatch):
-    sampler = OneEulerStep()
-    model = with_sampler(make_model(), sampler)
-    forwards = spy_forward(monkeypatch, model.net)
-    updates = spy_motion_state(monkeypatch, model.net)
-    run(model, config(inputs, tmp_path, emotion="sad"))  # default: joint, 3.5
-    assert len(forwards) == len(sampler.calls) == 6  # one batched forward per denoising step
-    call = forwards[0]
-    assert call["latents"].shape[0] == 2 and torch.equal(call["latents"][0], call["latents"][1])
-    mask = call["mask"].tolist()
-    u, c = mask.index(False), mask.index(True)  # reference attention off in the unconditional row
-    net = model.net
-    with torch.no_grad():
-        image = torch.from_numpy(load_portrait(inputs[0], SIZE, check_face=False)).permute(2, 0, 1)[None]
-        embedding = model.image_encoder.encode(image.float() / 127.5 - 1)
-        torch.testing.assert_close(call["tokens"][c], net.project_image(embedding)[0])
-        torch.testing.assert_close(call["tokens"][u], net.project_image(torch.zeros_like(embedding))[0])  # no face
-    assert bool(call["audio"][u].eq(0).all()) and not bool(call["audio"][c].eq(0).all())  # zero audio
-    assert call["emotion"].tolist()[u] == NO_EMOTION and call["emotion"].tolist()[c] == SAD  # "no emotion"
-    assert set(call["reference"]) and all(v.shape[0] == 2 for v in call["reference"].values())
-    # The context of each row is built with that row's tokens (as training builds a dropped sample's).
-    torch.testing.assert_close(updates[0]["tokens"], call["tokens"])
-    # v = v_u + 3.5 (v_c - v_u), and the conditional row equals the conditional prediction alone.
-    noise, guided = sampler.calls[0]
-    out = call["out"]
-    torch.testing.assert_close(guided, out[u:u + 1] + 3.5 * (out[c:c + 1] - out[u:u + 1]), rtol=1e-5, atol=1e-5)
-    torch.testing.assert_close(out[c:c + 1], conditional_velocity(model, inputs, noise, SAD), rtol=1e-4, atol=1e-5)
-
-
-def test_per_condition_guidance_composes_reference_audio_emotion(inputs, tmp_path, monkeypatch):
-    sampler = OneEulerStep()
-    model = with_sampler(make_model(), sampler)
-    forwards = spy_forward(monkeypatch, model.net)
-    cfg = {"mode": "per_condition", "reference": 2.0, "audio": 3.0, "emotion": 5.0}
-    run(model, config(inputs, tmp_path, emotion="sad", cfg=cfg))
-    call = forwards[0]
-    assert call["latents"].shape[0] == 4
-    # Levels u, r, ra, c: which conditions each row keeps.
-    assert call["mask"].tolist() == [False, True, True, True]
-    assert [bool(a.eq(0).all()) for a in call["audio"]] == [True, True, False, False]
-    assert call["emotion"].tolist() == [NO_EMOTION, NO_EMOTION, NO_EMOTION, SAD]
-    u, r, ra, c = call["out"].split(1)
-    expected = u + 2.0 * (r - u) + 3.0 * (ra - r) + 5.0 * (c - ra)
-    torch.testing.assert_close(sampler.calls[0][1], expected, rtol=1e-5, atol=1e-5)
-
-
-def test_guidance_levels_telescope():
-    joint = guidance_levels(GuidanceConfig(scale=3.5))
-    assert joint == [(Level(False, False, False), -2.5), (Level(True, True, True), 3.5)]
-    equal = guidance_levels(GuidanceConfig(mode="per_condition", scale=3.5))
-    assert equal == joint  # equal per-condition scales = joint guidance
-    assert guidance_levels(GuidanceConfig(scale=1.0)) == [(Level(True, True, True), 1.0)]
-    mixed = guidance_levels(GuidanceConfig(mode="per_condition", reference=2.0, audio=4.0, emotion=4.0))
-    assert [lv for lv, _ in mixed] == [Level(False, False, False), Level(True, False, False), Level(True, True, True)]
-    assert sum(w for _, w in mixed) == pytest.approx(1.0)
-    # No audio encoder: the reference-only and reference+audio levels are one branch.
-    no_audio = guidance_levels(GuidanceConfig(mode="per_condition", reference=2.0, audio=3.0, emotion=5.0), False)
-    assert [lv for lv, _ in no_audio] == [Level(False, False, False), Level(True, False, False),
-                                          Level(True, False, True)]
-
-
 # ---- determinism ---------------------------------------------------------------------------------
 
 
@@ -401,150 +307,25 @@ def test_recipe_seed_is_the_default_and_steps_override_the_scheduler(inputs, tmp
     np.testing.assert_array_equal(media.read_frames(default.path)[0], media.read_frames(seeded.path)[0])
 
 
-# ---- E4, E5: emotion per clip ----------------------------------------------------------------------
+# ---- device --------------------------------------------------------------------------------------
 
 
-def clip_emotions_seen(forwards) -> list[int]:
-    """The emotion of the fully conditional row of each call (scale 1: the only row)."""
-    return [int(call["emotion"][-1]) for call in forwards]
+def test_device_follows_the_config_then_memo_zoo_device_and_cuda_must_exist(inputs, tmp_path, monkeypatch):
+    from memo_zoo.generate.pipeline import device_and_dtype
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setenv("MEMO_ZOO_DEVICE", "cpu")
+    assert device_and_dtype(config(inputs, tmp_path)) == (torch.device("cpu"), torch.float32)
+    assert device_and_dtype(config(inputs, tmp_path, dtype="bfloat16")) == (torch.device("cpu"), torch.bfloat16)
+    for asked in ({"device": "cuda:1"}, {"device": None}):
+        monkeypatch.setenv("MEMO_ZOO_DEVICE", "cuda:1")
+        with pytest.raises(MemoZooError, match="device 'cuda:1' was asked for but CUDA is not available"):
+            device_and_dtype(config(inputs, tmp_path, **asked))
 
 
-def test_emotion_override_applies_to_every_clip(inputs, tmp_path, monkeypatch):
-    sampler = OneEulerStep()
-    model = with_sampler(make_model(detector={"kind": "fixed", "label": "happy"}), sampler)
-    forwards = spy_forward(monkeypatch, model.net)
-    result = run(model, config(inputs, tmp_path, emotion="sad", cfg={"scale": 1.0}))
-    assert clip_emotions_seen(forwards) == [SAD] * 6
-    assert {(e["label"], e["source"]) for e in result.emotion_schedule} == {("sad", "override")}
-
-
-def test_emotion_schedule_takes_the_majority_per_clip_and_detects_the_rest(inputs, tmp_path, monkeypatch):
-    sampler = OneEulerStep()
-    model = with_sampler(make_model(detector={"kind": "fixed", "label": "happy"}), sampler)
-    forwards = spy_forward(monkeypatch, model.net)
-    # Frames 0-6 angry, 7-14 surprised (by their midpoints), 15-22 uncovered -> detector (happy).
-    schedule = [{"start_s": 0.0, "end_s": 0.3, "label": "angry"}, {"start_s": 0.3, "end_s": 0.62, "label": "surprised"}]
-    result = run(model, config(inputs, tmp_path, emotion=schedule, cfg={"scale": 1.0}))
-    expected = [ANGRY, ANGRY, SURPRISED, SURPRISED, HAPPY, HAPPY]
-    assert clip_emotions_seen(forwards) == expected
-    assert [e["label"] for e in result.emotion_schedule] == [PAPER_LABELS[i] for i in expected]
-    assert result.emotion_schedule[-1]["end_s"] == pytest.approx(FRAMES / FPS)
-
-
-def test_detected_emotion_and_no_detector(inputs, tmp_path, monkeypatch):
-    sampler = OneEulerStep()
-    model = with_sampler(make_model(detector={"kind": "fixed", "label": "fearful"}), sampler)
-    forwards = spy_forward(monkeypatch, model.net)
-    result = run(model, config(inputs, tmp_path, emotion=None, cfg={"scale": 1.0}))
-    assert clip_emotions_seen(forwards) == [PAPER_LABELS.index("fearful")] * 6
-    assert result.emotion_schedule[0]["source"] == "detected"
-
-    plain = with_sampler(make_model(), OneEulerStep())
-    seen = spy_forward(monkeypatch, plain.net)
-    with pytest.warns(GenerationWarning, match="no emotion_detector"):
-        generate_video(plain, config(inputs, tmp_path, emotion=None, cfg={"scale": 1.0}, check_face=False),
-                       progress=False)
-    assert clip_emotions_seen(seen) == [NO_EMOTION] * 6
-
-
-def test_unknown_emotion_and_overlapping_schedule_are_refused(inputs, tmp_path):
-    with pytest.raises(MemoZooError, match="unknown emotion 'joyful'.*happy"):
-        run(make_model(), config(inputs, tmp_path, emotion="joyful"))
-    with pytest.raises(ValueError, match="overlap"):
-        config(inputs, tmp_path, emotion=[{"start_s": 0, "end_s": 1, "label": "sad"},
-                                          {"start_s": 0.5, "end_s": 2, "label": "happy"}])
-
-
-# ---- bad input ---------------------------------------------------------------------------------------
-
-
-def write_bytes(path: Path, data: bytes) -> Path:
-    path.write_bytes(data)
-    return path
-
-
-def test_bad_inputs_name_the_file(inputs, tmp_path):
-    model = make_model()
-    image, audio = inputs
-    (tmp_path / "notes.png").write_text("not an image")
-    cases = {
-        "missing image": {"image": tmp_path / "nowhere.png"},
-        "unreadable image": {"image": tmp_path / "notes.png"},
-        "missing audio": {"audio": tmp_path / "nowhere.wav"},
-        "unreadable audio": {"audio": fx.write_empty(tmp_path / "empty.m4a")},
-        "corrupt audio": {"audio": write_bytes(tmp_path / "noise.mp3", bytes(range(256)) * 8)},
-        "no samples": {"audio": write_wav(tmp_path / "nothing.wav", np.zeros(0, np.float32))},
-        "silent audio": {"audio": write_wav(tmp_path / "silence.wav", np.zeros(16_000, np.float32))},
-    }
-    for name, change in cases.items():
-        path = next(iter(change.values()))
-        with pytest.raises(MemoZooError) as error:
-            run(model, config(inputs, tmp_path, **change))
-        assert str(path) in str(error.value), name
-    assert "silent" in str(error.value)
-    assert not (tmp_path / "out.mp4").exists()
-
-
-def test_a_portrait_without_a_face_warns_and_generation_goes_on(inputs, tmp_path):
-    with pytest.warns(GenerationWarning, match="no face found"):
-        result = generate_video(make_model(), config(inputs, tmp_path, max_seconds=0.1, cfg={"scale": 1.0}),
-                                progress=False)
-    assert result.path.is_file()
+# ---- frame size ------------------------------------------------------------------------------------
 
 
 def test_a_size_the_network_cannot_take_is_refused(inputs, tmp_path):
     with pytest.raises(MemoZooError, match="size 40 px"):
         run(make_model(), config(inputs, tmp_path, size=40))
-
-
-# ---- checkpoints ---------------------------------------------------------------------------------------
-
-
-def save_training_checkpoint(model, out_dir: Path, step: int = 5) -> Path:
-    """A checkpoint in the trainer's layout (memo_zoo.train.checkpoint), weights moved off init."""
-    from memo_zoo.train.checkpoint import TrainerState, save_checkpoint
-    from memo_zoo.train.step import TrainModules
-
-    modules = TrainModules(model.net, model.image_encoder, model.audio_encoder, FPS, 1)
-    with torch.no_grad():
-        for p in modules.parameters():
-            p.add_(0.01)
-    trainable = {name for name, p in modules.named_parameters() if p.requires_grad}
-    optimizer = torch.optim.AdamW(modules.parameters(), lr=1e-3)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: 1.0)
-    return save_checkpoint(out_dir, TrainerState(step=step), modules, trainable, optimizer, scheduler, None, keep=3)
-
-
-def states_equal(a, b) -> bool:
-    sa, sb = a.state_dict(), b.state_dict()
-    return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
-
-
-def test_training_checkpoints_load_in_every_layout(tmp_path):
-    trained = make_model()
-    checkpoint = save_training_checkpoint(trained, tmp_path / "run")
-    recipe = validate_document(make_recipe(), REGISTRY, "test")
-    for path in (checkpoint, tmp_path / "run", checkpoint / "model"):
-        loaded = load_generator_model(path, recipe, REGISTRY)
-        assert states_equal(loaded.net, trained.net), path
-        assert states_equal(loaded.image_encoder, trained.image_encoder), path
-        assert states_equal(loaded.audio_encoder, trained.audio_encoder), path
-    # A bare MemoNet folder loads; trainable encoders without weights are reported.
-    trained.net.save_pretrained(tmp_path / "bare")
-    with pytest.warns(GenerationWarning, match="random initialisation"):
-        loaded = load_generator_model(tmp_path / "bare", recipe, REGISTRY)
-    assert states_equal(loaded.net, trained.net)
-
-
-def test_a_checkpoint_of_another_architecture_is_refused_with_the_differences(tmp_path):
-    save_training_checkpoint(make_model(), tmp_path / "run")
-    other = validate_document(make_recipe(network={"cross_attention_dim": 24}), REGISTRY, "test")
-    with pytest.raises(MemoZooError) as error:
-        load_generator_model(tmp_path / "run", other, REGISTRY)
-    message = str(error.value)
-    assert "does not match the recipe's model" in message
-    assert "cross_attention_dim: recipe 24, checkpoint 16" in message
-    with pytest.raises(MemoZooError, match="not a training checkpoint"):
-        load_generator_model(tmp_path, other, REGISTRY)
-    with pytest.raises(MemoZooError, match="not found"):
-        load_generator_model(tmp_path / "missing", other, REGISTRY)

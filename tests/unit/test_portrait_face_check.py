@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from memo_zoo.generate.pipeline import GenerationWarning, _face_found, load_portrait
+from memo_zoo.generate.inputs import _face_found, load_portrait
+from memo_zoo.generate.warning import GenerationWarning
 from memo_zoo.perception.faces import DlibHogDetector, LbpDetector, find_faces, portrait_detector
 from memo_zoo_plugins.datasets.talking_world.face import FaceState, render
 from memo_zoo_plugins.datasets.talking_world.identity import FaceIdentity

@@ -25,7 +25,8 @@ from memo_zoo.atomic import write_atomically, write_bytes_atomically
 from memo_zoo.data import media
 from memo_zoo.errors import MemoZooError
 from memo_zoo.generate.config import GenerateConfig, check_output
-from memo_zoo.generate.pipeline import GenerationWarning, generate_video, load_generator_model
+from memo_zoo.generate.loading import load_generator_model
+from memo_zoo.generate.pipeline import generate_video
 from memo_zoo.model.compatibility import check_network_matches, network_differences
 from memo_zoo.model.memo_net import CONFIG_FILE, WEIGHTS_FILE, MemoNet
 from memo_zoo.recipe.loader import validate_document
@@ -35,7 +36,7 @@ from tests.plugins.test_encoders import tiny_wav2vec2  # noqa: F401  (fixture)
 from tests.plugins.test_vaes_and_samplers import tiny_vae  # noqa: F401  (fixture)
 from tests.unit.test_generate import REGISTRY, config, inputs, make_model, make_recipe  # noqa: F401  (inputs: fixture)
 
-pytestmark = pytest.mark.filterwarnings("ignore::memo_zoo.generate.pipeline.GenerationWarning")
+pytestmark = pytest.mark.filterwarnings("ignore::memo_zoo.generate.warning.GenerationWarning")
 
 
 @pytest.fixture(autouse=True)
