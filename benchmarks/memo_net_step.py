@@ -33,6 +33,7 @@ import torch
 
 from memo_zoo.model.memo_net import MemoNet, build_memo_net
 from memo_zoo.plugin.manager import load_registry
+from memo_zoo.recipe.components import slot_factories
 
 
 @dataclass(frozen=True)
@@ -62,8 +63,9 @@ def timed(fn: Callable[[], object], device: str, repeats: int) -> float:
 
 def measure(case: Case, registry, frames: int, motion_frames: int, repeats: int) -> dict[str, float]:
     torch.manual_seed(0)
-    net: MemoNet = build_memo_net(case.network, {"kind": "linear_memory"}, {"kind": "multimodal_attention"},
-                                  registry).to(case.device)
+    factories = slot_factories(registry)
+    net: MemoNet = build_memo_net(case.network, factories("temporal", {"kind": "linear_memory"}),
+                                  factories("audio_fusion", {"kind": "multimodal_attention"})).to(case.device)
     cfg = net.network_config
     if case.checkpointing:
         net.enable_gradient_checkpointing()

@@ -55,12 +55,12 @@ from torch import nn
 from memo_zoo.data.media import AUDIO_RATE
 from memo_zoo.emotion import PAPER_LABELS
 from memo_zoo.errors import MemoZooError
-from memo_zoo_eval.frechet import FrechetMetric, GaussianStats
+from memo_zoo.eval.frechet import FrechetMetric, GaussianStats
 from memo_zoo_eval.metrics import fid, fvd, identity, sync
 from memo_zoo.eval.protocol import Metric, VideoSample
-from memo_zoo_eval.world import metrics as wm
-from memo_zoo_eval.world import store
-from memo_zoo_eval.world.training import MeasurerTraining, train_measurer
+from memo_zoo_plugins.datasets.talking_world.measure import metrics as wm
+from memo_zoo_plugins.datasets.talking_world.measure import store
+from memo_zoo_plugins.datasets.talking_world.measure.training import MeasurerTraining, train_measurer
 from memo_zoo_plugins.datasets.talking_world.world import WorldConfig, generate
 
 FPS = 25.0

@@ -37,7 +37,7 @@ def registry():
     class TrainTask:
         @hookimpl
         def task_components(self):
-            from memo_zoo_plugins.tasks import train
+            from memo_zoo.tasks import train
 
             return [ComponentSpec("train", TrainConfig, train.build, "train the MEMO network")]
 

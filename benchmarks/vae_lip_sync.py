@@ -23,8 +23,8 @@ def main() -> None:
     from memo_zoo.data.cache import FrameCache
     from memo_zoo.plugin.manager import load_registry
     from memo_zoo.recipe.loader import load_recipe
-    from memo_zoo_eval.world.metrics import lip_sync_figures
-    from memo_zoo_eval.world.store import MeasurerSource, load_or_train_measurer
+    from memo_zoo_plugins.datasets.talking_world.measure.metrics import lip_sync_figures
+    from memo_zoo_plugins.datasets.talking_world.measure.store import MeasurerSource, load_or_train_measurer
     from memo_zoo_plugins.datasets.talking_world.truth import load_truth
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])

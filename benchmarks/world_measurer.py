@@ -3,7 +3,8 @@
 The world (``WorldConfig()``: 12 identities, 2 held out, 4 clips of 4-12 s each + 2 long clips
 of 60 s, 64 px, 25 fps) is generated into the cache first if it is not there (about 40 s on 2
 cores). Training uses the default ``MeasurerTraining`` options unless overridden; nothing is
-cached by this script (``memo_zoo_eval.world.store`` does that for the metrics).
+cached by this script (``memo_zoo_plugins.datasets.talking_world.measure.store`` does that for the
+metrics).
 
 ``--metrics`` then runs ``world_lip_sync``, ``world_identity`` and ``world_expression`` with the
 trained measurer on the ground-truth videos of the held-out identities (the world's ``test``
@@ -22,7 +23,7 @@ import time
 
 import torch
 
-from memo_zoo_eval.world.training import MeasurerTraining, train_measurer
+from memo_zoo_plugins.datasets.talking_world.measure.training import MeasurerTraining, train_measurer
 from memo_zoo_plugins.datasets.talking_world.world import WorldConfig, generate
 
 
@@ -54,7 +55,7 @@ def main() -> None:
 def ground_truth_figures(world: WorldConfig, measurer) -> None:
     """The world metrics on the test split's own videos (module docstring)."""
     from memo_zoo.eval.protocol import VideoSample
-    from memo_zoo_eval.world import metrics as wm
+    from memo_zoo_plugins.datasets.talking_world.measure import metrics as wm
     from memo_zoo_plugins.datasets.talking_world.dataset import TalkingWorld, TalkingWorldConfig
     from memo_zoo_plugins.datasets.talking_world.truth import FRAME_FIELDS, load_truth
 

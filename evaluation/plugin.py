@@ -8,12 +8,16 @@ Library code vs hand-written (issue 7 asks to say which is which):
   TensorFlow FID Inception, fed a local file) and torchvision's ``inception_v3``; the matrix square
   root (``scipy.linalg.sqrtm``); the face detectors of the ``face_crop`` stage (scikit-image /
   OpenCV); the ``face_embedding`` encoder's TorchScript loader.
-- hand-written: the Frechet statistics and distance (``memo_zoo_eval.frechet``: torchmetrics keeps
-  its statistics inside one metric object, with no precomputed reference and no per-video value),
-  FVD's clip sampling and I3D call, SyncNet's layers, its MFCC front end and the offset search
-  (Sync-C / Sync-D: no maintained library has them), Identity and its drift, the background colour, E-FID's extractor
-  plumbing, the world metrics (``memo_zoo_eval.world``: a measurer trained on talking_world itself,
-  so they need no pretrained weights).
+- hand-written: the Frechet statistics and distance (``memo_zoo.eval.frechet``, in the core, shared
+  with talking_world's ``world_fd``: torchmetrics keeps its statistics inside one metric object,
+  with no precomputed reference and no per-video value), FVD's clip sampling and I3D call,
+  SyncNet's layers, its MFCC front end and the offset search (Sync-C / Sync-D: no maintained
+  library has them), Identity and its drift, the background colour, E-FID's extractor plumbing.
+
+The world metrics (``world_lip_sync``, ``world_identity``, ``world_expression``, ``world_fd``) are
+not here: talking_world registers them with its measurer
+(``memo_zoo_plugins.datasets.talking_world.plugin``), and this package never imports the
+built-ins (``memo_zoo_plugins``), nor they it (import-linter's independence contract).
 """
 
 from memo_zoo.plugin import ComponentSpec, hookimpl
@@ -24,7 +28,6 @@ def metric_components() -> list[ComponentSpec]:
     # Imported here, not at the top: importing this plugin (all `memo-zoo --help` does) must not
     # import torch; the component modules do.
     from memo_zoo_eval.metrics import background, efid, fid, fvd, identity, sync
-    from memo_zoo_eval.world import metrics as world
 
     return [
         ComponentSpec("fid", fid.FidConfig, fid.build,
@@ -39,12 +42,4 @@ def metric_components() -> list[ComponentSpec]:
                       "E-FID: Frechet distance of per-frame expression coefficients (pluggable extractor)"),
         ComponentSpec("background", background.BackgroundConfig, background.build,
                       "background: corner colour of each frame vs the portrait's, and its drift (no weights)"),
-        ComponentSpec("world_lip_sync", world.WorldLipSyncConfig, world.build_lip_sync,
-                      "talking_world: measured mouth opening vs truth mouth_open, r and best lag (no weights)"),
-        ComponentSpec("world_identity", world.WorldIdentityConfig, world.build_identity,
-                      "talking_world: identity-embedding cosine to the reference and its drift over time (no weights)"),
-        ComponentSpec("world_expression", world.WorldExpressionConfig, world.build_expression,
-                      "talking_world: measured expression vs truth emotion (spec E4), per frame and clip (no weights)"),
-        ComponentSpec("world_fd", world.WorldFdConfig, world.build_fd,
-                      "talking_world: Frechet distance of world-measurer features, generated vs truth (no weights)"),
     ]

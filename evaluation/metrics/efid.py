@@ -2,7 +2,7 @@
 
 Every ``frame_stride``-th frame's face crop (``memo_zoo.perception.face_boxes``) goes to an expression
 extractor, which gives one coefficient vector per frame; E-FID is the Frechet distance
-(``memo_zoo_eval.frechet``) between the coefficients of the generated frames and those of the
+(``memo_zoo.eval.frechet``) between the coefficients of the generated frames and those of the
 ground-truth frames (or a ``reference_stats`` .npz). The paper's E-FID uses the expression
 coefficients of a 3D face reconstruction (a 3DMM regressor, e.g. Deep3DFaceRecon's 64 expression
 parameters); those weights are not shipped by any pip package, so users supply the network.
@@ -38,7 +38,7 @@ from pydantic import Field, field_validator
 from memo_zoo.errors import MemoZooError, MissingWeightsError
 from memo_zoo.weights import resolve_weights
 from memo_zoo.perception.face_boxes import FaceLocator, FaceOptions
-from memo_zoo_eval.frechet import FrechetMetric
+from memo_zoo.eval.frechet import FrechetMetric
 from memo_zoo.eval.protocol import VideoSample, resolve_device
 
 FACTORY = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")  # module.path:callable

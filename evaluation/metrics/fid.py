@@ -3,7 +3,7 @@
 Every ``frame_stride``-th frame of every generated video is one sample; its feature is the
 2048-d pool3 output (after the last average pool) of Inception-v3; the reference distribution is
 the same features of the ground-truth videos (or a precomputed ``reference_stats`` .npz with
-``mu``, ``sigma``), and FID is the Frechet distance of the two Gaussians (``memo_zoo_eval.frechet``).
+``mu``, ``sigma``), and FID is the Frechet distance of the two Gaussians (``memo_zoo.eval.frechet``).
 
 Weights, from a local file (``weights``: a path, or a name under MEMO_ZOO_WEIGHTS_DIR; never
 downloaded). The format is recognised from the file:
@@ -47,7 +47,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from memo_zoo.errors import MemoZooError
 from memo_zoo.weights import resolve_weights
-from memo_zoo_eval.frechet import FrechetMetric
+from memo_zoo.eval.frechet import FrechetMetric
 from memo_zoo.eval.protocol import DTYPES, VideoSample, resolve_device
 
 WHAT = "FID Inception-v3 weights (pt_inception-2015-12-05-6726825d.pth, a torchvision inception_v3 state dict, " \

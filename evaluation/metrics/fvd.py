@@ -5,7 +5,7 @@ clips starting every ``clip_stride`` frames (16: back to back), at most ``max_cl
 spread evenly over the video; a video shorter than one clip gives none. A clip's feature is the
 400-d output of the Kinetics-400 I3D before its softmax ("raw features", as in the original FVD
 code); FVD is the Frechet distance between the clips of the generated videos and those of the
-ground truth (or a ``reference_stats`` .npz), by ``memo_zoo_eval.frechet``.
+ground truth (or a ``reference_stats`` .npz), by ``memo_zoo.eval.frechet``.
 
 Network: the standard TorchScript I3D, ``i3d_torchscript.pt`` (the StyleGAN-V port of the
 TF-Hub I3D used by the original FVD code; its authors checked that it matches the TF model), from
@@ -35,7 +35,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from memo_zoo.errors import MemoZooError
 from memo_zoo.weights import resolve_weights
-from memo_zoo_eval.frechet import FrechetMetric
+from memo_zoo.eval.frechet import FrechetMetric
 from memo_zoo.eval.protocol import DTYPES, VideoSample, resolve_device
 
 WHAT = "FVD I3D network (TorchScript i3d_torchscript.pt)"

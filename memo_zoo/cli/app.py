@@ -33,13 +33,15 @@ BROKEN_PIPE_EXIT_CODE = 141
 
 
 def core_commands() -> list[CommandSpec]:
+    from memo_zoo.cli.generate import GENERATE
     from memo_zoo.cli.ls import LS
     from memo_zoo.cli.report import REPORT
     from memo_zoo.cli.run import RUN
     from memo_zoo.cli.schema import SCHEMA
+    from memo_zoo.cli.train import TRAIN
     from memo_zoo.cli.validate import VALIDATE
 
-    return [RUN, VALIDATE, SCHEMA, LS, REPORT]
+    return [RUN, VALIDATE, SCHEMA, LS, REPORT, GENERATE, TRAIN]
 
 
 def _short_warning(message, category, filename, lineno, file=None, line=None) -> str:

@@ -2,8 +2,8 @@
 
 Generates a talking video with the model a recipe describes (its ``model``, ``scheduler``,
 ``emotion_detector`` and ``seed``; any task kind: a training recipe works as is, and a
-``task: {kind: generate}`` recipe provides the defaults of every generation option). Added to the
-CLI by ``memo_zoo_plugins.tasks.generate_cli`` through the ``cli_commands`` hook.
+``task: {kind: generate}`` recipe provides the defaults of every generation option). A core
+command (``memo_zoo.cli.app.core_commands``).
 
 Overrides: ``key=value`` pairs change the recipe (``scheduler.steps=10``, ``seed=3``), as in
 ``memo-zoo run``; ``generate.KEY=value`` pairs change a generation option

@@ -13,7 +13,7 @@ from pydantic_core import PydanticUndefined
 from memo_zoo.cli.registry import registry
 from memo_zoo.errors import MemoZooError
 from memo_zoo.plugin.manager import Registered, Registry
-from memo_zoo.plugin.slots import SLOT_BY_NAME, SLOTS
+from memo_zoo.slots import SLOT_BY_NAME, SLOTS
 from memo_zoo.plugin.types import CommandSpec
 
 

@@ -1,4 +1,5 @@
-"""The one clip record every dataset reader yields, and the protocol of the ``dataset`` slot.
+"""The one clip record every dataset reader yields (the ``dataset`` slot's protocol, ``ClipDataset``,
+is in ``memo_zoo.slots.dataset``).
 
 Readers of different layouts (spec §11) differ only in how they find these fields; everything
 downstream (preprocessing, training samples, evaluation) reads ``ClipRecord``s.
@@ -8,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, Protocol, runtime_checkable
+from typing import Iterator
 
 
 @dataclass(frozen=True)
@@ -54,19 +55,6 @@ class SkippedClip:
     path: str
     stage: str
     reason: str
-
-
-@runtime_checkable
-class ClipDataset(Protocol):
-    """What a ``dataset`` component builds: ``factory(config) -> ClipDataset``.
-
-    ``clips()`` lists the usable clips; ``skipped`` lists what was found but left out, with the
-    reason, after ``clips()`` has run.
-    """
-
-    skipped: list[SkippedClip]
-
-    def clips(self) -> list[ClipRecord]: ...
 
 
 def iter_files(root: Path, pattern: str) -> Iterator[Path]:

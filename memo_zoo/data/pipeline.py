@@ -1,7 +1,7 @@
 """The data pipeline of spec §7: stages that keep, transform or drop clips, run resumably.
 
-A *stage* (a ``preprocess`` component, built by ``factory(config)``) has a ``name`` and
-``process(clip, out_dir) -> StageResult``. It either keeps the clip (unchanged, or replaced by
+A *stage* (a ``preprocess`` component, built by ``factory(config)``; its protocol is
+``memo_zoo.slots.preprocess.Stage``) has a ``name`` and ``process(clip, out_dir) -> StageResult``. It either keeps the clip (unchanged, or replaced by
 one or more new clip files it wrote under ``out_dir``: scene pieces, face crops, ...) or drops it
 with a reason and, when there is one, the measured value ("quality 31.2 < 40").
 
@@ -31,16 +31,18 @@ import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Protocol, Sequence, runtime_checkable
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 from pydantic import BaseModel
 
 from memo_zoo.atomic import write_text_atomically
-from memo_zoo.data.clip import ClipDataset, ClipRecord, SkippedClip
+from memo_zoo.data.clip import ClipRecord, SkippedClip
 from memo_zoo.data.media import AUDIO_RATE, MediaError, probe, read_audio, read_frames, write_video
 from memo_zoo.errors import MemoZooError
 from memo_zoo.progress import progress as default_progress
+from memo_zoo.slots.dataset import ClipDataset
+from memo_zoo.slots.preprocess import Stage
 
 REPORT_FILE = "report.jsonl"
 MANIFEST_FILE = "metadata.jsonl"
@@ -51,7 +53,7 @@ DATASET_STAGE = "dataset"  # report lines for clips the dataset reader itself le
 MANIFEST_STAGE = "manifest"  # the last step: copying a survivor into data/video
 
 
-# ---- the stage protocol ------------------------------------------------------------------------
+# ---- what a stage returns ----------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -82,15 +84,6 @@ class StageResult:
     @classmethod
     def drop(cls, reason: str, value: float | None = None) -> "StageResult":
         return cls(False, (), reason, None if value is None else float(value))
-
-
-@runtime_checkable
-class Stage(Protocol):
-    """A ``preprocess`` component. ``out_dir`` is the stage's own folder for the files it writes."""
-
-    name: str
-
-    def process(self, clip: ClipRecord, out_dir: Path) -> StageResult: ...
 
 
 # ---- helpers for stages ------------------------------------------------------------------------

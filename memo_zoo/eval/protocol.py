@@ -1,21 +1,7 @@
-"""What every evaluation metric looks like to the evaluation runner (spec §8, issue 7).
+"""What metrics exchange with the evaluation runner, and the helpers they share (spec §8, issue 7).
 
-A metric is built from its recipe options by its ``factory(config)`` (the ``metric`` slot) and
-then used as::
-
-    metric.prepare()                       # load its networks now; MissingWeightsError if a file is absent,
-                                           # MemoZooError naming a file that is there but cannot be loaded
-    for generated, reference in pairs:
-        metric.update(generated, reference)  # per-video values accumulate
-    result = metric.compute()              # MetricResult(per_video, summary)
-    metric.reset()                         # ready for the next set of videos (e.g. the next variant)
-
-Building a metric loads nothing: the networks are loaded by ``prepare()`` (``update`` calls it
-too), so that a recipe listing every metric validates and builds on a machine without their
-weights, and the runner can call ``prepare()`` on each metric first, report the ones whose
-``MissingWeightsError`` names a missing file, and go on with the others. The experiment task
-calls ``prepare()`` on every metric before it trains anything, so that a corrupt file fails in
-seconds instead of after a training (``memo_zoo_plugins.tasks.experiment``).
+The metric protocol itself (what the runner calls: ``prepare``, ``update``, ``compute``,
+``reset``) is the ``metric`` slot's: ``memo_zoo.slots.metric.Metric``.
 
 ``VideoSample`` is one video as the metrics see it: RGB frames uint8 (T, H, W, 3), the driving
 audio as float32 mono at 16 kHz (``memo_zoo.data.media.AUDIO_RATE``), the frame rate, and the
@@ -31,7 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping, Protocol, runtime_checkable
+from typing import Mapping
 
 import numpy as np
 import torch
@@ -40,6 +26,9 @@ from memo_zoo.data.media import AUDIO_RATE, MediaError, read_audio, read_frames
 from memo_zoo.errors import MemoZooError
 from memo_zoo.devices import resolve_device  # noqa: F401 (re-exported: metrics take it from here)
 from memo_zoo.settings import get_settings
+# Re-exported for tests/plugins/test_world_metrics.py and benchmarks/metric_throughput.py (being moved by
+# another change) until they import it from memo_zoo.slots.metric; nothing else should.
+from memo_zoo.slots.metric import Metric  # noqa: F401
 
 
 @dataclass(frozen=True)
@@ -108,26 +97,6 @@ class MetricResult:
     per_video: dict[str, dict[str, float]] = field(default_factory=dict)
     summary: dict[str, float] = field(default_factory=dict)
     series: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
-
-
-@runtime_checkable
-class Metric(Protocol):
-    """An evaluation metric (module docstring). ``name`` prefixes nothing: keys are its own."""
-
-    name: str
-
-    def prepare(self) -> None:
-        """Load the networks now (idempotent); raises MissingWeightsError naming a missing file and
-        MemoZooError naming one that cannot be loaded (corrupt, another network's)."""
-
-    def update(self, generated: VideoSample, reference: VideoSample | None = None) -> None:
-        """Measure one generated video (and take in its ground truth, where the metric uses one)."""
-
-    def compute(self) -> MetricResult:
-        """Figures per video and for the whole set seen since the last reset."""
-
-    def reset(self) -> None:
-        """Forget every video seen (networks stay loaded)."""
 
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}

@@ -23,7 +23,8 @@ import numpy as np
 
 from memo_zoo.errors import MissingWeightsError
 from memo_zoo.progress import progress
-from memo_zoo.eval.protocol import Metric, MetricResult, VideoSample
+from memo_zoo.eval.protocol import MetricResult, VideoSample
+from memo_zoo.slots.metric import Metric
 
 VideoPairs = Iterable[tuple[VideoSample, "VideoSample | None"]]
 SERIES_FILE = "series.npz"

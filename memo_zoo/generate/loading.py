@@ -26,7 +26,8 @@ from memo_zoo.generate.warning import GenerationWarning
 from memo_zoo.model.checkpoint_files import (ENCODERS_FILE, MODEL_DIR, STATE_FILE, latest_checkpoint,
                                              load_encoder_weights)
 from memo_zoo.model.compatibility import check_network_matches
-from memo_zoo.model.memo_net import CONFIG_FILE, MemoNet, build_memo_net, component_config
+from memo_zoo.model.memo_net import CONFIG_FILE, MemoNet, build_memo_net
+from memo_zoo.recipe.components import component_config, component_factory, slot_factories
 
 
 @dataclass
@@ -140,8 +141,8 @@ def load_generator_model(checkpoint_dir: Path | str | None, recipe: BaseModel, r
         # (a self_attention recipe over linear_memory weights, another gamma) and load silently.
         check_network_matches(net_dir, model, f"checkpoint {checkpoint}")
         try:
-            net = MemoNet.from_pretrained(net_dir, registry, network=model.network, temporal=model.temporal,
-                                          audio_fusion=model.audio_fusion)
+            net = MemoNet.from_pretrained(net_dir, slot_factories(registry), network=model.network,
+                                          temporal=model.temporal, audio_fusion=model.audio_fusion)
         except MemoZooError as error:
             raise MemoZooError(f"checkpoint {checkpoint} does not fit the recipe's model:\n{error}") from None
     else:
@@ -150,7 +151,8 @@ def load_generator_model(checkpoint_dir: Path | str | None, recipe: BaseModel, r
                 raise MemoZooError(f"generation without a checkpoint needs model.{part} in the recipe")
         warnings.warn("no checkpoint given: the network has random weights (a smoke run, not a talking video)",
                       GenerationWarning, stacklevel=2)
-        net = build_memo_net(model.network, model.temporal, model.audio_fusion, registry)
+        net = build_memo_net(model.network, component_factory(registry, "temporal", model.temporal),
+                             component_factory(registry, "audio_fusion", model.audio_fusion))
     vae = registry.build("vae", model.vae)
     image_encoder = registry.build("image_encoder", model.image_encoder)
     audio_encoder = None if model.audio_encoder is None else registry.build("audio_encoder", model.audio_encoder)

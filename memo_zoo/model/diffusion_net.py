@@ -11,8 +11,8 @@ Each ``Transformer2DModel`` of the UNet (down, mid, up) is replaced in ``block.a
 3. the ``temporal`` component on (B, F, C, H, W), reading this site's context of the
    :class:`MemoState` (T1-T6).
 
-The audio and temporal components are built through the registry (``channels`` = the site's
-width, ``audio_dim`` = the audio tokens' width), so every registered kind plugs in. Their output
+The audio and temporal components are built by the factories the net is given (``channels`` =
+the site's width, ``audio_dim`` = the audio tokens' width), so every registered kind plugs in. Their output
 projections start at zero (A6): a fresh Diffusion Net without reference equals the plain UNet.
 
 Per-call data reaches the sites through diffusers' ``cross_attention_kwargs`` (see
@@ -26,13 +26,14 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
 import torch
-from pydantic import BaseModel
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
-from memo_zoo.recipe.network import NetworkConfig
 from memo_zoo.model.reference_attention import ReferenceRead
 from memo_zoo.model.reference_net import CALL_KWARG, ReferenceOutput, Site, SiteBlock, SiteCall, SpatialUNet
+from memo_zoo.recipe.network import NetworkConfig
+from memo_zoo.slots.audio_fusion import AudioFusionFactory
+from memo_zoo.slots.temporal import TemporalFactory
 
 
 @dataclass(frozen=True)
@@ -91,19 +92,16 @@ class MemoBlock(SiteBlock):
 
 
 class DiffusionNet(SpatialUNet):
-    """The Diffusion Net (A3) built from ``config`` and the temporal / audio_fusion components."""
+    """The Diffusion Net (A3) built from ``config`` and the temporal / audio_fusion factories."""
 
-    def __init__(self, config: NetworkConfig, temporal_config: BaseModel, audio_fusion_config: BaseModel,
-                 registry: Any) -> None:
+    def __init__(self, config: NetworkConfig, temporal: TemporalFactory, audio_fusion: AudioFusionFactory) -> None:
         def make_block(order: int, site: Site, transformer: nn.Module) -> MemoBlock:
-            audio = registry.build("audio_fusion", audio_fusion_config, channels=site.channels,
-                                   audio_dim=config.audio_dim)
-            temporal = registry.build("temporal", temporal_config, channels=site.channels)
-            return MemoBlock(transformer, order, audio, temporal)
+            audio = audio_fusion(channels=site.channels, audio_dim=config.audio_dim)
+            return MemoBlock(transformer, order, audio, temporal(channels=site.channels))
 
         super().__init__(config, "read", make_block)
-        self.temporal_config = temporal_config
-        self.audio_fusion_config = audio_fusion_config
+        self.temporal_config = temporal.config
+        self.audio_fusion_config = audio_fusion.config
 
     @property
     def blocks(self) -> list[MemoBlock]:

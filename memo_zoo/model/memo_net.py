@@ -15,8 +15,12 @@ Per clip of B videos (T6):
 Audio tokens arrive already projected (A5: the audio encoder is its own slot). New modules start
 at zero (A6), so a fresh net without reference is the plain UNet it was built from.
 
+The net is given factories for its temporal and audio modules (``memo_zoo.slots.temporal.
+TemporalFactory``, ``memo_zoo.slots.audio_fusion.AudioFusionFactory``), never the registry or the
+recipe schema: the code that reads the recipe makes them (``memo_zoo.recipe.components``).
+
 This is a plain ``nn.Module`` with its own ``save_pretrained`` / ``from_pretrained``, not a diffusers
-``ModelMixin``: rebuilding it needs the plugin registry (its temporal and audio modules are
+``ModelMixin``: rebuilding it needs those factories (its temporal and audio modules are
 components), which ``ConfigMixin``'s JSON-only constructor arguments cannot express. A
 checkpoint is a folder with ``memo_net.json`` (network + component configs, each component with
 its ``kind``) and ``memo_net.safetensors`` (every parameter).
@@ -26,9 +30,9 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Protocol
 
-from pydantic import BaseModel, TypeAdapter, ValidationError
+from pydantic import BaseModel, ValidationError
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
@@ -37,8 +41,10 @@ from torch import Tensor, nn
 from memo_zoo.errors import MemoZooError
 from memo_zoo.model.animatediff_init import AnimateDiffReport, OutputInit, init_from_animatediff
 from memo_zoo.model.diffusion_net import DiffusionNet, MemoState
-from memo_zoo.recipe.network import NetworkConfig
 from memo_zoo.model.reference_net import ReferenceNet, ReferenceOutput, describe_mismatch, read_sd15_unet
+from memo_zoo.recipe.network import NetworkConfig
+from memo_zoo.slots.audio_fusion import AudioFusionFactory
+from memo_zoo.slots.temporal import TemporalFactory
 from memo_zoo.weights import resolve_weights
 
 CONFIG_FILE = "memo_net.json"
@@ -64,27 +70,25 @@ class ImageProjector(nn.Module):
         return self.norm(self.proj(embedding).reshape(embedding.shape[0], self.tokens, self.width))
 
 
-def component_config(registry: Any, slot: str, value: BaseModel | Mapping[str, Any]) -> BaseModel:
-    """``value`` (``{kind: ..., **options}`` or a config object with ``kind``) validated for ``slot``."""
-    from memo_zoo.recipe.schema import slot_union
+class SlotFactories(Protocol):
+    """What ``MemoNet.from_pretrained`` is given to rebuild a saved net's components:
+    ``factories(slot, config)`` validates a slot's config (``{kind: ..., **options}`` or a config
+    object) and returns that component's factory. ``memo_zoo.recipe.components.slot_factories``
+    makes one from the registry."""
 
-    data = value.model_dump() if isinstance(value, BaseModel) else dict(value)
-    try:
-        return TypeAdapter(slot_union(registry, slot)).validate_python(data)
-    except ValidationError as error:
-        raise MemoZooError(f"invalid {slot} config {data!r}:\n{error}") from None
+    def __call__(self, slot: str, config: BaseModel | Mapping[str, Any]) -> Any: ...
 
 
 class MemoNet(nn.Module):
     """MEMO's network; see the module docstring for the per-clip flow and shapes."""
 
-    def __init__(self, network: NetworkConfig, temporal: BaseModel, audio_fusion: BaseModel, registry: Any) -> None:
+    def __init__(self, network: NetworkConfig, temporal: TemporalFactory, audio_fusion: AudioFusionFactory) -> None:
         super().__init__()
         self.network_config = network
-        self.temporal_config = temporal
-        self.audio_fusion_config = audio_fusion
+        self.temporal_config = temporal.config
+        self.audio_fusion_config = audio_fusion.config
         self.reference_net = ReferenceNet(network)
-        self.diffusion_net = DiffusionNet(network, temporal, audio_fusion, registry)
+        self.diffusion_net = DiffusionNet(network, temporal, audio_fusion)
         self.image_proj = ImageProjector(network.image_embed_dim, network.image_tokens, network.cross_attention_dim)
 
     # ---- per-clip flow ---------------------------------------------------------------------
@@ -213,20 +217,22 @@ class MemoNet(nn.Module):
     def from_pretrained(
         cls,
         directory: str | Path,
-        registry: Any,
+        factories: SlotFactories,
         network: NetworkConfig | Mapping[str, Any] | None = None,
         temporal: BaseModel | Mapping[str, Any] | None = None,
         audio_fusion: BaseModel | Mapping[str, Any] | None = None,
     ) -> "MemoNet":
-        """Rebuild a saved net. Configs given here replace the saved ones; the weights must then
-        still fit, else ``MemoZooError`` names what does not."""
+        """Rebuild a saved net. ``factories(slot, config)`` turns the saved (or given) temporal and
+        audio_fusion configs into factories (``memo_zoo.recipe.components.slot_factories``).
+        Configs given here replace the saved ones; the weights must then still fit, else
+        ``MemoZooError`` names what does not."""
         directory = resolve_weights(directory, "MEMO network checkpoint", expect=(CONFIG_FILE, WEIGHTS_FILE))
         saved = read_config(directory / CONFIG_FILE)
         try:
-            net = build_memo_net(saved["network"] if network is None else network,
-                                 saved["temporal"] if temporal is None else temporal,
-                                 saved["audio_fusion"] if audio_fusion is None else audio_fusion,
-                                 registry)
+            network_config = network_from(saved["network"] if network is None else network)
+            net = MemoNet(network_config,
+                          factories("temporal", saved["temporal"] if temporal is None else temporal),
+                          factories("audio_fusion", saved["audio_fusion"] if audio_fusion is None else audio_fusion))
         except MemoZooError as error:
             raise MemoZooError(f"cannot build the network of {directory / CONFIG_FILE} (with the given configs): "
                                f"{error}") from None
@@ -284,14 +290,18 @@ def preconditioning(timestep: Tensor | float, data_std: float, like: Tensor) -> 
     return ((t - (1 - t) * s) / denominator).to(like.dtype), torch.sqrt(s / denominator).to(like.dtype)
 
 
-def build_memo_net(network_config: NetworkConfig | Mapping[str, Any], temporal_config: BaseModel | Mapping[str, Any],
-                   audio_fusion_config: BaseModel | Mapping[str, Any], registry: Any) -> MemoNet:
-    """A fresh ``MemoNet``. Component configs are ``{kind: ..., **options}`` mappings or validated
-    recipe-slot objects; both are (re)validated against the registry's schema for the slot."""
-    if not isinstance(network_config, NetworkConfig):
-        try:
-            network_config = NetworkConfig.model_validate(dict(network_config))
-        except ValidationError as error:
-            raise MemoZooError(f"invalid network config:\n{error}") from None
-    return MemoNet(network_config, component_config(registry, "temporal", temporal_config),
-                   component_config(registry, "audio_fusion", audio_fusion_config), registry)
+def network_from(network_config: NetworkConfig | Mapping[str, Any]) -> NetworkConfig:
+    """``network_config`` as a validated ``NetworkConfig``; ``MemoZooError`` when it is not one."""
+    if isinstance(network_config, NetworkConfig):
+        return network_config
+    try:
+        return NetworkConfig.model_validate(dict(network_config))
+    except ValidationError as error:
+        raise MemoZooError(f"invalid network config:\n{error}") from None
+
+
+def build_memo_net(network_config: NetworkConfig | Mapping[str, Any], temporal: TemporalFactory,
+                   audio_fusion: AudioFusionFactory) -> MemoNet:
+    """A fresh ``MemoNet`` with temporal and audio modules from these factories (one of each per
+    site; ``memo_zoo.recipe.components.component_factory`` makes them from a recipe's configs)."""
+    return MemoNet(network_from(network_config), temporal, audio_fusion)

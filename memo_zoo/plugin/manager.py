@@ -19,15 +19,15 @@ import re
 import warnings
 from dataclasses import dataclass, field
 from importlib.metadata import EntryPoint, entry_points
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 import pluggy
 from pydantic import BaseModel
 
 from memo_zoo.errors import PluginError
 from memo_zoo.plugin import hookspecs
-from memo_zoo.plugin.slots import SLOT_BY_NAME, SLOTS
 from memo_zoo.plugin.types import CommandSpec, ComponentSpec
+from memo_zoo.slots import SLOT_BY_NAME, SLOTS
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 
@@ -50,6 +50,24 @@ class Registered:
     spec: ComponentSpec
     plugin: str
     distribution: str | None
+
+
+@dataclass(frozen=True)
+class ComponentFactory:
+    """One chosen component of a slot, to be built as often as its host needs (the Diffusion Net
+    builds a temporal and an audio module per site): ``factory(**build_args)``.
+
+    ``config`` is the validated slot config, ``kind`` included; a host that saves what it built
+    (``MemoNet.save_pretrained``) records it. Hosts see only this call and ``config``, never the
+    registry (``memo_zoo.slots.temporal.TemporalFactory``, ``...audio_fusion.AudioFusionFactory``).
+    """
+
+    slot: str
+    config: BaseModel
+    build: Callable[..., Any]
+
+    def __call__(self, **build_args: Any) -> Any:
+        return self.build(self.config, **build_args)
 
 
 @dataclass
@@ -121,10 +139,15 @@ class Registry:
 
     def build(self, slot: str, config: BaseModel, **build_args: Any) -> Any:
         """Build the component that ``config`` (a validated recipe slot) selects."""
+        return self.factory(slot, config)(**build_args)
+
+    def factory(self, slot: str, config: BaseModel) -> ComponentFactory:
+        """The factory of the component that ``config`` (a validated recipe slot) selects, for a
+        host that builds it itself, with its own build arguments."""
         kind = getattr(config, "kind", None)
         if kind is None:
             raise PluginError(f"config for slot {slot!r} has no 'kind' ({type(config).__name__})")
-        return self.get(slot, kind).spec.factory(config, **build_args)
+        return ComponentFactory(slot, config, self.get(slot, kind).spec.factory)
 
 
 def _plugin_entry_points() -> list[EntryPoint]:

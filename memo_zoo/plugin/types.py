@@ -22,7 +22,7 @@ class ComponentSpec:
              slot's options against it. It must not declare a ``kind`` field: memo-zoo adds it.
     factory: ``factory(config, **build_args) -> component``. ``build_args`` are the sizes the
              host decides (e.g. ``channels`` for a temporal module inside a UNet block); each
-             slot documents its own in ``memo_zoo.plugin.slots``.
+             slot documents its own in ``memo_zoo.slots``.
     summary: one line shown by ``memo-zoo ls``.
     """
 

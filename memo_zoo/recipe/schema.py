@@ -9,13 +9,14 @@ owns it (architecture.md, "Recipes").
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Literal, Optional, Union
+from typing import Annotated, Any, Callable, Literal, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
 
-from memo_zoo.recipe.network import NetworkConfig
 from memo_zoo.plugin.manager import Registry
-from memo_zoo.plugin.slots import SLOTS
+from memo_zoo.recipe.network import NetworkConfig
+from memo_zoo.recipe.stage import stage_fields
+from memo_zoo.slots import SLOTS, Slot
 
 
 class Strict(BaseModel):
@@ -47,6 +48,8 @@ def slot_union(registry: Registry, slot: str) -> Any:
             __base__=base,
             __doc__=base.__doc__ or registered.spec.summary,
             kind=(Literal[kind], Field(description=f"component of slot '{slot}': {registered.spec.summary}")),
+            # a task's stage options (train_vae: ...), typed by the task the registry holds
+            **stage_fields(base, registry),
         )
         members.append(member)
     if not members:
@@ -55,30 +58,58 @@ def slot_union(registry: Registry, slot: str) -> Any:
     return Annotated[Union[tuple(members)], Field(discriminator="kind")]
 
 
+def _model_own_fields() -> dict[str, tuple[Any, Any]]:
+    return {"network": (NetworkConfig, Field(default_factory=NetworkConfig,
+                                             description="UNet geometry of both nets: preset tiny | sd15 (spec A2, A3)"))}
+
+
+# The sections that hold slots (a slot's recipe path ``section.field`` puts it in one): model name,
+# docstring and the section's own, non-slot fields, which come first (made fresh for each model).
+SECTIONS: dict[str, tuple[str, str, Callable[[], dict[str, tuple[Any, Any]]]]] = {
+    "model": ("ModelSection", "The swappable parts of the MEMO network (spec §1-3); unset parts are not built.",
+              _model_own_fields),
+    "data": ("DataSection", "Where clips come from and how they are filtered (spec §7, §11).", dict),
+}
+
+
+def recipe_layout() -> list[tuple[str, list[Slot]]]:
+    """The recipe's slot fields, top level first: ``(name, slots)`` where ``name`` is a top-level
+    slot field (one slot) or a section (its slots, in table order).
+
+    Top-level entries come in table order of their first slot, except that a required slot (the
+    task: what the recipe does) leads; this order is the order of recipe dumps and of the schema.
+    """
+    layout: dict[str, list[Slot]] = {}
+    for slot in sorted(SLOTS, key=lambda s: not s.required):
+        head, _, rest = slot.recipe_path.partition(".")
+        if rest and head not in SECTIONS:
+            raise ValueError(f"slot {slot.name!r}: recipe path {slot.recipe_path!r} names no section "
+                             f"({', '.join(SECTIONS)})")
+        layout.setdefault(head, []).append(slot)
+    return list(layout.items())
+
+
+def _slot_field(slot: Slot, union: Any) -> tuple[Any, Any]:
+    """The recipe field of ``slot``: a list of components, a required one, or an optional one."""
+    if slot.is_list:
+        return list[union], Field(default_factory=list, description=slot.description)
+    if slot.required:
+        return union, Field(..., description=slot.description)
+    return Optional[union], Field(None, description=slot.description)
+
+
 def build_recipe_model(registry: Registry) -> type[BaseModel]:
     """The ``Recipe`` model for the plugins in ``registry``."""
-    slot = {s.name: slot_union(registry, s.name) for s in SLOTS}
-    opt = {name: Optional[t] for name, t in slot.items()}
-
-    model_section = create_model(
-        "ModelSection",
-        __base__=Strict,
-        __doc__="The swappable parts of the MEMO network (spec §1-3); unset parts are not built.",
-        network=(NetworkConfig, Field(default_factory=NetworkConfig,
-                                      description="UNet geometry of both nets: preset tiny | sd15 (spec A2, A3)")),
-        temporal=(opt["temporal"], Field(None, description="temporal module (spec §2)")),
-        audio_fusion=(opt["audio_fusion"], Field(None, description="audio module (spec §3)")),
-        audio_encoder=(opt["audio_encoder"], Field(None, description="audio encoder (spec A5)")),
-        image_encoder=(opt["image_encoder"], Field(None, description="image encoder (spec A4)")),
-        vae=(opt["vae"], Field(None, description="autoencoder (spec A1)")),
-    )
-    data_section = create_model(
-        "DataSection",
-        __base__=Strict,
-        __doc__="Where clips come from and how they are filtered (spec §7, §11).",
-        dataset=(opt["dataset"], Field(None, description="dataset reader")),
-        preprocess=(list[slot["preprocess"]], Field(default_factory=list, description="pipeline stages, in order")),
-    )
+    component_fields: dict[str, tuple[Any, Any]] = {}
+    for name, slots in recipe_layout():
+        if name not in SECTIONS:
+            component_fields[name] = _slot_field(slots[0], slot_union(registry, slots[0].name))
+            continue
+        model_name, doc, own_fields = SECTIONS[name]
+        section = create_model(
+            model_name, __base__=Strict, __doc__=doc, **own_fields(),
+            **{s.recipe_path.partition(".")[2]: _slot_field(s, slot_union(registry, s.name)) for s in slots})
+        component_fields[name] = (section, Field(default_factory=section))
 
     class RecipeBase(Strict):
         @model_validator(mode="after")
@@ -99,12 +130,7 @@ def build_recipe_model(registry: Registry) -> type[BaseModel]:
         name=(str, Field(..., min_length=1, description="run name shown in MLflow")),
         description=(str, Field("", description="what this recipe is for")),
         seed=(int, Field(0, ge=0, description="global random seed")),
-        task=(slot["task"], Field(..., description="what `memo-zoo run` does with this recipe")),
-        model=(model_section, Field(default_factory=model_section)),
-        emotion_detector=(opt["emotion_detector"], Field(None, description="emotion detector (spec §4)")),
-        scheduler=(opt["scheduler"], Field(None, description="sampler (spec I3)")),
-        data=(data_section, Field(default_factory=data_section)),
-        metrics=(list[slot["metric"]], Field(default_factory=list, description="evaluation metrics (spec §8)")),
+        **component_fields,
         tracking=(TrackingConfig, Field(default_factory=TrackingConfig)),
         profiles=(dict[str, dict[str, Any]], Field(
             default_factory=dict,
@@ -125,20 +151,9 @@ def recipe_model(registry: Registry) -> type[BaseModel]:
     return registry.recipe_model
 
 
-# Where each slot sits in a recipe: dotted field path -> (slot, holds a list of components).
+# Where each slot sits in a recipe, in recipe order: dotted field path -> (slot, holds a list of components).
 SLOT_FIELDS: dict[str, tuple[str, bool]] = {
-    "task": ("task", False),
-    "model.temporal": ("temporal", False),
-    "model.audio_fusion": ("audio_fusion", False),
-    "model.audio_encoder": ("audio_encoder", False),
-    "model.image_encoder": ("image_encoder", False),
-    "model.vae": ("vae", False),
-    "emotion_detector": ("emotion_detector", False),
-    "scheduler": ("scheduler", False),
-    "data.dataset": ("dataset", False),
-    "data.preprocess": ("preprocess", True),
-    "metrics": ("metric", True),
-}
+    slot.recipe_path: (slot.name, slot.is_list) for _, slots in recipe_layout() for slot in slots}
 
 
 def named_components(recipe: BaseModel) -> list[tuple[str, str, BaseModel]]:

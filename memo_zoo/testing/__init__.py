@@ -1,7 +1,7 @@
 """Contract checks for memo-zoo components: what each slot promises, for plugin authors' own tests.
 
-One call checks a registered component against everything its slot promises (the protocols on
-the hooks in ``memo_zoo.plugin.hookspecs``)::
+One call checks a registered component against everything its slot promises (the protocols of
+the slots, ``memo_zoo.slots``, also written on the hooks in ``memo_zoo.plugin.hookspecs``)::
 
     from memo_zoo.testing import check_component
 

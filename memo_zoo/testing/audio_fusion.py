@@ -11,7 +11,7 @@ from typing import Any, Mapping
 
 import torch
 
-from memo_zoo.plugin.slots import SLOT_BY_NAME
+from memo_zoo.slots import SLOT_BY_NAME
 from memo_zoo.testing.build import build_component, expect, expect_gradients, perturb, perturbed_pair, randn
 
 SLOT = "audio_fusion"

@@ -11,7 +11,7 @@ from typing import Any, Mapping
 
 import torch
 
-from memo_zoo.plugin.slots import SLOT_BY_NAME
+from memo_zoo.slots import SLOT_BY_NAME
 from memo_zoo.plugin.types import ComponentSpec
 
 
@@ -49,7 +49,7 @@ def required_options(entry: Any) -> list[str]:
 def build_component(slot: str, entry: Any, options: Mapping[str, Any] | None = None, seed: int = 0) -> Any:
     """``factory(config(**options), **smoke_build_args)`` with torch seeded by ``seed``.
 
-    The slot's smoke build arguments (``memo_zoo.plugin.slots``) are the small sizes
+    The slot's smoke build arguments (``memo_zoo.slots``) are the small sizes
     ``task: smoke`` uses. The caller's global torch RNG is left as it was, so a check does not
     change what the tests after it draw.
     """

@@ -1,5 +1,6 @@
-"""Contracts of the slots whose components follow a protocol of ``memo_zoo.model.slots``
-(scheduler, vae, audio and image encoders, emotion detector) and of the task slot.
+"""Contracts of the slots whose components follow a protocol the kit can check with no data
+(scheduler, vae, audio and image encoders, emotion detector: ``memo_zoo.slots.<slot>``) and of
+the task slot.
 
 These components are built by ``factory(config)``; the ones that load local weights need those
 paths as ``options``.
@@ -11,7 +12,11 @@ from typing import Any, Mapping
 
 import torch
 
-from memo_zoo.model.slots import AudioEncoder, Autoencoder, EmotionDetector, ImageEncoder, Sampler
+from memo_zoo.slots.audio_encoder import AudioEncoder
+from memo_zoo.slots.emotion_detector import EmotionDetector
+from memo_zoo.slots.image_encoder import ImageEncoder
+from memo_zoo.slots.scheduler import Sampler
+from memo_zoo.slots.vae import Autoencoder
 from memo_zoo.testing.build import build_component, expect, randn
 
 
@@ -21,7 +26,7 @@ def _is(component: Any, protocol: type, slot: str) -> None:
         name for name, value in vars(protocol).items() if callable(value) and not name.startswith("_")}
     missing = sorted(name for name in members if not hasattr(component, name))
     expect(isinstance(component, protocol),
-           f"a {slot} component must follow memo_zoo.model.slots.{protocol.__name__}; "
+           f"a {slot} component must follow {protocol.__module__}.{protocol.__qualname__}; "
            f"{type(component).__name__} lacks {', '.join(missing) or 'part of it'}")
 
 

@@ -13,8 +13,9 @@ per optimizer step:
   MLflow metrics: loss (mean over all samples), loss_kept, lr, samples_per_s, dropped_samples
   (in the window) and dropped_samples_total, grad_norm, phase, epoch.
 
-Checkpoints (``memo_zoo.train.checkpoint``) every ``checkpoint_every`` steps and at exit. Ctrl-C
-or SIGTERM asks for a stop (``memo_zoo.train.stop``): every rank finishes its step, they write one
+The step count, the bar, checkpoints (``memo_zoo.train.checkpoint``) every ``checkpoint_every``
+steps and at exit, and stop signals are the loop every trainer shares (``memo_zoo.train.step_loop``).
+Ctrl-C or SIGTERM asks for a stop (``memo_zoo.train.stop``): every rank finishes its step, they write one
 checkpoint together, then the interrupt goes on (the MLflow run ends FAILED, exit 130 / 143); a
 second signal stops at once and saves the last completed step. DDP runs with
 ``find_unused_parameters=True``: the last site's audio stream and, in the phases, frozen modules
@@ -34,6 +35,7 @@ import sys
 import time
 import warnings
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, Callable, Iterator
@@ -43,20 +45,20 @@ import torch
 from pydantic import BaseModel
 from torch import nn
 from torch.utils.data import DataLoader, Sampler
-from tqdm.auto import tqdm
 
 from memo_zoo.data.samples import TalkingHeadSamples, collate
 from memo_zoo.emotion import LABEL_SETS
 from memo_zoo.errors import MemoZooError
 from memo_zoo.model.compatibility import check_network_matches
 from memo_zoo.model.memo_net import MemoNet, build_memo_net
+from memo_zoo.recipe.components import component_factory
 from memo_zoo.settings import get_settings
-from memo_zoo.signals import interrupt_for
 from memo_zoo.train.checkpoint import (ENCODERS_FILE, MODEL_DIR, CorruptCheckpointError, TrainerState, checkpoint_name,
                                        latest_checkpoint, list_checkpoints, load_checkpoint, load_encoder_weights,
                                        read_state, save_checkpoint, verify_checkpoint)
 from memo_zoo.train.config import TrainConfig
 from memo_zoo.train.out_dir import STALE_STATUS, OutDirLock, close_stale_runs, read_run_record, write_run_record
+from memo_zoo.train.step_loop import StepLoop
 from memo_zoo.train.stop import StopRequest
 from memo_zoo.train.step import (TrainModules, apply_phase, check_parts, new_module_prefixes, prepare_inputs,
                                  robust_objective)
@@ -209,7 +211,8 @@ class Trainer:
         # No audio encoder = zero audio tokens everywhere (an audio-free ablation).
         audio_encoder = None if model.audio_encoder is None else self.registry.build("audio_encoder",
                                                                                     model.audio_encoder)
-        net = build_memo_net(model.network, temporal, audio_fusion, self.registry)
+        net = build_memo_net(model.network, component_factory(self.registry, "temporal", temporal),
+                             component_factory(self.registry, "audio_fusion", audio_fusion))
         if self.config.sd15_unet is not None:
             net.init_from_sd15(self.config.sd15_unet)
         if self.config.animatediff is not None:
@@ -337,120 +340,104 @@ class Trainer:
                           "memo_zoo.train.device": str(device), "memo_zoo.train.global_batch": global_batch,
                           "memo_zoo.train.start_step": start_step})
         result = TrainResult(out_dir=self.out_dir, checkpoint=None, steps=state.step)
-        # tqdm itself rather than memo_zoo.progress.progress (an iterator wrapper): the bar moves by the
-        # global batch at every step, so its rate reads in samples/s; same switch and format.
-        bar = tqdm(total=cfg.steps * global_batch, initial=start_step * global_batch, unit="sample",
-                   desc=f"train {self.recipe.name}", dynamic_ncols=True,
-                   disable=not main or os.environ.get("MEMO_ZOO_PROGRESS", "1") == "0",
-                   bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}, {rate_fmt}]{postfix}")
         window = _Window()
         phase_name = None
         started = time.perf_counter()
-        stopped_together = False
-        try:
-            while state.step < cfg.steps:
-                # A collective with several ranks: all of them stop after the same step (stop.py).
-                signum = stop.agreed(world, device)
-                if signum:
-                    if state.step > start_step:
-                        self._save(accelerator, modules, trainable_names, optimizer, scheduler, scaler, state,
-                                   stream, collective=True)
-                    stopped_together = True
-                    raise interrupt_for(signum)
-                phase_index, phase = cfg.phase_at(state.step)
-                if phase.name != phase_name:
-                    count = apply_phase(modules, phase.trainable, allowed)
-                    phase_name = state.phase = phase.name
-                    if run is not None:
-                        run.set_tags({f"memo_zoo.train.phase.{phase_index}": f"{phase.name} ({phase.trainable}, "
-                                      f"{count} trainable parameters, from step {state.step})"})
-                tick = time.perf_counter()
-                losses, keeps = [], []
-                for micro in range(cfg.grad_accumulation):
-                    batch = stream.next()
-                    seed = derived_seed(self.seed, rank, state.step, micro)
-                    # Global RNGs too: any randomness inside components (dropout) repeats on resume.
-                    torch.manual_seed(seed)
-                    generator = torch.Generator().manual_seed(seed)
-                    with accelerator.autocast():
-                        inputs = prepare_inputs(
-                            batch, vae, generator, single_frame=phase.trainable == "spatial",
-                            use_audio=phase.trainable != "spatial" and audio_encoder is not None,
-                            timesteps=cfg.timesteps, dropout=cfg.condition_dropout,
-                            motion_padding=cfg.motion_padding, audio_window=self.sample_config.audio_window,
-                            no_emotion=no_emotion, device=device, vae_batch=cfg.vae_batch,
-                            loss_regions=cfg.loss_regions, motion_augment=cfg.motion_augment,
-                            colour_augment=cfg.colour_augment)
-                    last = micro == cfg.grad_accumulation - 1
-                    with contextlib.nullcontext() if last else accelerator.no_sync(model):
+        # The bar moves by the global batch at every step, so its rate reads in samples/s. Every rank
+        # agrees on a stop at each step boundary (stop.agreed is a collective with several ranks).
+        save = partial(self._save, accelerator, modules, trainable_names, optimizer, scheduler, scaler, state, stream)
+        loop = StepLoop(cfg.steps, f"train {self.recipe.name}", start=start_step, unit="sample",
+                        per_step=global_batch, show=main, stop=stop, world=world, device=device, save=save,
+                        checkpoint_every=cfg.checkpoint_every)
+        with loop:
+            try:
+                for _ in loop:
+                    phase_index, phase = cfg.phase_at(state.step)
+                    if phase.name != phase_name:
+                        count = apply_phase(modules, phase.trainable, allowed)
+                        phase_name = state.phase = phase.name
+                        if run is not None:
+                            run.set_tags({f"memo_zoo.train.phase.{phase_index}": f"{phase.name} ({phase.trainable}, "
+                                          f"{count} trainable parameters, from step {state.step})"})
+                    tick = time.perf_counter()
+                    losses, keeps = [], []
+                    for micro in range(cfg.grad_accumulation):
+                        batch = stream.next()
+                        seed = derived_seed(self.seed, rank, state.step, micro)
+                        # Global RNGs too: any randomness inside components (dropout) repeats on resume.
+                        torch.manual_seed(seed)
+                        generator = torch.Generator().manual_seed(seed)
                         with accelerator.autocast():
-                            per_sample = model(inputs)
-                        threshold = (cfg.robust_loss.threshold
-                                     if state.step >= cfg.robust_loss.start_step else None)
-                        objective, keep = robust_objective(per_sample, threshold)
-                        accelerator.backward(objective / cfg.grad_accumulation)
-                    losses.append(accelerator.gather(per_sample.detach().float()))
-                    # uint8: gloo has no all-gather for bool tensors.
-                    keeps.append(accelerator.gather(keep.to(torch.uint8)).bool())
-                params = [p for p in modules.parameters() if p.requires_grad]
-                grad_norm = accelerator.clip_grad_norm_(params, cfg.max_grad_norm or math.inf)
-                step_losses, step_keep = torch.cat(losses).cpu(), torch.cat(keeps).cpu()
-                dropped = int((~step_keep).sum())
-                with stop.critical():
-                    # Every sample of the global batch dropped (L5): no update at all. A zero
-                    # gradient would still move the weights through Adam's moments and weight decay.
-                    if bool(step_keep.any()):
-                        optimizer.step()
-                    elif scaler is not None:
-                        scaler.update()  # clip_grad_norm_ unscaled the gradients; close that scaler round
-                    with warnings.catch_warnings():
-                        # The schedule follows the step count, updated or not (torch warns when the
-                        # first scheduler step comes before any optimizer step).
-                        warnings.filterwarnings("ignore", message=re.escape("Detected call of `lr_scheduler.step()`"))
-                        scheduler.step()
-                    optimizer.zero_grad(set_to_none=True)
-                    state.step += 1
-                    state.samples_seen += global_batch
-                    state.dropped_total += dropped
-                    state.epoch, state.batch_in_epoch = stream.epoch, stream.batch_in_epoch
-                seconds = time.perf_counter() - tick
-                loss = float(step_losses.mean())
-                kept = step_losses[step_keep]
-                window.steps += 1
-                window.loss += loss
-                if kept.numel():
-                    window.loss_kept += float(kept.mean())
-                    window.kept_steps += 1
-                window.dropped += dropped
-                window.grad_norm += float(grad_norm)
-                window.samples += global_batch
-                window.seconds += seconds
-                if main:
-                    result.first_loss = loss if result.first_loss is None else result.first_loss
-                    result.last_loss = loss
-                    bar.update(global_batch)
-                    bar.set_postfix(loss=f"{loss:.4f}", dropped=state.dropped_total, refresh=False)
-                if state.step % cfg.log_every == 0 or state.step == cfg.steps:
-                    self._log(run, window, state, phase_index, scheduler)
-                    window = _Window()
-                if self.on_step is not None:
-                    self.on_step(state)
-                if state.step % cfg.checkpoint_every == 0 and state.step < cfg.steps:
-                    self._save(accelerator, modules, trainable_names, optimizer, scheduler, scaler, state, stream,
-                               collective=True)
-            result.checkpoint = self._save(accelerator, modules, trainable_names, optimizer, scheduler, scaler,
-                                           state, stream, collective=True)
-        except KeyboardInterrupt:
-            # Save the last completed step (after an insisting second signal with no collectives:
-            # other ranks may be gone), then let the interrupt go on so that the run is FAILED.
-            if window.steps:
-                self._log(run, window, state, cfg.phase_at(state.step - 1)[0], scheduler)
-            if state.step > start_step and not stopped_together:
-                self._save(accelerator, modules, trainable_names, optimizer, scheduler, scaler, state, stream,
-                           collective=False)
-            raise
-        finally:
-            bar.close()
+                            inputs = prepare_inputs(
+                                batch, vae, generator, single_frame=phase.trainable == "spatial",
+                                use_audio=phase.trainable != "spatial" and audio_encoder is not None,
+                                timesteps=cfg.timesteps, dropout=cfg.condition_dropout,
+                                motion_padding=cfg.motion_padding, audio_window=self.sample_config.audio_window,
+                                no_emotion=no_emotion, device=device, vae_batch=cfg.vae_batch,
+                                loss_regions=cfg.loss_regions, motion_augment=cfg.motion_augment,
+                                colour_augment=cfg.colour_augment)
+                        last = micro == cfg.grad_accumulation - 1
+                        with contextlib.nullcontext() if last else accelerator.no_sync(model):
+                            with accelerator.autocast():
+                                per_sample = model(inputs)
+                            threshold = (cfg.robust_loss.threshold
+                                         if state.step >= cfg.robust_loss.start_step else None)
+                            objective, keep = robust_objective(per_sample, threshold)
+                            accelerator.backward(objective / cfg.grad_accumulation)
+                        losses.append(accelerator.gather(per_sample.detach().float()))
+                        # uint8: gloo has no all-gather for bool tensors.
+                        keeps.append(accelerator.gather(keep.to(torch.uint8)).bool())
+                    params = [p for p in modules.parameters() if p.requires_grad]
+                    grad_norm = accelerator.clip_grad_norm_(params, cfg.max_grad_norm or math.inf)
+                    step_losses, step_keep = torch.cat(losses).cpu(), torch.cat(keeps).cpu()
+                    dropped = int((~step_keep).sum())
+                    with loop.update():
+                        # Every sample of the global batch dropped (L5): no update at all. A zero
+                        # gradient would still move the weights through Adam's moments and weight decay.
+                        if bool(step_keep.any()):
+                            optimizer.step()
+                        elif scaler is not None:
+                            scaler.update()  # clip_grad_norm_ unscaled the gradients; close that scaler round
+                        with warnings.catch_warnings():
+                            # The schedule follows the step count, updated or not (torch warns when the
+                            # first scheduler step comes before any optimizer step).
+                            warnings.filterwarnings("ignore",
+                                                    message=re.escape("Detected call of `lr_scheduler.step()`"))
+                            scheduler.step()
+                        optimizer.zero_grad(set_to_none=True)
+                        state.step += 1
+                        state.samples_seen += global_batch
+                        state.dropped_total += dropped
+                        state.epoch, state.batch_in_epoch = stream.epoch, stream.batch_in_epoch
+                    seconds = time.perf_counter() - tick
+                    loss = float(step_losses.mean())
+                    kept = step_losses[step_keep]
+                    window.steps += 1
+                    window.loss += loss
+                    if kept.numel():
+                        window.loss_kept += float(kept.mean())
+                        window.kept_steps += 1
+                    window.dropped += dropped
+                    window.grad_norm += float(grad_norm)
+                    window.samples += global_batch
+                    window.seconds += seconds
+                    if main:
+                        result.first_loss = loss if result.first_loss is None else result.first_loss
+                        result.last_loss = loss
+                        loop.set_postfix(loss=f"{loss:.4f}", dropped=state.dropped_total)
+                    if state.step % cfg.log_every == 0 or state.step == cfg.steps:
+                        self._log(run, window, state, phase_index, scheduler)
+                        window = _Window()
+                    if self.on_step is not None:
+                        self.on_step(state)
+            except KeyboardInterrupt:
+                # Log what the window holds; leaving the loop then saves the last completed step
+                # (unless the ranks stopped together and have saved), and the interrupt goes on, so
+                # that the run is FAILED.
+                if window.steps:
+                    self._log(run, window, state, cfg.phase_at(state.step - 1)[0], scheduler)
+                raise
+        result.checkpoint = loop.checkpoint
         result.steps = state.step
         result.dropped_total = state.dropped_total
         result.wall_seconds = time.perf_counter() - started

@@ -25,7 +25,7 @@ Padding = Literal["replicate", "zero"]
 
 
 def check_encode_args(waveform: Tensor, num_frames: int, fps: float, pad_frames: int) -> None:
-    """Reject malformed calls with a message naming the protocol (memo_zoo.model.slots.AudioEncoder)."""
+    """Reject malformed calls with a message naming the protocol (memo_zoo.slots.audio_encoder.AudioEncoder)."""
     if waveform.dim() != 2:
         raise ValueError(f"waveform must be (batch, samples) mono 16 kHz, got shape {tuple(waveform.shape)}")
     if waveform.shape[1] == 0:

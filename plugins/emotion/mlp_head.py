@@ -14,7 +14,7 @@ with a ``MemoZooError`` naming the file and both values: the detector kind, the 
 and their names against the configured label set (spec E4, §10: 8 paper / 9 emotion2vec), the
 input size against the backbone's feature size, and every tensor's shape.
 
-``HeadDetector``: the ``EmotionDetector`` (``memo_zoo.model.slots``) of any frozen backbone whose
+``HeadDetector``: the ``EmotionDetector`` (``memo_zoo.slots.emotion_detector``) of any frozen backbone whose
 ``window_features(audio, starts, ends)`` gives one feature vector per audio window, followed by a
 head; E5 framing (windows per frame, dedup, stride, silence) is ``segments.label_frames``. Without
 a head it refuses to label anything (``UntrainedDetectorError``), never returning guesses.

@@ -1,4 +1,5 @@
-"""Registers the built-in emotion detectors (spec E4, E5, §4 D1)."""
+"""Registers the built-in emotion detectors (spec E4, E5, §4 D1) and the task that trains their head
+(``train_emotion``)."""
 
 from memo_zoo.plugin import ComponentSpec, hookimpl
 
@@ -15,3 +16,14 @@ def emotion_detector_components() -> list[ComponentSpec]:
                           "log-mel / pitch / energy statistics + 5-layer MLP head; CPU-trainable, needs a checkpoint"),
             ComponentSpec("emotion2vec_mlp", emotion2vec.Emotion2vecMLPConfig, emotion2vec.build,
                           "frozen emotion2vec (funasr, local folder) + 5-layer MLP head (spec D1)")]
+
+
+@hookimpl
+def task_components() -> list[ComponentSpec]:
+    # The task that trains the detectors' MLP head lives beside them; the experiment task runs it
+    # first through the registry (its train_detector: option).
+    from memo_zoo_plugins.emotion import training_task
+
+    return [ComponentSpec("train_emotion", training_task.TrainEmotionConfig, training_task.build,
+                          "train the emotion detector head: CE + supervised contrastive, per-dataset 3:1 "
+                          "speaker split (spec D1-D2, E5)")]

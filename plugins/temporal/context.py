@@ -1,42 +1,19 @@
-"""What every temporal-slot component shares: the ``TemporalModule`` protocol and small helpers.
+"""What the built-in temporal components share: config fields, per-frame norms and attention
+projections, token reshapes and shape checks.
 
-The temporal slot (spec §2) sits in every block of the Diffusion Net. Its caller owns a *context*
-per video: ``new_context`` makes an empty one, ``update_context`` folds in the clean motion frames
-of the previous clip once per clip (T6), and ``forward`` only reads it, so every denoising step of a
-clip (and both classifier-free-guidance branches) can share one context at no extra cost.
+The temporal slot's protocol, which every temporal component follows, is the core's:
+``memo_zoo.slots.temporal.TemporalModule`` (context per video, ``update_context`` once per clip, T6).
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import Literal
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor, nn
 
 from memo_zoo.model.attention import zero_linear
-
-
-@runtime_checkable
-class TemporalModule(Protocol):
-    """Contract of a temporal-slot component (spec T1-T7).
-
-    ``build(config, channels=C)`` returns an ``nn.Module`` with these methods:
-
-    - ``new_context(batch)``: an empty context for ``batch`` videos; the caller owns it.
-    - ``update_context(ctx, motion)``: ``motion`` is (B, Fm, C, H, W), the features at this layer of
-      the clean motion frames (the previous clip's frames; T6). Returns a NEW context; ``ctx`` is
-      left untouched, so an old context stays valid.
-    - ``module(x, ctx)``: ``x`` is (B, F, C, H, W); returns the same shape and dtype. Reads ``ctx``,
-      never mutates it. Residual with a zero-initialised output projection (A6), so a freshly built
-      module returns ``x`` exactly.
-    """
-
-    def new_context(self, batch: int) -> Any: ...
-
-    def update_context(self, ctx: Any, motion: Tensor) -> Any: ...
-
-    def __call__(self, x: Tensor, ctx: Any = None) -> Tensor: ...
 
 
 class FrameNormOptions(BaseModel):

@@ -41,8 +41,8 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from memo_zoo.errors import MemoZooError
-from memo_zoo.progress import progress
 from memo_zoo.train.colour_augment import ColourJitterConfig, draw_transform
+from memo_zoo.train.step_loop import StepLoop
 
 RECORD_FILE = "memo_zoo_vae.json"
 FIGURE_FILE = "reconstructions.png"
@@ -214,29 +214,33 @@ def train_autoencoder(sources: Sequence[FrameSource], config: AutoencoderTrainin
     started = time.perf_counter()
     first = last = float("nan")
     window: list[float] = []
-    for step in progress(range(config.steps), desc="train autoencoder", total=config.steps, unit="step"):
-        x = _to_tensor(_draw(train, offsets, rng, config.batch_size))
-        if config.colour_augment.enabled:
-            x = draw_transform(len(x), config.colour_augment, colour).apply(x)
-        posterior = vae.encode(x).latent_dist
-        out = vae.decode(posterior.sample(generator=None)).sample
-        loss = ((out - x).abs().mean() + config.l2_weight * ((out - x) ** 2).mean()
-                + config.kl_weight * posterior.kl().mean())
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        schedule.step()
-        value = float(loss.detach())
-        if not math.isfinite(value):
-            raise MemoZooError(f"training the autoencoder: the loss became {value} at step {step}; lower lr "
-                               f"(now {config.lr})")
-        first = value if step == 0 else first
-        window.append(value)
-        if len(window) == 25 or step == config.steps - 1:
-            last = sum(window) / len(window)
-            if log is not None:
-                log({"vae.loss": last, "vae.lr": schedule.get_last_lr()[0]}, step + 1)
-            window = []
+    # The shared step loop: the bar, and Ctrl-C / SIGTERM taken after the step under way (no checkpoints:
+    # the folder is written whole at the end or not at all).
+    with StepLoop(config.steps, "train autoencoder") as loop:
+        for step in loop:
+            x = _to_tensor(_draw(train, offsets, rng, config.batch_size))
+            if config.colour_augment.enabled:
+                x = draw_transform(len(x), config.colour_augment, colour).apply(x)
+            posterior = vae.encode(x).latent_dist
+            out = vae.decode(posterior.sample(generator=None)).sample
+            loss = ((out - x).abs().mean() + config.l2_weight * ((out - x) ** 2).mean()
+                    + config.kl_weight * posterior.kl().mean())
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            with loop.update():
+                optimizer.step()
+                schedule.step()
+            value = float(loss.detach())
+            if not math.isfinite(value):
+                raise MemoZooError(f"training the autoencoder: the loss became {value} at step {step}; lower lr "
+                                   f"(now {config.lr})")
+            first = value if step == 0 else first
+            window.append(value)
+            if len(window) == 25 or step == config.steps - 1:
+                last = sum(window) / len(window)
+                if log is not None:
+                    log({"vae.loss": last, "vae.lr": schedule.get_last_lr()[0]}, step + 1)
+                window = []
     vae.eval()
     frames = _to_tensor(eval_frames(held, config.eval_frames))
     means, outs = reconstruct(vae, frames)

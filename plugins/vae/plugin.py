@@ -1,4 +1,4 @@
-"""Registers the built-in autoencoders."""
+"""Registers the built-in autoencoders, and the task that trains ``sd_vae``'s (``train_vae``)."""
 
 from memo_zoo.plugin import ComponentSpec, hookimpl
 
@@ -13,3 +13,13 @@ def vae_components() -> list[ComponentSpec]:
                           "identity autoencoder, optional pixel-unshuffle patches (tiny CPU default)"),
             ComponentSpec("sd_vae", sd_vae.SDVAEConfig, sd_vae.build,
                           "pretrained diffusers AutoencoderKL from local weights (SD1.5 VAE, A1)")]
+
+
+@hookimpl
+def task_components() -> list[ComponentSpec]:
+    # The task that trains sd_vae's autoencoder lives beside it; the train and experiment tasks run
+    # it first through the registry (their train_vae: option).
+    from memo_zoo_plugins.vae import training_task
+
+    return [ComponentSpec("train_vae", training_task.TrainVAEConfig, training_task.build,
+                          "train the recipe's sd_vae (a small AutoencoderKL) on data.dataset's frames (spec A1)")]

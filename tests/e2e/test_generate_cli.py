@@ -19,8 +19,7 @@ import yaml
 from mlflow import MlflowClient
 
 import memo_zoo.cli.registry as cli_registry
-import memo_zoo_plugins.tasks.generate as generate_task
-import memo_zoo_plugins.tasks.generate_cli as generate_cli
+import memo_zoo.tasks.generate as generate_task
 from memo_zoo.cli.app import main
 from memo_zoo.data import media
 from memo_zoo.plugin import ComponentSpec, hookimpl
@@ -49,8 +48,6 @@ class _GenerateTask:
 def _registry():
     installed = load_registry(disabled=())
     extra = []
-    if "generate" not in installed.commands:
-        extra.append(("test_generate_cli", generate_cli))
     if "generate" not in installed.kinds("task"):
         extra.append(("test_generate_task", _GenerateTask()))
     return load_registry(disabled=(), extra_plugins=extra) if extra else installed

@@ -17,11 +17,12 @@ from mlflow import MlflowClient
 from safetensors.torch import load_file
 
 import memo_zoo.train.loop as train_loop
-import memo_zoo_plugins.tasks.train as train_task
+import memo_zoo.tasks.train as train_task
 from memo_zoo.errors import MemoZooError
 from memo_zoo.model.memo_net import MemoNet
 from memo_zoo.plugin import ComponentSpec, hookimpl
 from memo_zoo.plugin.manager import load_registry
+from memo_zoo.recipe.components import slot_factories
 from memo_zoo.recipe.loader import load_recipe
 from memo_zoo.runner import run_recipe
 from memo_zoo.train.checkpoint import list_checkpoints, read_state
@@ -147,7 +148,7 @@ def test_an_interrupted_run_resumes_with_the_same_loss_curve(workdir, world, mon
     state = read_state(checkpoint)
     assert (state.step, state.samples_seen, state.world_size) == (3, 6, 1)
     assert (state.epoch, state.batch_in_epoch) == (0, 3)  # 4 batches per epoch: steps 5-6 start epoch 1
-    MemoNet.from_pretrained(checkpoint / "model", registry)  # a complete, loadable network
+    MemoNet.from_pretrained(checkpoint / "model", slot_factories(registry))  # a complete, loadable network
     assert not list((workdir / "cut").glob(".tmp-*"))
     interrupted = loss_curve(client, started[0])
     assert sorted(interrupted) == [1, 2, 3]

@@ -10,7 +10,8 @@ from hypothesis import strategies as st
 
 from memo_zoo.errors import MemoZooError
 from memo_zoo_eval.metrics.background import BackgroundConfig, build, corner_colour
-from memo_zoo.eval.protocol import Metric, VideoSample, end_windows
+from memo_zoo.eval.protocol import VideoSample, end_windows
+from memo_zoo.slots.metric import Metric
 
 CORNERS = ["top_left", "top_right", "bottom_left", "bottom_right"]
 

@@ -1,9 +1,9 @@
 """Registry-wide contract tests: every registered component of every slot, third-party ones too.
 
-What each slot promises is written on its hook (memo_zoo/plugin/hookspecs.py) and checked by the
-public kit ``memo_zoo.testing``, which plugin authors call in their own tests; this file runs the
-kit's checks, one promise per test, over whatever the registry holds, with each component's
-default options.
+What each slot promises is written in its module (memo_zoo/slots/<slot>.py, also on its hook) and
+checked by the public kit ``memo_zoo.testing``, which plugin authors call in their own tests; this
+file runs the kit's checks, one promise per test, over whatever the registry holds, with each
+component's default options.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ import torch
 from pydantic import BaseModel, ConfigDict
 
 from memo_zoo.plugin.manager import load_registry
-from memo_zoo.plugin.slots import SLOTS
 from memo_zoo.plugin.types import ComponentSpec
+from memo_zoo.slots import SLOTS
 from memo_zoo.testing import (MissingOptions, check_audio_encoder, check_buildable, check_component,
                               check_documented, check_emotion_detector, check_image_encoder, check_scheduler,
                               check_task, check_temporal, check_vae, required_options)

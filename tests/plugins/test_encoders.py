@@ -13,8 +13,9 @@ import torch
 from torch import nn
 
 from memo_zoo.errors import MemoZooError, MissingWeightsError
-from memo_zoo.model.slots import AudioEncoder, ImageEncoder
 from memo_zoo.plugin.manager import load_registry
+from memo_zoo.slots.audio_encoder import AudioEncoder
+from memo_zoo.slots.image_encoder import ImageEncoder
 from memo_zoo_plugins.audio_encoder import plugin as audio_plugin
 from memo_zoo_plugins.audio_encoder.log_mel import HOP, N_FFT, LogMelAudioEncoder, LogMelConfig, mel_filterbank
 from memo_zoo_plugins.audio_encoder.wav2vec2 import Wav2Vec2AudioEncoder, Wav2Vec2EncoderConfig

@@ -320,7 +320,7 @@ class PreprocessTaskPlugins:
 
     @hookimpl
     def task_components(self):
-        from memo_zoo_plugins.tasks import preprocess
+        from memo_zoo.tasks import preprocess
 
         return [ComponentSpec("preprocess", preprocess.PreprocessConfig, preprocess.build, "preprocess")]
 

@@ -12,7 +12,8 @@ import pytest
 import torch
 
 from memo_zoo.errors import MissingWeightsError
-from memo_zoo.model.slots import Autoencoder, Sampler
+from memo_zoo.slots.scheduler import Sampler
+from memo_zoo.slots.vae import Autoencoder
 from memo_zoo_plugins.scheduler.flow_euler import FlowEulerConfig, FlowEulerSampler
 from memo_zoo_plugins.scheduler.flow_heun import FlowHeunConfig, FlowHeunSampler
 from memo_zoo_plugins.scheduler.flow_multistep import FlowMultistepConfig, FlowMultistepSampler

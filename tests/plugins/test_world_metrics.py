@@ -22,13 +22,13 @@ from safetensors.torch import save_file
 
 from memo_zoo.emotion import PAPER_LABELS
 from memo_zoo.errors import MemoZooError, MissingWeightsError
-from memo_zoo_eval.frechet import frechet_distance
+from memo_zoo.eval.frechet import frechet_distance
 from memo_zoo.eval.protocol import Metric, MetricResult, VideoSample
-from memo_zoo_eval.world import metrics as wm
-from memo_zoo_eval.world import store, training
-from memo_zoo_eval.world.measurer import Measurements, MeasurerShape, WorldMeasurer
-from memo_zoo_eval.world.stats import best_lag, lagged_correlations, pearson, roc_auc
-from memo_zoo_plugins.datasets.talking_world.world import WorldConfig
+from memo_zoo_plugins.datasets.talking_world.api import WorldConfig
+from memo_zoo_plugins.datasets.talking_world.measure import metrics as wm
+from memo_zoo_plugins.datasets.talking_world.measure import store, training
+from memo_zoo_plugins.datasets.talking_world.measure.measurer import Measurements, MeasurerShape, WorldMeasurer
+from memo_zoo_plugins.datasets.talking_world.measure.stats import best_lag, lagged_correlations, pearson, roc_auc
 
 TINY_WORLD = dict(identities=4, test_identities=2, clips_per_identity=2, seconds=(1.0, 1.5), long_clips=0, size=32,
                   workers=1)
@@ -106,7 +106,7 @@ def smooth_series(rng: np.random.Generator, n: int) -> np.ndarray:
     return (x - x.min()) / (np.ptp(x) + 1e-9)
 
 
-# ---- statistics (memo_zoo_eval.world.stats) ----------------------------------------------------------
+# ---- statistics (memo_zoo_plugins.datasets.talking_world.measure.stats) -------------------------------
 
 def slow_lagged(truth, measured, max_lag, min_overlap=3):
     """Explicit pairs (truth[t], measured[t + lag]) and np.corrcoef."""
@@ -297,6 +297,7 @@ def test_the_world_metrics_are_registered_and_build_without_training(registry, c
     metrics = registry.components["metric"]
     for kind, (_, config) in BUILDERS.items():
         assert kind in metrics, kind
+        assert metrics[kind].plugin == "builtin_talking_world"  # the world's unit registers its metrics
         assert metrics[kind].spec.config is config
         spec = metrics[kind].spec
         assert spec.summary and all(field.description for field in spec.config.model_fields.values())

@@ -19,11 +19,13 @@ from safetensors.torch import load_file, save_file
 from memo_zoo.errors import MemoZooError, MissingWeightsError
 from memo_zoo.model.memo_net import MemoNet, build_memo_net
 from memo_zoo.plugin.manager import load_registry
+from memo_zoo.recipe.components import slot_factories
 from memo_zoo.train.config import TrainConfig
 from memo_zoo.train.loop import Trainer
 from tests.small_recipes import NETWORK, SAMPLES, small_train_recipe
 
 REGISTRY = load_registry(disabled=())
+FACTORIES = slot_factories(REGISTRY)
 TINY = {"preset": "tiny"}
 # The tiny preset's sites and their widths: transformer sites of (32, 64) channels, 1 layer per block.
 SITES = {"down_blocks.0.attentions.0": 32, "down_blocks.1.attentions.0": 64, "mid_block.attentions.0": 64,
@@ -38,7 +40,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 def make_net(temporal: dict, seed: int = 0, network: dict = TINY) -> MemoNet:
     torch.manual_seed(seed)
-    return build_memo_net(network, temporal, {"kind": "multimodal_attention"}, REGISTRY)
+    return build_memo_net(network, FACTORIES("temporal", temporal), FACTORIES("audio_fusion", {"kind": "multimodal_attention"}))
 
 
 def randomise(state: dict[str, torch.Tensor], seed: int) -> dict[str, torch.Tensor]:
@@ -306,8 +308,9 @@ def test_the_train_option_initialises_the_temporal_modules_before_init_weights(t
 
     # init_weights is applied after it and wins.
     torch.manual_seed(5)
-    saved = build_memo_net(NETWORK, {"kind": "linear_memory", "heads": 2}, {"kind": "multimodal_attention", "heads": 2},
-                           REGISTRY).save_pretrained(tmp_path / "saved")
+    saved = build_memo_net(NETWORK, FACTORIES("temporal", {"kind": "linear_memory", "heads": 2}),
+                           FACTORIES("audio_fusion", {"kind": "multimodal_attention", "heads": 2})
+                           ).save_pretrained(tmp_path / "saved")
     both = TrainConfig(animatediff=tmp_path / "mm.safetensors", init_weights=saved, samples=samples)
     net = Trainer(both, recipe, REGISTRY, None, tmp_path)._build_parts()[0]
     assert torch.equal(net.state_dict()[ours], load_file(str(saved / "memo_net.safetensors"))[ours])

@@ -14,12 +14,12 @@ import torch
 from memo_zoo.data.clip import ClipRecord
 from memo_zoo.errors import MemoZooError
 from memo_zoo.recipe.loader import validate_document
-from memo_zoo_plugins.tasks import train_vae as task_module
-from memo_zoo_plugins.tasks.train_vae import TrainVAEConfig, ensure_vae, target_folder
+from memo_zoo_plugins.vae import training_task as task_module
 from memo_zoo_plugins.vae.autoencoder_training import (RECORD_FILE, AutoencoderTrainingConfig, FrameSource,
                                                        read_record, split_sources, train_autoencoder,
                                                        training_options)
 from memo_zoo_plugins.vae.sd_vae import SDVAE, SDVAEConfig
+from memo_zoo_plugins.vae.training_task import TrainVAEConfig, TrainVAETask
 from tests.data_fixtures import write_clip
 from tests.fake_datasets import DatasetRegistry
 
@@ -148,18 +148,18 @@ def test_target_is_where_sd_vae_will_look(registry, tmp_path, monkeypatch):
     from memo_zoo.errors import MissingWeightsError
 
     recipe = _context(registry, tmp_path).recipe
-    assert target_folder(TrainVAEConfig(), recipe) == Path("checkpoints/vae")
-    assert target_folder(TrainVAEConfig(out=Path("/abs/x")), recipe) == Path("/abs/x")
+    assert TrainVAEConfig().target_folder(recipe) == Path("checkpoints/vae")
+    assert TrainVAEConfig(out=Path("/abs/x")).target_folder(recipe) == Path("/abs/x")
     named = _context(registry, tmp_path, weights="myvae").recipe
     monkeypatch.delenv("MEMO_ZOO_WEIGHTS_DIR", raising=False)
     with pytest.raises(MissingWeightsError, match="MEMO_ZOO_WEIGHTS_DIR is not set"):
-        target_folder(TrainVAEConfig(), named)
+        TrainVAEConfig().target_folder(named)
     monkeypatch.setenv("MEMO_ZOO_WEIGHTS_DIR", str(tmp_path / "w"))
-    assert target_folder(TrainVAEConfig(), named) == tmp_path / "w/myvae"
+    assert TrainVAEConfig().target_folder(named) == tmp_path / "w/myvae"
     pixel = validate_document({"name": "v", "task": {"kind": "train_vae"}, "model": {"vae": {"kind": "pixel"}}},
                               registry, "test")
     with pytest.raises(MemoZooError, match="needs model.vae: {kind: sd_vae"):
-        target_folder(TrainVAEConfig(), pixel)
+        TrainVAEConfig().target_folder(pixel)
 
 
 def test_task_trains_from_the_dataset_then_reuses_and_refuses(registry, workdir, tmp_path, monkeypatch):
@@ -167,7 +167,7 @@ def test_task_trains_from_the_dataset_then_reuses_and_refuses(registry, workdir,
     records = [ClipRecord(clip_id=f"c{i}", video=write_clip(tmp_path / f"c{i}.mp4")) for i in range(3)]
     context = _context(registry, tmp_path, records)
     options = TrainVAEConfig(steps=2, size=32, **TINY)
-    folder = ensure_vae(context, options)
+    folder = TrainVAETask(options).ensure(context)
     record = read_record(folder)
     assert (tmp_path / folder / "reconstructions.png").is_file()  # the folder carries its own evidence
     assert record["data"]["clips"] == 3 and record["size"] == 32 and record["report"]["train_frames"] == 32
@@ -176,22 +176,22 @@ def test_task_trains_from_the_dataset_then_reuses_and_refuses(registry, workdir,
         raise AssertionError("the folder should have been reused")
 
     monkeypatch.setattr(task_module, "train_autoencoder", no_training)
-    assert ensure_vae(context, options) == folder  # same options: reused
+    assert TrainVAETask(options).ensure(context) == folder  # same options: reused
     with pytest.raises(MemoZooError, match="other options.*steps"):
-        ensure_vae(context, options.model_copy(update={"steps": 3}))
+        TrainVAETask(options.model_copy(update={"steps": 3})).ensure(context)
     monkeypatch.undo()
     monkeypatch.setenv("MEMO_ZOO_CACHE_DIR", str(tmp_path / "cache"))
-    retrained = ensure_vae(context, options.model_copy(update={"steps": 3, "overwrite": True}))
+    retrained = TrainVAETask(options.model_copy(update={"steps": 3, "overwrite": True})).ensure(context)
     assert read_record(retrained)["training"]["steps"] == 3
     monkeypatch.setattr(task_module, "train_autoencoder", no_training)
     # A folder trained before colour_augment existed matches options that leave it at its default...
     def later(colour):
         return TrainVAEConfig.model_validate({**options.model_dump(), "steps": 3, "colour_augment": colour})
 
-    assert ensure_vae(context, later({"shift": 0.0})) == folder
+    assert TrainVAETask(later({"shift": 0.0})).ensure(context) == folder
     # ...and not options that set it.
     with pytest.raises(MemoZooError, match="other options.*colour_augment"):
-        ensure_vae(context, later({"shift": 0.2}))
+        TrainVAETask(later({"shift": 0.2})).ensure(context)
 
 
 def test_a_folder_without_a_record_is_used_as_brought(registry, workdir, tmp_path, monkeypatch):
@@ -200,15 +200,15 @@ def test_a_folder_without_a_record_is_used_as_brought(registry, workdir, tmp_pat
     (folder / "config.json").write_text(json.dumps({"_class_name": "AutoencoderKL"}))
     monkeypatch.setattr(task_module, "train_autoencoder", lambda *a, **k: pytest.fail("must not train"))
     context = _context(registry, tmp_path)
-    assert (tmp_path / ensure_vae(context, TrainVAEConfig())) == folder
+    assert (tmp_path / TrainVAETask(TrainVAEConfig()).ensure(context)) == folder
     with pytest.raises(MemoZooError, match="did not train"):
-        task_module.TrainVAETask(TrainVAEConfig()).run(context)
+        TrainVAETask(TrainVAEConfig()).run(context)
     assert not (folder / RECORD_FILE).exists()
 
 
 def test_the_dataset_must_give_frames(registry, workdir, tmp_path):
     with pytest.raises(MemoZooError, match="no frames"):
-        ensure_vae(_context(registry, tmp_path, records=[]), TrainVAEConfig(steps=1, **TINY))
+        TrainVAETask(TrainVAEConfig(steps=1, **TINY)).ensure(_context(registry, tmp_path, records=[]))
 
 
 def test_reconstruction_figure_shows_frames_over_reconstructions(tmp_path):

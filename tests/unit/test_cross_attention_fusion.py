@@ -10,10 +10,10 @@ import pytest
 import torch
 from pydantic import ValidationError
 
+from memo_zoo.slots.audio_fusion import AudioFusionModule
 from memo_zoo_plugins.audio_fusion import identity
 from memo_zoo_plugins.audio_fusion.cross_attention import CrossAttentionFusion, CrossAttentionFusionConfig, build
 from memo_zoo_plugins.audio_fusion.emo_adanorm import EmoAdaNorm
-from memo_zoo_plugins.audio_fusion.protocol import AudioFusionModule
 from tests.unit.fusion_helpers import bfloat16_and_float32_outputs, explicit_attention, perturbed, reference_cases
 
 

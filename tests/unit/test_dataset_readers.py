@@ -13,10 +13,11 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from memo_zoo.data.clip import ClipDataset, ClipRecord
+from memo_zoo.data.clip import ClipRecord
 from memo_zoo.emotion import PAPER_LABELS
 from memo_zoo.errors import MemoZooError
 from memo_zoo.plugin.manager import load_registry
+from memo_zoo.slots.dataset import ClipDataset
 from memo_zoo_plugins.datasets.readers import (
     celebv_hq, common, hallo, hdtf, mead, memo_layout, plugin, video_folder, voxceleb2,
 )

@@ -9,9 +9,9 @@ import pytest
 from memo_zoo.data.clip import ClipRecord
 from memo_zoo.errors import MemoZooError
 from memo_zoo.recipe.loader import validate_document
-from memo_zoo_plugins.tasks.experiment import generation_key, training_key
-from memo_zoo_plugins.tasks.experiment_config import HeldOutConfig
-from memo_zoo_plugins.tasks.held_out import HeldOutClip, evaluation_pair, select_clips, truth_schedule
+from memo_zoo.tasks.experiment import generation_key, training_key
+from memo_zoo.tasks.experiment_config import HeldOutConfig
+from memo_zoo.tasks.held_out import HeldOutClip, evaluation_pair, select_clips, truth_schedule
 from tests.data_fixtures import write_clip
 from tests.fake_datasets import DatasetRegistry
 
@@ -116,22 +116,38 @@ def _truth_file(path, emotions, fps=25.0):
     return path
 
 
+def _world():
+    """The dataset that wrote the truth files: it reads them (``frame_truth``)."""
+    from memo_zoo_plugins.datasets.talking_world.dataset import TalkingWorld, TalkingWorldConfig
+
+    return TalkingWorld(TalkingWorldConfig(), progress=False)
+
+
 def test_truth_schedule_follows_the_per_frame_emotion(tmp_path):
     # 10 frames happy (3), 15 sad (5), at 25 fps
     truth = _truth_file(tmp_path / "t.npz", [3] * 10 + [5] * 15)
-    clip = HeldOutClip(_record("c", 1, truth=truth), 1.0)
+    clip = HeldOutClip(_record("c", 1, truth=truth), 1.0, _world())
     schedule = truth_schedule(clip, None)
     assert [(s.start_s, s.end_s, s.label) for s in schedule] == [(0.0, 0.4, "happy"), (0.4, 1.0, "sad")]
     assert [s.label for s in truth_schedule(clip, 0.2)] == ["happy"]
     with pytest.raises(MemoZooError, match="needs per-frame truth"):
-        truth_schedule(HeldOutClip(_record("d", 1), 1.0), None)
+        truth_schedule(HeldOutClip(_record("d", 1), 1.0, _world()), None)
+
+
+def test_the_held_out_clips_keep_the_dataset_that_reads_their_truth(registry, tmp_path):
+    truth = _truth_file(tmp_path / "t.npz", [3] * 5)
+    fake = DatasetRegistry([_record("c", 1, truth=truth)])
+    (clip,) = select_clips(recipe(registry).data.dataset, fake, HeldOutConfig())
+    # ListDataset writes no truth and cannot read it: the clip says so rather than guessing a format
+    with pytest.raises(MemoZooError, match=r"\(ListDataset\) cannot read: it has no frame_truth"):
+        clip.truth()
 
 
 def test_evaluation_pair_is_cut_to_the_generated_length(tmp_path):
     source = write_clip(tmp_path / "clip.mp4", frames=12)
     generated = write_clip(tmp_path / "gen.mp4", frames=8)
     truth = _truth_file(tmp_path / "t.npz", [4] * 12)
-    clip = HeldOutClip(ClipRecord(clip_id="a/b", video=source, truth=truth), 0.5)
+    clip = HeldOutClip(ClipRecord(clip_id="a/b", video=source, truth=truth), 0.5, _world())
     portrait = np.zeros((16, 16, 3), np.uint8)
     video, reference = evaluation_pair(clip, generated, portrait)
     assert video.id == reference.id == "a__b"

@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from memo_zoo_plugins.temporal.context import TemporalModule
+from memo_zoo.slots.temporal import TemporalModule
 from memo_zoo_plugins.temporal.linear_memory import (
     LinearMemoryConfig,
     LinearMemoryContext,

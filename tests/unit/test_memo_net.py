@@ -21,8 +21,10 @@ from memo_zoo.model.memo_net import CONFIG_FILE, MemoNet, build_memo_net
 from memo_zoo.recipe.network import NetworkConfig
 from memo_zoo.model.reference_attention import ReferenceRead
 from memo_zoo.plugin.manager import load_registry
+from memo_zoo.recipe.components import slot_factories
 
 REGISTRY = load_registry(disabled=())
+FACTORIES = slot_factories(REGISTRY)
 TINY = NetworkConfig(preset="tiny")
 C, S = TINY.latent_channels, TINY.sample_size
 T, A, K, E = TINY.audio_tokens, TINY.audio_dim, TINY.image_tokens, TINY.image_embed_dim
@@ -45,7 +47,7 @@ def kinds(slot: str) -> list[str]:
 def make_net(temporal: str = "linear_memory", audio: str = "multimodal_attention", seed: int = 0,
              network: NetworkConfig = TINY) -> MemoNet:
     torch.manual_seed(seed)
-    return build_memo_net(network, {"kind": temporal}, {"kind": audio}, REGISTRY)
+    return build_memo_net(network, FACTORIES("temporal", {"kind": temporal}), FACTORIES("audio_fusion", {"kind": audio}))
 
 
 def perturb(modules, seed: int = 1, scale: float = 0.1) -> None:
@@ -261,7 +263,7 @@ def test_save_and_reload_is_bit_identical(tmp_path):
     net.save_pretrained(tmp_path / "ckpt")
     saved = json.loads((tmp_path / "ckpt" / CONFIG_FILE).read_text())
     assert saved["temporal"]["kind"] == "self_attention" and saved["audio_fusion"]["kind"] == "cross_attention"
-    loaded = MemoNet.from_pretrained(tmp_path / "ckpt", REGISTRY)
+    loaded = MemoNet.from_pretrained(tmp_path / "ckpt", FACTORIES)
     assert loaded.configs() == net.configs()
     a, b = net.state_dict(), loaded.state_dict()
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
@@ -273,13 +275,13 @@ def test_save_and_reload_is_bit_identical(tmp_path):
 def test_a_checkpoint_of_another_architecture_is_refused_by_name(tmp_path):
     make_net("linear_memory").save_pretrained(tmp_path / "ckpt")
     with pytest.raises(MemoZooError, match=r"(?s)unexpected \(\d+\).*\.temporal\.to_q\.weight"):
-        MemoNet.from_pretrained(tmp_path / "ckpt", REGISTRY, temporal={"kind": "none"})
+        MemoNet.from_pretrained(tmp_path / "ckpt", FACTORIES, temporal={"kind": "none"})
     narrow = {"preset": "tiny", "block_out_channels": [16, 32]}
     with pytest.raises(MemoZooError, match=r"(?s)shape mismatch.*conv_in\.weight: \(32, 4, 3, 3\) in the checkpoint, "
                                            r"\(16, 4, 3, 3\) here"):
-        MemoNet.from_pretrained(tmp_path / "ckpt", REGISTRY, network=narrow)
+        MemoNet.from_pretrained(tmp_path / "ckpt", FACTORIES, network=narrow)
     with pytest.raises(MissingWeightsError):
-        MemoNet.from_pretrained(tmp_path / "nowhere", REGISTRY)
+        MemoNet.from_pretrained(tmp_path / "nowhere", FACTORIES)
 
 
 # ---- A6: SD1.5 weights from a local diffusers folder ----------------------------------------------

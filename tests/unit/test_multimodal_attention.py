@@ -10,12 +10,12 @@ import pytest
 import torch
 from pydantic import ValidationError
 
+from memo_zoo.slots.audio_fusion import AudioFusionModule
 from memo_zoo_plugins.audio_fusion.multimodal_attention import (
     MultimodalAttentionConfig,
     MultimodalAttentionFusion,
     build,
 )
-from memo_zoo_plugins.audio_fusion.protocol import AudioFusionModule
 from tests.unit.fusion_helpers import bfloat16_and_float32_outputs, explicit_attention, perturbed, reference_cases
 
 

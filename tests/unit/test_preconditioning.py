@@ -43,12 +43,15 @@ def test_coefficients_broadcast_per_sample():
 
 def test_memo_net_adds_the_skip_to_the_unet_output(registry):
     from memo_zoo.model.memo_net import build_memo_net
+    from memo_zoo.recipe.components import slot_factories
     from memo_zoo.recipe.network import NetworkConfig
 
+    factories = slot_factories(registry)
     torch.manual_seed(0)
-    plain = build_memo_net(NetworkConfig(preset="tiny"), {"kind": "none"}, {"kind": "none"}, registry).eval()
+    plain = build_memo_net(NetworkConfig(preset="tiny"), factories("temporal", {"kind": "none"}),
+                           factories("audio_fusion", {"kind": "none"})).eval()
     skip = build_memo_net(NetworkConfig(preset="tiny", preconditioning="linear_skip", data_std=0.4),
-                          {"kind": "none"}, {"kind": "none"}, registry).eval()
+                          factories("temporal", {"kind": "none"}), factories("audio_fusion", {"kind": "none"})).eval()
     skip.load_state_dict(plain.state_dict())
     latents = torch.randn(2, 3, 4, 8, 8)
     t = torch.tensor([0.3, 0.8])

@@ -112,7 +112,7 @@ def test_unreadable_documents(tmp_path, registry, text, headline):
 def test_an_empty_slot_says_nothing_is_registered(tmp_path):
     from memo_zoo.plugin.manager import load_registry
 
-    without_metrics = load_registry(disabled=("builtin_metrics",))
+    without_metrics = load_registry(disabled=("builtin_metrics", "builtin_talking_world"))
     with pytest.raises(RecipeError) as caught:
         load_recipe(write(tmp_path / "r.yaml", "name: r\ntask: {kind: smoke}\nmetrics: [{kind: fid}]\n"),
                     without_metrics)

@@ -156,7 +156,7 @@ def test_a_recipe_naming_a_disabled_builtin_kind_says_which_plugin_is_disabled(t
 
 
 def test_a_disabled_kind_in_a_list_slot_says_so_too(tmp_path, monkeypatch):
-    monkeypatch.setenv("MEMO_ZOO_DISABLE_PLUGINS", "builtin_metrics")
+    monkeypatch.setenv("MEMO_ZOO_DISABLE_PLUGINS", "builtin_metrics,builtin_talking_world")
     reg = load_registry()
     with pytest.raises(RecipeError) as caught:
         load_recipe(write(tmp_path / "r.yaml", "name: r\ntask: {kind: smoke}\nmetrics: [{kind: fid}]\n"), reg)

@@ -29,6 +29,7 @@ from memo_zoo.generate.loading import load_generator_model
 from memo_zoo.generate.pipeline import generate_video
 from memo_zoo.model.compatibility import check_network_matches, network_differences
 from memo_zoo.model.memo_net import CONFIG_FILE, WEIGHTS_FILE, MemoNet
+from memo_zoo.recipe.components import slot_factories
 from memo_zoo.recipe.loader import validate_document
 from memo_zoo_plugins.audio_encoder.wav2vec2 import Wav2Vec2AudioEncoder, Wav2Vec2EncoderConfig
 from memo_zoo_plugins.vae.sd_vae import SDVAE, SDVAEConfig
@@ -86,8 +87,9 @@ def test_a_linear_memory_checkpoint_is_refused_under_a_self_attention_recipe(lin
 def test_another_gamma_is_refused_listing_every_differing_field(linear_memory_net):
     other = recipe({"kind": "linear_memory", "heads": 2, "gamma": 0.8, "update": "released"})
     # Same parameter names and shapes: the weights alone would load without a word.
-    assert set(MemoNet.from_pretrained(linear_memory_net, REGISTRY, temporal=other.model.temporal).state_dict()) \
-        == set(MemoNet.from_pretrained(linear_memory_net, REGISTRY).state_dict())
+    factories = slot_factories(REGISTRY)
+    assert set(MemoNet.from_pretrained(linear_memory_net, factories, temporal=other.model.temporal).state_dict()) \
+        == set(MemoNet.from_pretrained(linear_memory_net, factories).state_dict())
     assert network_differences(linear_memory_net, other.model) == [
         "model.temporal.gamma: recipe 0.8, checkpoint 0.9", "model.temporal.update: recipe 'released', checkpoint 'paper'"]
     with pytest.raises(MemoZooError, match="gamma: recipe 0.8, checkpoint 0.9"):
@@ -115,12 +117,12 @@ def test_a_damaged_memo_net_json_is_an_error_naming_it_not_no_differences(linear
         with pytest.raises(MemoZooError, match=str(broken)):
             load_generator_model(broken.parent, recipe(), REGISTRY)
         with pytest.raises(MemoZooError, match=str(broken)):
-            MemoNet.from_pretrained(broken.parent, REGISTRY)
+            MemoNet.from_pretrained(broken.parent, slot_factories(REGISTRY))
 
 
 def test_a_truncated_memo_net_safetensors_is_an_error_naming_it(linear_memory_net, tmp_path):
     broken = damaged_copy(linear_memory_net, tmp_path / "net", WEIGHTS_FILE)
-    for load in (lambda: MemoNet.from_pretrained(broken.parent, REGISTRY),
+    for load in (lambda: MemoNet.from_pretrained(broken.parent, slot_factories(REGISTRY)),
                  lambda: load_generator_model(broken.parent, recipe(), REGISTRY)):
         with pytest.raises(MemoZooError, match=f"{broken}: cannot be read as safetensors"):
             load()

@@ -15,8 +15,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
+from memo_zoo.slots.temporal import TemporalModule
 from memo_zoo_plugins.temporal import identity
-from memo_zoo_plugins.temporal.context import TemporalModule
 from memo_zoo_plugins.temporal.self_attention import (
     SelfAttentionConfig,
     SelfAttentionTemporal,

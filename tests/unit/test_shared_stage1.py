@@ -1,4 +1,4 @@
-"""Stage 1 shared by an experiment's variants (spec L2, L3; memo_zoo_plugins.tasks.shared_stage1):
+"""Stage 1 shared by an experiment's variants (spec L2, L3; memo_zoo.tasks.shared_stage1):
 how a training splits, what the shared folder's key covers, how a variant starts from it, and how
 the two trainings' logs stay apart in one MLflow run."""
 
@@ -16,8 +16,8 @@ from memo_zoo.train.checkpoint import TrainerState, save_checkpoint
 from memo_zoo.train.config import TrainConfig
 from memo_zoo.train.loop import Trainer
 from memo_zoo.train.step import TrainModules, new_module_prefixes
-from memo_zoo_plugins.tasks.experiment import _copy_final_loss, shared_stage1, stage1_key, training_key
-from memo_zoo_plugins.tasks.shared_stage1 import split_stage1
+from memo_zoo.tasks.experiment import _copy_final_loss, shared_stage1, stage1_key, training_key
+from memo_zoo.tasks.shared_stage1 import split_stage1
 from tests.small_recipes import NETWORK, SAMPLES, small_train_recipe
 
 PHASES = [{"name": "stage1", "steps": 6, "trainable": "spatial"}, {"name": "joint", "trainable": "all"}]

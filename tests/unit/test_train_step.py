@@ -15,6 +15,7 @@ import torch
 from memo_zoo.errors import MemoZooError
 from memo_zoo.model.memo_net import build_memo_net
 from memo_zoo.plugin.manager import load_registry
+from memo_zoo.recipe.components import slot_factories
 from memo_zoo.train.checkpoint import TrainerState, list_checkpoints, load_checkpoint, save_checkpoint
 from memo_zoo.train.config import ConditionDropoutConfig, TimestepConfig
 from memo_zoo.train.loss import noisy_latents, velocity_loss
@@ -29,6 +30,7 @@ from memo_zoo_plugins.vae.pixel import PixelVAEConfig
 from memo_zoo_plugins.vae.pixel import build as build_pixel
 
 REGISTRY = load_registry(disabled=())
+FACTORIES = slot_factories(REGISTRY)
 NETWORK = {"block_out_channels": (16, 32), "attention_head_dim": 2, "cross_attention_dim": 16,
            "latent_channels": 192, "audio_tokens": 4, "audio_dim": 8, "image_tokens": 2, "image_embed_dim": 8}
 SIZE, FPS, WINDOW, P = 32, 25.0, 1, 640
@@ -47,8 +49,8 @@ def one_thread():
 
 def make_modules(seed: int = 0) -> TrainModules:
     torch.manual_seed(seed)
-    net = build_memo_net(NETWORK, {"kind": "linear_memory", "heads": 2}, {"kind": "multimodal_attention", "heads": 2},
-                         REGISTRY)
+    net = build_memo_net(NETWORK, FACTORIES("temporal", {"kind": "linear_memory", "heads": 2}),
+                         FACTORIES("audio_fusion", {"kind": "multimodal_attention", "heads": 2}))
     audio = build_log_mel(LogMelConfig(token_count=4, token_dim=8, hidden=16, n_mels=16, window=WINDOW))
     image = build_conv(ConvImageEncoderConfig(embed_dim=8, channels=(8,)))
     modules = TrainModules(net, image, audio, FPS, WINDOW)

@@ -17,6 +17,7 @@ from typing import Literal
 from pydantic import Field
 
 from memo_zoo.data.clip import ClipRecord, SkippedClip
+from memo_zoo.data.truth import ClipTruth
 from memo_zoo.errors import MemoZooError
 
 from .world import WorldConfig, generate
@@ -73,6 +74,19 @@ class TalkingWorld:
         self._records = sorted(records, key=lambda r: r.clip_id)
         self.skipped = skipped
         return list(self._records)
+
+    def frame_truth(self, record: ClipRecord) -> ClipTruth | None:
+        """The clip's per-frame truth (``memo_zoo.data.truth.TruthReader``): what an experiment
+        measures its videos against and its 'truth' emotion oracle."""
+        if record.truth is None:
+            return None
+        import numpy as np
+
+        from .truth import FRAME_FIELDS, load_truth
+
+        truth = load_truth(record.truth)
+        return ClipTruth(frames={name: np.asarray(getattr(truth, name)) for name in FRAME_FIELDS},
+                         emotion=truth.emotion_names(), fps=truth.fps)
 
 
 def build(config: TalkingWorldConfig) -> TalkingWorld:

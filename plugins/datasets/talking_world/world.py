@@ -390,11 +390,14 @@ def _photo_mouth_inner(state, size: int) -> np.ndarray:
     return np.vstack([rp._to_out(top, warp, fwd, s, above), rp._to_out(top, warp, fwd, s, ~above)[::-1]])
 
 
-class _Renderer:
+class ClipRenderer:
     """Frame + inner-mouth area for one clip's face (cartoon identity or the real photo).
 
-    The area is normalised by the squared inter-ocular distance of the frontal rest face (the
-    usual face-size normaliser of landmark work), so it is comparable across sizes and faces."""
+    ``ClipRenderer(plan, size)(state)`` gives the uint8 (size, size, 3) frame of ``state`` (a
+    :class:`.face.FaceState`) and its inner-mouth area, the value the truth stores as
+    ``mouth_area``. The area is normalised by the squared inter-ocular distance of the frontal rest
+    face (the usual face-size normaliser of landmark work), so it is comparable across sizes and
+    faces. Public (``api``): the world measurer renders extra frames with it."""
 
     def __init__(self, plan: ClipPlan, size: int):
         from .face import FaceState, face_landmarks, render
@@ -444,7 +447,7 @@ def make_clip(plan: ClipPlan, config: WorldConfig, root: Path) -> dict[str, Any]
     gaze = np.clip(-_GAZE_COMPENSATION * pose[:, :2], -1.0, 1.0).astype(np.float32)
 
     # Renderer inputs are the float32 values stored in the truth, so truth == what was drawn.
-    renderer = _Renderer(plan, size)
+    renderer = ClipRenderer(plan, size)
     video = np.empty((frames, size, size, 3), np.uint8)
     area = np.empty(frames, np.float32)
     for i in range(frames):

@@ -1,0 +1,85 @@
+"""``ExperimentConfig``: the options of ``task: {kind: experiment}``, train -> generate -> evaluate.
+
+An ablation (spec §9) is a recipe with this task and a ``sweep:``: each variant trains the
+recipe's network with the same budget and seed (``train``: the options of ``task: train``),
+generates the same held-out videos from each held-out clip's first frame and audio
+(``held_out``, ``generation``) and measures them with the recipe's ``metrics`` against the clips
+themselves and their truth. ``train_detector`` and ``train_vae`` hold the options of the
+``train_emotion`` and ``train_vae`` tasks, which the components' plugins register
+(``memo_zoo.tasks.stages``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal, Optional, Union
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from memo_zoo.generate.config import GuidanceConfig
+from memo_zoo.tasks.stages import AUTOENCODER, EMOTION_DETECTOR
+from memo_zoo.train.config import TrainConfig
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class HeldOutConfig(Strict):
+    """Which clips of ``data.dataset`` drive the evaluation videos (their first frame is the
+    portrait, their audio the driving audio, their frames and truth the reference)."""
+
+    split: Literal["train", "test", "all"] = Field(
+        "test", description="dataset split to take the clips from (talking_world: test = held-out identities)")
+    min_seconds: float = Field(
+        0.0, ge=0, description="only clips at least this long (e.g. 60: the world's long clips, for memory and "
+                               "identity-over-time effects)")
+    videos: int = Field(2, ge=1, description="number of clips (the longest first, then by id)")
+    max_seconds: Optional[float] = Field(
+        None, gt=0, description="use only the first N seconds of each clip's audio (quick runs)")
+
+
+class GenerationOptions(Strict):
+    """How each evaluation video is generated (the options of ``memo-zoo generate`` that matter
+    to an ablation; sizes and fps come from the training recipe)."""
+
+    steps: Optional[int] = Field(None, ge=1, le=1000, description="sampler steps; null = the recipe's scheduler")
+    cfg: GuidanceConfig = Field(default_factory=GuidanceConfig, description="classifier-free guidance (spec I2)")
+    clip_frames: int = Field(16, ge=1, description="frames per autoregressive clip (spec I1: 16)")
+    motion_frames: int = Field(16, ge=1, description="first clip's context: the reference repeated (spec §10)")
+    emotion: Union[Literal["detected", "truth"], str] = Field(
+        "detected", description="'detected': the recipe's emotion_detector per clip (spec E5); 'truth': the "
+                                "driving clip's true per-frame emotion as a schedule (an oracle); or a label for "
+                                "every clip (E4 override; 'none' = no emotion)")
+    seed: Optional[int] = Field(None, ge=0, description="noise seed; null = the recipe's seed (same for all variants)")
+    device: Optional[str] = Field(None, description="cpu, cuda, cuda:N or auto; null = $MEMO_ZOO_DEVICE")
+
+
+class ExperimentConfig(Strict):
+    """Train the recipe's network, generate held-out videos and evaluate them (issue 7, spec §9)."""
+
+    train: TrainConfig = Field(default_factory=TrainConfig, description="training options (task: train's); "
+                               "out_dir null = under out_dir below, shared by variants that train the same way")
+    held_out: HeldOutConfig = Field(default_factory=HeldOutConfig, description="evaluation clips")
+    generation: GenerationOptions = Field(default_factory=GenerationOptions, description="generation options")
+    out_dir: Path = Field(
+        Path("experiments"), description="where checkpoints, generated videos and reports go (relative to the "
+                                         "working directory); each training and each generation set lives in "
+                                         "a folder named by a hash of what produced it, so a re-run reuses "
+                                         "finished work and variants that differ only in generation (cfg) "
+                                         "share one training")
+    train_detector: Annotated[Optional[Any], EMOTION_DETECTOR] = Field(
+        None, description="with generation.emotion 'detected': when the recipe's emotion_detector checkpoint does "
+                          "not exist yet, train it first on data.dataset with these options (task train_emotion's, "
+                          "spec D1-D2), so an ablation with detected labels is still one command")
+    train_vae: Annotated[Optional[Any], AUTOENCODER] = Field(
+        None, description="when model.vae is an sd_vae whose weights folder does not exist yet, train it first on "
+                          "data.dataset's frames with these options (task train_vae's; size and fps come from "
+                          "train.samples)")
+    share_stage1: bool = Field(
+        True, description="when train.phases starts with a spatial phase (stage 1, L2): train it once in "
+                          "<out_dir>/stage1-<hash> for every variant and recipe that has the same stage 1, and train "
+                          "each variant's later phases from it (memo_zoo.tasks.shared_stage1); false = "
+                          "every variant trains all its phases itself")
+    log_videos: bool = Field(True, description="log the generated videos (with audio) as MLflow artifacts")
+    report: bool = Field(True, description="write the comparison report (Markdown + HTML + plots) at the end")

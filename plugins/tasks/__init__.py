@@ -1,1 +1,0 @@
-"""Built-in tasks: what ``memo-zoo run`` does with a recipe."""

@@ -1,0 +1,60 @@
+"""The content-hash keys of the repository's experiment recipes (train-<key>, stage1-<key>,
+videos-<key> folders), pinned: a restructuring that changes one would orphan every finished
+training and video set. The values were computed before the tasks moved to ``memo_zoo/tasks``
+and their autoencoder / emotion-detector stages went behind the registry (issue 17)."""
+
+from __future__ import annotations
+
+import pytest
+
+from memo_zoo.recipe.loader import load_recipe, validate_variants, variant_documents
+from memo_zoo.tasks.experiment import generation_key, shared_stage1, stage1_key, training_key
+
+# (recipe, profile, sweep variant) -> (training key, stage-1 key, generation key)
+KEYS = {
+    ('ablate_cfg.yaml', None, 'cfg_1'): ('7e4c7b28e2', '66bf68f545', '29103e0b41'),
+    ('ablate_cfg.yaml', None, 'cfg_2'): ('7e4c7b28e2', '66bf68f545', '0cd276cf2a'),
+    ('ablate_cfg.yaml', None, 'cfg_3.5'): ('7e4c7b28e2', '66bf68f545', 'ddb7e1b001'),
+    ('ablate_cfg.yaml', None, 'cfg_6'): ('7e4c7b28e2', '66bf68f545', '3ab1b8d225'),
+    ('ablate_cfg.yaml', None, 'split_ref2_av6'): ('7e4c7b28e2', '66bf68f545', '306f9cefee'),
+    ('ablate_cfg.yaml', 'quick', 'cfg_1'): ('4a1ab2d2c5', 'b0064ef78a', 'b62d853df1'),
+    ('ablate_cfg.yaml', 'quick', 'cfg_2'): ('4a1ab2d2c5', 'b0064ef78a', '732ae991e7'),
+    ('ablate_cfg.yaml', 'quick', 'cfg_3.5'): ('4a1ab2d2c5', 'b0064ef78a', 'f85b18e9b2'),
+    ('ablate_cfg.yaml', 'quick', 'cfg_6'): ('4a1ab2d2c5', 'b0064ef78a', 'a8e5ba7990'),
+    ('ablate_cfg.yaml', 'quick', 'split_ref2_av6'): ('4a1ab2d2c5', 'b0064ef78a', '2cb4acc245'),
+    ('ablate_memory.yaml', None, 'linear_memory'): ('7e4c7b28e2', '66bf68f545', 'ddb7e1b001'),
+    ('ablate_memory.yaml', None, 'self_attention_n16'): ('2c93460133', '66bf68f545', 'c8cabb9cc8'),
+    ('ablate_memory.yaml', None, 'self_attention_n2'): ('10d05c60c5', '66bf68f545', '2c5e851bac'),
+    ('ablate_memory.yaml', None, 'self_attention_n4'): ('2ec6b805e7', '66bf68f545', 'b701e23aa6'),
+    ('ablate_memory.yaml', 'quick', 'linear_memory'): ('4a1ab2d2c5', 'b0064ef78a', 'f85b18e9b2'),
+    ('ablate_memory.yaml', 'quick', 'self_attention_n16'): ('91ee849eff', 'b0064ef78a', 'bff17d5024'),
+    ('ablate_memory.yaml', 'quick', 'self_attention_n2'): ('1cb32e69a7', 'b0064ef78a', '0886f8de8f'),
+    ('ablate_memory.yaml', 'quick', 'self_attention_n4'): ('2ff9d2679f', 'b0064ef78a', '578978cf13'),
+    ('ablate_vae_colour.yaml', None, 'memo'): ('7e4c7b28e2', '66bf68f545', 'ddb7e1b001'),
+    ('ablate_vae_colour.yaml', None, 'vae_colour'): ('2a5d7cd634', '83e7980cd5', '0f04aa4a53'),
+    ('ablate_vae_colour.yaml', 'quick', 'memo'): ('4a1ab2d2c5', 'b0064ef78a', 'f85b18e9b2'),
+    ('ablate_vae_colour.yaml', 'quick', 'vae_colour'): ('5de6eb3ae3', '60efb70cd6', 'bdfc3fa4b6'),
+    ('experiment_tiny.yaml', None, None): ('7e4c7b28e2', '66bf68f545', 'ddb7e1b001'),
+    ('experiment_tiny.yaml', 'quick', None): ('4a1ab2d2c5', 'b0064ef78a', 'f85b18e9b2'),
+}
+
+
+@pytest.fixture(scope="module")
+def keys(registry, repo_root):
+    found = {}
+    for recipe in sorted({r for r, _, _ in KEYS}):
+        for profile in (None, "quick"):
+            loaded = load_recipe(repo_root / "recipes" / recipe, registry, profile=profile)
+            resolved = validate_variants(variant_documents(loaded.document, loaded.source), registry, loaded.source)
+            for name, r in [(v.name, checked) for v, checked in resolved] or [(None, loaded.recipe)]:
+                train = training_key(r, r.task)
+                split = shared_stage1(r.task)
+                found[(recipe, profile, name)] = (train, None if split is None else stage1_key(r, r.task, split[0]),
+                                                  generation_key(r, r.task, train))
+    return found
+
+
+def test_every_variant_and_profile_keeps_its_keys(keys):
+    assert set(keys) == set(KEYS)
+    changed = {k: (keys[k], KEYS[k]) for k in KEYS if keys[k] != KEYS[k]}
+    assert not changed, changed
