@@ -57,7 +57,8 @@ from memo_zoo.emotion import PAPER_LABELS
 from memo_zoo.errors import MemoZooError
 from memo_zoo.eval.frechet import FrechetMetric, GaussianStats
 from memo_zoo_eval.metrics import fid, fvd, identity, sync
-from memo_zoo.eval.protocol import Metric, VideoSample
+from memo_zoo.eval.protocol import VideoSample
+from memo_zoo.slots.metric import Metric
 from memo_zoo_plugins.datasets.talking_world.measure import metrics as wm
 from memo_zoo_plugins.datasets.talking_world.measure import store
 from memo_zoo_plugins.datasets.talking_world.measure.training import MeasurerTraining, train_measurer

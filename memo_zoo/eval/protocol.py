@@ -26,9 +26,6 @@ from memo_zoo.data.media import AUDIO_RATE, MediaError, read_audio, read_frames
 from memo_zoo.errors import MemoZooError
 from memo_zoo.devices import resolve_device  # noqa: F401 (re-exported: metrics take it from here)
 from memo_zoo.settings import get_settings
-# Re-exported for tests/plugins/test_world_metrics.py and benchmarks/metric_throughput.py (being moved by
-# another change) until they import it from memo_zoo.slots.metric; nothing else should.
-from memo_zoo.slots.metric import Metric  # noqa: F401
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,8 @@ from safetensors.torch import save_file
 from memo_zoo.emotion import PAPER_LABELS
 from memo_zoo.errors import MemoZooError, MissingWeightsError
 from memo_zoo.eval.frechet import frechet_distance
-from memo_zoo.eval.protocol import Metric, MetricResult, VideoSample
+from memo_zoo.eval.protocol import MetricResult, VideoSample
+from memo_zoo.slots.metric import Metric
 from memo_zoo_plugins.datasets.talking_world.api import WorldConfig
 from memo_zoo_plugins.datasets.talking_world.measure import metrics as wm
 from memo_zoo_plugins.datasets.talking_world.measure import store, training
