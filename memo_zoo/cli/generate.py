@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import copy
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +39,8 @@ def _configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", type=Path,
                         help="training checkpoint, training out_dir or MemoNet folder (default: random weights)")
     parser.add_argument("--emotion", help="emotion for every clip (e.g. happy; 'none' = no emotion); default: detect")
-    parser.add_argument("--steps", type=int, help="sampler steps (default: the recipe scheduler's)")
+    parser.add_argument("--steps", type=int, help="sampler steps: sets the recipe's scheduler.steps (default: the "
+                                                   "recipe's)")
     parser.add_argument("--cfg", type=float, metavar="SCALE", help="classifier-free guidance scale (default 3.5)")
     parser.add_argument("--cfg-mode", choices=("joint", "per_condition"), help="guidance mode (default joint)")
     parser.add_argument("--seed", type=int, help="noise seed (default: the recipe's seed)")
@@ -62,7 +64,7 @@ def generate_options(task_document: Any, args: argparse.Namespace, overrides: li
     for key, value in overrides:
         set_dotted(options, key, value)
     flags = {"image": args.image, "audio": args.audio, "out": args.out, "checkpoint": args.checkpoint,
-             "emotion": args.emotion, "steps": args.steps, "seed": args.seed, "fps": args.fps, "size": args.size,
+             "emotion": args.emotion, "seed": args.seed, "fps": args.fps, "size": args.size,
              "max_seconds": args.max_seconds, "device": args.device}
     options.update({k: str(v) if isinstance(v, Path) else v for k, v in flags.items() if v is not None})
     if args.cfg is not None or args.cfg_mode is not None:
@@ -87,6 +89,15 @@ def _run(args: argparse.Namespace) -> int:
         raise MemoZooError(str(error)) from None
     recipe_overrides = [text for text, (key, _) in zip(args.overrides, parsed) if not key.startswith(PREFIX)]
     generate_overrides = [(key[len(PREFIX):], value) for key, value in parsed if key.startswith(PREFIX)]
+    # The step count has one home, the recipe's scheduler (memo_zoo.recipe.moved): `--steps N` and
+    # the older `generate.steps=N` are recipe overrides, so the recipe that runs says what ran.
+    for key, value in [(k, v) for k, v in generate_overrides if k == "steps"]:
+        warnings.warn("`generate.steps` has moved to the recipe's `scheduler.steps`; write scheduler.steps="
+                      f"{value} (or --steps {value})", FutureWarning, stacklevel=1)
+        recipe_overrides.append(f"scheduler.steps={value}")
+    generate_overrides = [(k, v) for k, v in generate_overrides if k != "steps"]
+    if args.steps is not None:
+        recipe_overrides.append(f"scheduler.steps={args.steps}")
 
     reg = registry()
     loaded = load_recipe(args.recipe, reg, recipe_overrides)

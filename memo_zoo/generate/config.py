@@ -103,8 +103,6 @@ class GenerateConfig(Strict):
     motion_frames: int = Field(
         16, ge=1, description="the first clip's temporal context: the reference latent repeated this many times "
                               "(spec §10); later clips fold every frame of the previous clip into it (T6)")
-    steps: Optional[int] = Field(
-        None, ge=1, le=1000, description="sampler steps; null = the recipe scheduler's (spec I3, §10: 20)")
     cfg: GuidanceConfig = Field(default_factory=GuidanceConfig, description="classifier-free guidance (spec I2)")
     emotion: Union[None, str, list[EmotionSegment]] = Field(
         None, description="null: detected per clip by the recipe's emotion_detector (spec E5; 'no emotion' when "

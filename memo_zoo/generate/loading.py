@@ -13,7 +13,7 @@ one reader of checkpoint files (``memo_zoo.model.checkpoint_files``) and returns
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -71,17 +71,6 @@ class GeneratorModel:
             module.to(device).eval().requires_grad_(False)
         self.device = device
         return self
-
-    def with_steps(self, steps: int) -> "GeneratorModel":
-        """A shallow copy whose sampler takes ``steps`` steps (the recipe's scheduler is unchanged).
-
-        The one place where ``GenerateConfig.steps`` overrides the recipe's ``scheduler.steps``.
-        """
-        scheduler = self.scheduler
-        if "steps" not in type(scheduler).model_fields:
-            raise MemoZooError(f"scheduler {getattr(scheduler, 'kind', type(scheduler).__name__)} has no `steps` "
-                               "option to override")
-        return replace(self, scheduler=scheduler.model_copy(update={"steps": steps}))
 
 
 def resolve_checkpoint(path: Path) -> tuple[Path, Path | None]:

@@ -86,8 +86,6 @@ def generate_video(model: GeneratorModel, config: GenerateConfig, progress: bool
     fps = float(config.fps if config.fps is not None else model.fps)
     size = int(config.size if config.size is not None else model.size)
     _check_size(model, size)
-    if config.steps is not None:
-        model = model.with_steps(config.steps)
     device, dtype = device_and_dtype(config)
     model.to(device)
     seed = int(config.seed if config.seed is not None else model.seed)

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ValidationError
 from memo_zoo.errors import RecipeError
 from memo_zoo.plugin.manager import Registry
 from memo_zoo.recipe.merge import OverrideError, apply_overrides, deep_merge, parse_override
+from memo_zoo.recipe.moved import migrate_document, migrate_overrides, task_kind
 from memo_zoo.recipe.problems import bool_number_problems, describe
 from memo_zoo.recipe.schema import recipe_model
 from memo_zoo.recipe.yaml_text import DuplicateKeyError, load_yaml
@@ -137,7 +138,9 @@ def apply_profile(document: dict[str, Any], profile: str, source: str) -> dict[s
     if not isinstance(overrides, dict):
         raise RecipeError(source, [(f"profiles.{profile}", "a profile is a mapping of dotted.key: value")])
     try:
-        return apply_overrides(document, [(str(k), v) for k, v in overrides.items()])
+        pairs = migrate_overrides([(str(k), v) for k, v in overrides.items()], task_kind(document), source,
+                                  f"profile {profile}: ")
+        return apply_overrides(document, pairs)
     except OverrideError as error:
         raise RecipeError(source, [(f"profiles.{profile}", str(error))], headline="bad profile") from None
 
@@ -147,7 +150,7 @@ def load_recipe(path: str | Path, registry: Registry, overrides: Iterable[str] =
     """Read, merge, apply the profile and overrides, and validate a recipe and every variant of its
     ``sweep:``. Every profile is validated too, so a profile broken by an edit fails ``validate``."""
     path = Path(path)
-    document = resolve_includes(path)
+    document = migrate_document(resolve_includes(path), str(path))
     if profile is None:
         failures: list[tuple[str, RecipeError]] = []
         for name in (document.get("profiles") or {}) if isinstance(document.get("profiles"), dict) else ():
@@ -160,7 +163,8 @@ def load_recipe(path: str | Path, registry: Registry, overrides: Iterable[str] =
         document = apply_profile(document, profile, str(path))
     try:
         parsed = [parse_override(text) for text in overrides]
-        document = apply_overrides(document, parsed)
+        document = apply_overrides(document, migrate_overrides(parsed, task_kind(document), str(path),
+                                                               "command line: "))
     except OverrideError as error:
         raise RecipeError(str(path), [("command line", str(error))], headline="bad override") from None
     recipe = validate_document(document, registry, str(path))
@@ -188,7 +192,9 @@ def variant_documents(document: dict[str, Any], source: str) -> list[Variant]:
             problems.append((f"sweep.{name}", "a variant is a mapping of dotted.key: value"))
             continue
         try:
-            variant_doc = apply_overrides(base, [(str(k), v) for k, v in overrides.items()])
+            pairs = migrate_overrides([(str(k), v) for k, v in overrides.items()], task_kind(base), source,
+                                      f"sweep.{name}: ")
+            variant_doc = apply_overrides(base, pairs)
         except OverrideError as error:
             problems.append((f"sweep.{name}", str(error)))
             continue

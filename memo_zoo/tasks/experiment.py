@@ -86,9 +86,30 @@ def stage1_key(recipe: BaseModel, config: ExperimentConfig, stage1: TrainConfig)
 
 def generation_key(recipe: BaseModel, config: ExperimentConfig, train_key: str) -> str:
     document = recipe.model_dump(mode="json")
-    return fingerprint({"train": train_key, "generation": config.generation.model_dump(mode="json"),
+    generation, scheduler = steps_as_keyed(config.generation.model_dump(mode="json"), document["scheduler"],
+                                           type(recipe.scheduler))
+    return fingerprint({"train": train_key, "generation": generation,
                         "held_out": config.held_out.model_dump(mode="json"), "seed": document["seed"],
-                        "emotion_detector": document["emotion_detector"], "scheduler": document["scheduler"]})
+                        "emotion_detector": document["emotion_detector"], "scheduler": scheduler})
+
+
+def steps_as_keyed(generation: dict[str, Any], scheduler: dict[str, Any],
+                   scheduler_type: type[BaseModel]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The generation and scheduler parts of a video key as they were written when the step count
+    had two homes (``task.generation.steps`` over ``scheduler.steps``), so finished videos are reused.
+
+    The count that ran now lives only in ``scheduler.steps``. Keys made before the move saw it as
+    ``generation.steps`` (null when the task did not set it) and the scheduler's own count, which
+    was nearly always the kind's default; so a count equal to that default keys as before with
+    ``generation.steps`` null, and any other count keys as the old override of the default. (A recipe
+    that wrote another count in ``scheduler.steps`` itself gets new keys once: it is regenerated.)
+    """
+    field = scheduler_type.model_fields.get("steps") if hasattr(scheduler_type, "model_fields") else None
+    if field is None or "steps" not in scheduler:
+        return {**generation, "steps": None}, scheduler
+    default = field.default
+    ran = scheduler["steps"]
+    return {**generation, "steps": None if ran == default else ran}, {**scheduler, "steps": default}
 
 
 def _copy_final_loss(run: Any, state: Any) -> None:
@@ -245,7 +266,7 @@ class ExperimentTask:
                     emotion = truth_schedule(clip, held_out.max_seconds)
                 config = GenerateConfig(image=portrait_path, audio=clip.record.audio_source, out=out,
                                         checkpoint=train_dir, clip_frames=options.clip_frames,
-                                        motion_frames=options.motion_frames, steps=options.steps, cfg=options.cfg,
+                                        motion_frames=options.motion_frames, cfg=options.cfg,
                                         emotion=emotion, seed=options.seed, max_seconds=held_out.max_seconds,
                                         check_face=False, device=options.device)
                 result = generate_video(model, config, progress=True)

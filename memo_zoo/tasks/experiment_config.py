@@ -43,7 +43,6 @@ class GenerationOptions(Strict):
     """How each evaluation video is generated (the options of ``memo-zoo generate`` that matter
     to an ablation; sizes and fps come from the training recipe)."""
 
-    steps: Optional[int] = Field(None, ge=1, le=1000, description="sampler steps; null = the recipe's scheduler")
     cfg: GuidanceConfig = Field(default_factory=GuidanceConfig, description="classifier-free guidance (spec I2)")
     clip_frames: int = Field(16, ge=1, description="frames per autoregressive clip (spec I1: 16)")
     motion_frames: int = Field(16, ge=1, description="first clip's context: the reference repeated (spec §10)")

@@ -297,13 +297,13 @@ def test_same_seed_same_video_other_seed_other_video(inputs, tmp_path):
     assert not np.array_equal(a, c)
 
 
-def test_recipe_seed_is_the_default_and_steps_override_the_scheduler(inputs, tmp_path, monkeypatch):
-    model = make_model(steps=5)
+def test_recipe_seed_is_the_default_and_the_scheduler_sets_the_step_count(inputs, tmp_path, monkeypatch):
+    model = make_model(steps=1)
     forwards = spy_forward(monkeypatch, model.net)
-    run(model, config(inputs, tmp_path, steps=1, max_seconds=0.1))
-    assert len(forwards) == 1 and model.scheduler.steps == 5  # one clip, one step; the recipe's unchanged
-    default = run(model, config(inputs, tmp_path, out=tmp_path / "d.mp4", steps=1, max_seconds=0.1))
-    seeded = run(model, config(inputs, tmp_path, out=tmp_path / "s.mp4", steps=1, max_seconds=0.1, seed=7))
+    run(model, config(inputs, tmp_path, max_seconds=0.1))
+    assert len(forwards) == 1  # one clip, the recipe scheduler's one step: the count has one home
+    default = run(model, config(inputs, tmp_path, out=tmp_path / "d.mp4", max_seconds=0.1))
+    seeded = run(model, config(inputs, tmp_path, out=tmp_path / "s.mp4", max_seconds=0.1, seed=7))
     np.testing.assert_array_equal(media.read_frames(default.path)[0], media.read_frames(seeded.path)[0])
 
 
