@@ -21,25 +21,27 @@ built-ins (``memo_zoo_plugins``), nor they it (import-linter's independence cont
 """
 
 from memo_zoo.plugin import ComponentSpec, hookimpl
+from memo_zoo.plugin.lazy import lazy
 
 
 @hookimpl
 def metric_components() -> list[ComponentSpec]:
-    # Imported here, not at the top: importing this plugin (all `memo-zoo --help` does) must not
-    # import torch; the component modules do.
-    from memo_zoo_eval.metrics import background, efid, fid, fvd, identity, sync
+    # Torch-free configs, imported here so that importing this plugin (all `memo-zoo --help` does)
+    # builds no pydantic model; the factories are lazy references, so registering (all `ls`,
+    # `validate` and `schema` need) imports no component module (issue 17.8).
+    from memo_zoo_eval.metrics import configs
 
     return [
-        ComponentSpec("fid", fid.FidConfig, fid.build,
+        ComponentSpec("fid", configs.FidConfig, lazy("memo_zoo_eval.metrics.fid:build"),
                       "FID: Inception-v3 pool features of frames (local FID weights; torchmetrics network)"),
-        ComponentSpec("fvd", fvd.FvdConfig, fvd.build,
+        ComponentSpec("fvd", configs.FvdConfig, lazy("memo_zoo_eval.metrics.fvd:build"),
                       "FVD: I3D features of 16-frame clips (local TorchScript i3d_torchscript.pt)"),
-        ComponentSpec("sync", sync.SyncConfig, sync.build,
+        ComponentSpec("sync", configs.SyncConfig, lazy("memo_zoo_eval.metrics.sync:build"),
                       "Sync-C / Sync-D: SyncNet offset search over +-15 frames (local syncnet_v2.model)"),
-        ComponentSpec("identity", identity.IdentityConfig, identity.build,
+        ComponentSpec("identity", configs.IdentityConfig, lazy("memo_zoo_eval.metrics.identity:build"),
                       "identity: cosine of face embeddings, reference vs frames, and its drift (local ArcFace)"),
-        ComponentSpec("efid", efid.EFidConfig, efid.build,
+        ComponentSpec("efid", configs.EFidConfig, lazy("memo_zoo_eval.metrics.efid:build"),
                       "E-FID: Frechet distance of per-frame expression coefficients (pluggable extractor)"),
-        ComponentSpec("background", background.BackgroundConfig, background.build,
+        ComponentSpec("background", configs.BackgroundConfig, lazy("memo_zoo_eval.metrics.background:build"),
                       "background: corner colour of each frame vs the portrait's, and its drift (no weights)"),
     ]

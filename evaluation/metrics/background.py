@@ -22,31 +22,12 @@ Where the corners show the head or a moving scene, the figure measures those ins
 
 from __future__ import annotations
 
-from typing import Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
 
 from memo_zoo.eval.protocol import PerVideoFigures, VideoSample, check_new_video, end_windows, reference_image_of
-
-Corner = Literal["top_left", "top_right", "bottom_left", "bottom_right"]
-
-
-class BackgroundConfig(BaseModel):
-    """Corner colour of each frame against the portrait's (module docstring)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    corners: list[Corner] = Field(
-        default_factory=lambda: ["top_left", "top_right"], min_length=1,
-        description="corner squares that show background in the dataset's crops (the top two, above the head, "
-                    "for face-centred crops)")
-    corner: float = Field(0.15, gt=0, le=0.5, description="side of each corner square, as a fraction of the "
-                                                          "frame's height and width")
-    window_seconds: float = Field(1.0, gt=0, description="background_error_first / _last: this many seconds at "
-                                                         "each end")
-    window_fraction: float = Field(0.25, gt=0, le=0.5, description="each window's share of the frames when the "
-                                                                   "video is shorter than two windows")
+# The torch-free home of these names (issue 17.8); imported here so that old import paths still work.
+from memo_zoo_eval.metrics.configs import BackgroundConfig, Corner  # noqa: F401
 
 
 def corner_colour(frames: np.ndarray, corners: list[str], corner: float) -> np.ndarray:

@@ -28,18 +28,19 @@ from __future__ import annotations
 
 import importlib
 import re
-from typing import Literal, Optional, Protocol
+from typing import Protocol
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from pydantic import Field, field_validator
 
 from memo_zoo.errors import MemoZooError, MissingWeightsError
 from memo_zoo.weights import resolve_weights
-from memo_zoo.perception.face_boxes import FaceLocator, FaceOptions
+from memo_zoo.perception.face_boxes import FaceLocator
 from memo_zoo.eval.frechet import FrechetMetric
 from memo_zoo.eval.protocol import VideoSample, resolve_device
+# The torch-free home of these names (issue 17.8); imported here so that old import paths still work.
+from memo_zoo_eval.metrics.configs import EFidConfig
 
 FACTORY = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")  # module.path:callable
 
@@ -48,35 +49,6 @@ class ExpressionExtractor(Protocol):
     """Face crops uint8 (T, S, S, 3) RGB -> expression coefficients (T, D)."""
 
     def __call__(self, faces: np.ndarray) -> np.ndarray: ...
-
-
-class EFidConfig(FaceOptions):
-    """Frechet distance of per-frame expression coefficients, generated vs ground truth (spec §8)."""
-
-    extractor: str = Field(..., description="expression network as a TorchScript / .pt2 file (a path, or a name "
-                                            "under MEMO_ZOO_WEIGHTS_DIR), or package.module:factory returning an "
-                                            "ExpressionExtractor")
-    coefficients: Optional[tuple[int, int]] = Field(None, description="[start, stop): the slice of each output "
-                                                                      "vector kept (e.g. [80, 144]); null: all")
-    input_size: int = Field(224, ge=8, description="TorchScript extractor: side of the square face crop it takes")
-    input_range: Literal["0_1", "-1_1", "0_255"] = Field("0_1", description="TorchScript extractor: pixel scaling "
-                                                                            "of its input")
-    bgr: bool = Field(False, description="TorchScript extractor: feed BGR channel order")
-    output_index: int = Field(0, ge=0, description="TorchScript extractor returning a tuple: the item holding "
-                                                   "the coefficients")
-    reference_stats: Optional[str] = Field(None, description="precomputed reference statistics (.npz with mu, "
-                                                             "sigma); default: the ground-truth videos' frames")
-    frame_stride: int = Field(1, ge=1, description="use every k-th frame")
-    batch_size: int = Field(32, ge=1, description="TorchScript extractor: frames per forward pass")
-    device: str = Field("auto", description="auto (MEMO_ZOO_DEVICE: CUDA when available), cpu, cuda, cuda:N")
-    per_video_distance: bool = Field(False, description="also give each video's own E-FID")
-
-    @field_validator("coefficients")
-    @classmethod
-    def _check_slice(cls, value):
-        if value is not None and not 0 <= value[0] < value[1]:
-            raise ValueError(f"coefficients must be [start, stop) with 0 <= start < stop, got {list(value)}")
-        return value
 
 
 class TorchScriptExtractor:

@@ -38,44 +38,21 @@ from __future__ import annotations
 
 import zipfile
 from pathlib import Path
-from typing import Callable, Literal, Optional
+from typing import Callable
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from pydantic import BaseModel, ConfigDict, Field
 
 from memo_zoo.errors import MemoZooError
 from memo_zoo.weights import resolve_weights
 from memo_zoo.eval.frechet import FrechetMetric
 from memo_zoo.eval.protocol import DTYPES, VideoSample, resolve_device
+# The torch-free home of these names (issue 17.8); imported here so that old import paths still work.
+from memo_zoo_eval.metrics.configs import FidConfig
 
 WHAT = "FID Inception-v3 weights (pt_inception-2015-12-05-6726825d.pth, a torchvision inception_v3 state dict, " \
        "or a TorchScript inception-2015-12-05.pt)"
-
-
-class FidConfig(BaseModel):
-    """Frechet Inception Distance of generated frames vs ground-truth frames (spec §8)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    weights: str = Field("pt_inception-2015-12-05-6726825d.pth",
-                         description="Inception-v3 file: the FID state dict (pytorch-fid / torch-fidelity), a "
-                                     "torchvision inception_v3 state dict, or a TorchScript network; a path, or a "
-                                     "name under MEMO_ZOO_WEIGHTS_DIR")
-    reference_stats: Optional[str] = Field(None, description="precomputed reference statistics (.npz with mu, "
-                                                             "sigma); default: features of the ground-truth "
-                                                             "videos passed with the generated ones")
-    resize: Literal["tensorflow", "antialias"] = Field(
-        "tensorflow", description="FID state dict: resize to 299 as TensorFlow 1 did (original FID code) or "
-                                  "bilinear with antialiasing (torchmetrics' default)")
-    frame_stride: int = Field(1, ge=1, description="use every k-th frame of each video")
-    batch_size: int = Field(32, ge=1, description="frames per forward pass")
-    device: str = Field("auto", description="auto (MEMO_ZOO_DEVICE: CUDA when available), cpu, cuda, cuda:N")
-    dtype: Literal["float32", "float16", "bfloat16"] = Field(
-        "float32", description="compute dtype of the network (state-dict formats); half precision for GPUs")
-    per_video_distance: bool = Field(False, description="also give each video's own FID (noisy: a 2048-d "
-                                                        "covariance from one video's frames)")
 
 
 FeatureFn = Callable[[torch.Tensor], torch.Tensor]

@@ -26,44 +26,19 @@ run the whole path on a small TorchScript module with the same signature.
 
 from __future__ import annotations
 
-from typing import Literal, Optional
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from pydantic import BaseModel, ConfigDict, Field
 
 from memo_zoo.errors import MemoZooError
 from memo_zoo.weights import resolve_weights
 from memo_zoo.eval.frechet import FrechetMetric
 from memo_zoo.eval.protocol import DTYPES, VideoSample, resolve_device
+# The torch-free home of these names (issue 17.8); imported here so that old import paths still work.
+from memo_zoo_eval.metrics.configs import FvdConfig
 
 WHAT = "FVD I3D network (TorchScript i3d_torchscript.pt)"
-
-
-class FvdConfig(BaseModel):
-    """Frechet Video Distance of I3D features of 16-frame clips (spec §8)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    weights: str = Field("i3d_torchscript.pt", description="TorchScript I3D (i3d_torchscript.pt): a path, or a "
-                                                           "name under MEMO_ZOO_WEIGHTS_DIR")
-    reference_stats: Optional[str] = Field(None, description="precomputed reference statistics (.npz with mu, "
-                                                             "sigma); default: clips of the ground-truth videos")
-    clip_length: int = Field(16, ge=1, description="frames per clip (FVD: 16)")
-    clip_stride: int = Field(16, ge=1, description="frames between the starts of consecutive clips")
-    frame_step: int = Field(1, ge=1, description="take every k-th frame inside a clip (temporal subsampling)")
-    max_clips_per_video: Optional[int] = Field(None, ge=1, description="at most this many clips per video, spread "
-                                                                       "evenly over it; null: all")
-    resize_in_network: bool = Field(True, description="true: [0, 255] frames, the network rescales and resizes "
-                                                      "(StyleGAN-V's call); false: memo-zoo resizes to size and "
-                                                      "scales to [-1, 1]")
-    size: int = Field(224, ge=32, description="resize_in_network false: frame side fed to the network")
-    batch_size: int = Field(4, ge=1, description="clips per forward pass")
-    device: str = Field("auto", description="auto (MEMO_ZOO_DEVICE: CUDA when available), cpu, cuda, cuda:N")
-    dtype: Literal["float32", "float16", "bfloat16"] = Field("float32", description="dtype of the network input "
-                                                                                    "and weights (GPU)")
-    per_video_distance: bool = Field(False, description="also give each video's own FVD (noisy with few clips)")
 
 
 def clip_starts(frames: int, length: int, stride: int, step: int, max_clips: int | None) -> list[int]:

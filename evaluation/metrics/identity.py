@@ -25,30 +25,13 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from pydantic import Field
 
 from memo_zoo.errors import MemoZooError
-from memo_zoo.perception.face_boxes import FaceLocator, FaceOptions, crop_resize
+from memo_zoo.perception.face_boxes import FaceLocator, crop_resize
 from memo_zoo.eval.protocol import (MetricResult, VideoSample, check_new_video, mean_of, reference_image_of,
                                     resolve_device)
-
-
-class IdentityConfig(FaceOptions):
-    """Cosine similarity of face embeddings, reference image vs generated frames (spec §8)."""
-
-    weights: str = Field(..., description="face-recognition network (ArcFace-style) as a TorchScript file or .pt2 "
-                                          "program: a path, or a name under MEMO_ZOO_WEIGHTS_DIR")
-    embed_dim: int = Field(512, ge=1, description="width of the network's embedding")
-    input_size: int = Field(112, ge=8, description="side of the square crop the network expects (ArcFace: 112)")
-    bgr: bool = Field(False, description="feed BGR channel order (networks trained on OpenCV-read images)")
-    box_scale: float = Field(1.0, gt=0, description="with a face detector: crop side = this x the box's larger side")
-    frame_stride: int = Field(1, ge=1, description="use every k-th frame")
-    drift_fraction: float = Field(0.1, gt=0, le=0.5, description="identity_first / identity_last: this fraction "
-                                                                 "of the frames at each end")
-    time_bins: int = Field(10, ge=0, le=100, description="identity_bin0..: mean per equal stretch of the video "
-                                                         "(0: none)")
-    batch_size: int = Field(64, ge=1, description="frames per forward pass")
-    device: str = Field("auto", description="auto (MEMO_ZOO_DEVICE: CUDA when available), cpu, cuda, cuda:N")
+# The torch-free home of these names (issue 17.8); imported here so that old import paths still work.
+from memo_zoo_eval.metrics.configs import IdentityConfig
 
 
 def identity_figures(similarity: np.ndarray, drift_fraction: float, time_bins: int) -> dict[str, float]:

@@ -9,7 +9,6 @@ the AV offset, and the run's figures are their means (spec §8).
 from __future__ import annotations
 
 import numpy as np
-from pydantic import Field
 
 from memo_zoo.errors import MemoZooError
 from memo_zoo.eval.protocol import MetricResult, VideoSample, check_new_video, mean_of, resolve_device
@@ -17,14 +16,8 @@ from memo_zoo.eval.protocol import MetricResult, VideoSample, check_new_video, m
 from memo_zoo.perception.syncnet import (WHAT, WINDOW_FRAMES, SyncNet, SyncNetEvaluator,  # noqa: F401
                                          SyncNetOptions, load_syncnet, mfcc, resample_frames)
 from memo_zoo.weights import resolve_weights
-
-
-class SyncConfig(SyncNetOptions):
-    """Sync-C / Sync-D with SyncNet from local weights (spec §8)."""
-
-    weights: str = Field("syncnet_v2.model", description="SyncNet state dict (syncnet_v2.model): a path, or a name "
-                                                          "under MEMO_ZOO_WEIGHTS_DIR")
-    device: str = Field("auto", description="auto (MEMO_ZOO_DEVICE: CUDA when available), cpu, cuda, cuda:N")
+# The torch-free home of these names (issue 17.8); imported here so that old import paths still work.
+from memo_zoo_eval.metrics.configs import SyncConfig
 
 
 class SyncMetric:

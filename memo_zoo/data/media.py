@@ -17,9 +17,8 @@ import av
 import numpy as np
 
 from memo_zoo.atomic import temporary_beside
+from memo_zoo.data.rates import AUDIO_RATE  # its home is torch- and av-free; re-exported here
 from memo_zoo.errors import MemoZooError
-
-AUDIO_RATE = 16_000  # spec D3: mono, 16 kHz
 
 
 class MediaError(MemoZooError):

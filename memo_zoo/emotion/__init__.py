@@ -17,6 +17,8 @@ EMOTION2VEC_LABELS: tuple[str, ...] = (
 LABEL_SETS: dict[str, tuple[str, ...]] = {"paper": PAPER_LABELS, "emotion2vec": EMOTION2VEC_LABELS}
 LabelSet = Literal["paper", "emotion2vec"]
 
+WINDOW_SECONDS = 3.0  # spec E5: the audio window labelled per video frame (memo_zoo.emotion.segments)
+
 
 def no_emotion_index(label_set: LabelSet = "paper") -> int:
     return len(LABEL_SETS[label_set])

@@ -54,10 +54,10 @@ import torch
 
 from memo_zoo.atomic import write_atomically
 from memo_zoo.data.media import AUDIO_RATE, read_audio
+from memo_zoo.emotion import WINDOW_SECONDS  # one home, light: component configs default to it
 from memo_zoo.errors import MemoZooError
 from memo_zoo.settings import get_settings
 
-WINDOW_SECONDS = 3.0  # spec E5
 MIN_SECONDS = 0.1
 CLIPPED_LEVEL = 0.999  # |x| at or above this counts as a full-scale (clipped) sample
 CLIPPED_FRACTION = 0.001

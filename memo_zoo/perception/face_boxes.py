@@ -11,36 +11,14 @@ shake), and each metric cuts its own square around it. A video where no face is 
 
 from __future__ import annotations
 
-from typing import Literal, Optional
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from memo_zoo.perception.faces import FaceDetector, build_detector, find_faces, median_box
-
-
-class FaceOptions(BaseModel):
-    """Face-crop options shared by the face metrics (module docstring)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    face_detector: Literal["none", "lbp", "yunet", "dlib_hog"] = Field(
-        "none", description="none: frames are face crops already, take the centre square; lbp: scikit-image's "
-                            "LBP cascade (offline); yunet: cv2.FaceDetectorYN with detector_model; dlib_hog: "
-                            "dlib's HOG detector (offline, no model file)")
-    detector_model: Optional[str] = Field(None, description="yunet: the YuNet ONNX file (a path, or a name under "
-                                                            "MEMO_ZOO_WEIGHTS_DIR)")
-    crop: float = Field(1.0, gt=0, le=1, description="face_detector none: side of the centre square, as a "
-                                                     "fraction of the frame's shorter side")
-    sample_every: int = Field(5, ge=1, description="with a detector: detect on every k-th frame")
-
-    @model_validator(mode="after")
-    def _check_detector(self):
-        if self.face_detector == "yunet" and not self.detector_model:
-            raise ValueError("face_detector yunet needs detector_model: the YuNet ONNX file")
-        return self
+# The torch-free home of these names (issue 17.8); imported here so that old import paths still work.
+from memo_zoo.perception.configs import FaceOptions
 
 
 class FaceLocator:

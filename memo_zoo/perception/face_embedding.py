@@ -22,25 +22,13 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor
 
 from memo_zoo.errors import MemoZooError, MissingWeightsError
 from memo_zoo.weights import resolve_weights
 from memo_zoo.model.frozen_encoder import FrozenEncoder, check_images, fit_square
-
-
-class FaceEmbeddingConfig(BaseModel):
-    """Frozen face-recognition network from a serialised graph (released code's image condition)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    weights: str = Field(..., description="face-recognition network as a TorchScript file or a .pt2 torch.export "
-                                          "program: a path, or a name under MEMO_ZOO_WEIGHTS_DIR")
-    embed_dim: int = Field(512, ge=1, description="width of the network's embedding (§10: 512)")
-    input_size: int = Field(112, ge=8, description="side of the square crop the network expects (ArcFace: 112)")
-    crop: float = Field(1.0, gt=0, le=1, description="centre square kept, as a fraction of the shorter side")
-    bgr: bool = Field(False, description="feed channels as BGR (for networks trained on OpenCV-ordered images)")
+# The torch-free home of these names (issue 17.8); imported here so that old import paths still work.
+from memo_zoo.perception.configs import FaceEmbeddingConfig
 
 
 class FaceEmbeddingEncoder(FrozenEncoder):

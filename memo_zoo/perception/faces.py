@@ -28,8 +28,8 @@ import numpy as np
 
 from memo_zoo.errors import MemoZooError
 from memo_zoo.weights import resolve_weights
-
-HAAR_FILE = "haarcascade_frontalface_default.xml"
+# The torch-free home of these names (issue 17.8); imported here so that old import paths still work.
+from memo_zoo.perception.configs import HAAR_FILE
 
 
 class FaceDetector(Protocol):

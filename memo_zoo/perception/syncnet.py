@@ -48,14 +48,15 @@ from pathlib import Path
 import numpy as np
 import scipy.fft
 import torch
-from pydantic import Field
 from torch import nn
 
 from memo_zoo.data.media import AUDIO_RATE
 from memo_zoo.devices import resolve_device
 from memo_zoo.errors import MemoZooError
-from memo_zoo.perception.face_boxes import FaceLocator, FaceOptions, crop_resize
+from memo_zoo.perception.face_boxes import FaceLocator, crop_resize
 from memo_zoo.perception.sync_offsets import OffsetSearch, search_offsets
+# The torch-free home of these names (issue 17.8); imported here so that old import paths still work.
+from memo_zoo.perception.configs import SyncNetOptions
 
 WHAT = "SyncNet weights (syncnet_v2.model: state dict of the reference SyncNet)"
 SYNCNET_FPS = 25.0
@@ -181,14 +182,6 @@ def resample_frames(frames: np.ndarray, fps: float, target: float) -> np.ndarray
 
 
 # ---- evaluation of one video ---------------------------------------------------------------------
-
-class SyncNetOptions(FaceOptions):
-    """How SyncNet reads a video: the face square (``FaceOptions``), the offsets searched, the
-    channel order and the batch size."""
-
-    max_offset: int = Field(15, ge=0, le=50, description="shifts searched: -max_offset..max_offset video frames")
-    bgr: bool = Field(True, description="feed BGR channel order, as the reference (OpenCV-read frames)")
-    batch_size: int = Field(16, ge=1, description="windows per forward pass")
 
 
 class SyncNetEvaluator:

@@ -10,14 +10,16 @@ Rules (docs/writing-a-plugin.md):
 
 ``load_registry(components=False)`` stops before the component hooks: plugins are imported and
 their CLI commands collected, which is all ``memo-zoo --help`` needs; ``Registry.load_components``
-calls the component hooks later (the built-in ones import their modules, and with them torch, there).
+calls the component hooks later. The built-in hooks import only their torch-free config modules and
+name their factories by ``lazy`` reference (``memo_zoo.plugin.lazy``), so collecting the components
+imports no component module either: the first build does (issue 17.8).
 """
 
 from __future__ import annotations
 
 import re
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib.metadata import EntryPoint, entry_points
 from typing import Any, Callable, Iterable
 
@@ -26,6 +28,7 @@ from pydantic import BaseModel
 
 from memo_zoo.errors import PluginError
 from memo_zoo.plugin import hookspecs
+from memo_zoo.plugin.lazy import LazyFactory
 from memo_zoo.plugin.types import CommandSpec, ComponentSpec
 from memo_zoo.slots import SLOT_BY_NAME, SLOTS
 
@@ -282,6 +285,10 @@ def _collect_components(manager: pluggy.PluginManager, distributions: dict[str, 
         for impl in getattr(manager.hook, slot.hook).get_hookimpls():
             for spec in _call_hook(impl, slot.hook, ComponentSpec, registry):
                 _check_component(spec, impl.plugin_name, slot.name)
+                if isinstance(spec.factory, LazyFactory) and spec.factory.plugin is None:
+                    # Not imported here (that is the point of a lazy factory); bound to the plugin
+                    # so that a reference that fails when built names who registered it.
+                    spec = replace(spec, factory=spec.factory.for_plugin(impl.plugin_name))
                 if spec.name in registry.components[slot.name]:
                     first = registry.components[slot.name][spec.name].plugin
                     raise PluginError(f"component name {spec.name!r} in slot {slot.name!r} is given by two "

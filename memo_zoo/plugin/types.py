@@ -22,7 +22,9 @@ class ComponentSpec:
              slot's options against it. It must not declare a ``kind`` field: memo-zoo adds it.
     factory: ``factory(config, **build_args) -> component``. ``build_args`` are the sizes the
              host decides (e.g. ``channels`` for a temporal module inside a UNet block); each
-             slot documents its own in ``memo_zoo.slots``.
+             slot documents its own in ``memo_zoo.slots``. It may be a lazy reference,
+             ``memo_zoo.plugin.lazy.lazy("package.module:build")``, which imports its module only
+             when called, so that listing and validating never import the component's libraries.
     summary: one line shown by ``memo-zoo ls``.
     """
 

@@ -8,26 +8,11 @@ of every dropped clip with its stage and reason.
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Optional
-
-from pydantic import BaseModel, ConfigDict, Field
-
 from memo_zoo.data.pipeline import REPORT_FILE, PipelineResult, run_pipeline
 from memo_zoo.errors import MemoZooError
 from memo_zoo.runner import RunContext
-
-
-class PreprocessConfig(BaseModel):
-    """Filter and crop the dataset's clips into MEMO's layout (data/video + metadata.jsonl)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    out_dir: Path = Field(..., description="where the clips, metadata.jsonl and report.jsonl go "
-                                           "(relative to the working directory)")
-    resume: bool = Field(True, description="continue a run that stopped, skipping clips already in the "
-                                           "report; false starts over (removes the pipeline's earlier outputs)")
-    max_clips: Optional[int] = Field(None, ge=1, description="process only the dataset's first N clips")
+# The torch-free home of these names (issue 17.8); imported here so that old import paths still work.
+from memo_zoo.tasks.configs import PreprocessConfig
 
 
 def _metrics(result: PipelineResult) -> dict[str, float]:

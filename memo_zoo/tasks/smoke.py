@@ -10,21 +10,13 @@ from __future__ import annotations
 import time
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field
 
 from memo_zoo.errors import MemoZooError
 from memo_zoo.recipe.schema import named_components
 from memo_zoo.runner import RunContext
 from memo_zoo.slots import SLOT_BY_NAME
-
-
-class SmokeConfig(BaseModel):
-    """Build every component named in the recipe with small sizes."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    require_components: bool = Field(
-        True, description="fail when the recipe names no component besides the task")
+# The torch-free home of these names (issue 17.8); imported here so that old import paths still work.
+from memo_zoo.tasks.configs import SmokeConfig
 
 
 def _parameter_count(component: object) -> int:

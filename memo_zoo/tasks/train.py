@@ -9,28 +9,19 @@ autoencoder's plugin registers (``memo_zoo.tasks.stages``).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, Any, Optional
-
-from pydantic import Field
+from typing import TYPE_CHECKING
 
 from memo_zoo.errors import MemoZooError
 from memo_zoo.runner import RunContext
 from memo_zoo.tasks.stages import AUTOENCODER, AutoencoderOptions, AutoencoderTraining, stage_task
 from memo_zoo.train.config import TrainConfig
+# The torch-free home of these names (issue 17.8); imported here so that old import paths still work.
+from memo_zoo.tasks.configs import TrainTaskConfig
 
 if TYPE_CHECKING:
     from memo_zoo.train.loop import TrainResult
 
 __all__ = ["TrainConfig", "TrainTask", "TrainTaskConfig", "build"]
-
-
-class TrainTaskConfig(TrainConfig):
-    """Train the MEMO network (spec §5); optionally its autoencoder first (spec A1)."""
-
-    train_vae: Annotated[Optional[Any], AUTOENCODER] = Field(
-        None, description="when model.vae is an sd_vae whose weights folder does not exist yet, train it first on "
-                          "data.dataset's frames with these options (task train_vae's; size and fps come from "
-                          "samples)")
 
 
 class TrainTask:

@@ -24,35 +24,11 @@ It is off by default and draws nothing when off, so existing runs keep their ran
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor
-
-
-class ColourJitterConfig(BaseModel):
-    """Per-sample, per-channel colour gain and offset (module docstring); off at its defaults."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    shift: float = Field(
-        0.0, ge=0, le=1, description="per-channel offset U(-shift, shift) in the frames' [-1, 1] units "
-                                     "(0.25 = 32 of 255); 0 = off")
-    gain: float = Field(0.0, ge=0, lt=1, description="per-channel gain U(1 - gain, 1 + gain) around 0 (mid-grey); "
-                                                     "0 = off")
-
-    @property
-    def enabled(self) -> bool:
-        return self.shift > 0 or self.gain > 0
-
-
-class ColourAugmentConfig(ColourJitterConfig):
-    """The jitter of a MEMO training sample, and how its motion frames get it (module docstring)."""
-
-    motion: Literal["same", "own"] = Field(
-        "same", description="'same': the motion frames get the sample's transform; 'own': a transform of their "
-                            "own, so colour can only come from the reference")
+# The torch-free home of these names (issue 17.8); imported here so that old import paths still work.
+from memo_zoo.train.part_configs import ColourAugmentConfig, ColourJitterConfig
 
 
 @dataclass

@@ -18,10 +18,9 @@ from typing import Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from memo_zoo.data.samples import SampleConfig
-from memo_zoo.train.colour_augment import ColourAugmentConfig
-from memo_zoo.train.motion_augment import MotionAugmentConfig
-from memo_zoo.train.regions import LossRegion
+# The torch-free homes of these (issue 17.8): the train and experiment task configs import no torch.
+from memo_zoo.data.sample_config import SampleConfig
+from memo_zoo.train.part_configs import ColourAugmentConfig, LossRegion, MotionAugmentConfig
 
 Trainable = Literal["spatial", "new", "all"]
 

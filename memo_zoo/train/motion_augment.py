@@ -26,25 +26,9 @@ it is off by default.
 from __future__ import annotations
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor
-
-
-class MotionAugmentConfig(BaseModel):
-    """Patch drop and Gaussian noise on the motion frames' latents in training (module docstring)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    patch_drop: float = Field(
-        0.0, ge=0, lt=1, description="probability of zeroing each patch of each motion frame's latent (0 = off)")
-    patch_size: int = Field(2, ge=1, description="patch side in latent cells (a ragged last row/column is a patch)")
-    noise_std: float = Field(
-        0.0, ge=0, description="per sample, noise of std U(0, noise_std) is added to the motion latents, in latent "
-                               "units (unit-variance latents: 1 is as loud as the signal); 0 = off")
-
-    @property
-    def enabled(self) -> bool:
-        return self.patch_drop > 0 or self.noise_std > 0
+# The torch-free home of these names (issue 17.8); imported here so that old import paths still work.
+from memo_zoo.train.part_configs import MotionAugmentConfig
 
 
 def augment_motion(latents: Tensor, config: MotionAugmentConfig, generator: torch.Generator) -> Tensor:

@@ -19,27 +19,9 @@ their scale; with no regions it is exactly L1's unweighted MSE.
 from __future__ import annotations
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field, model_validator
 from torch import Tensor
-
-
-class LossRegion(BaseModel):
-    """One box of extra loss weight, in fractions of the frame (0 = left / top, 1 = right / bottom)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    name: str = Field(..., min_length=1, description="what the box holds (mouth, face): shown in logs")
-    box: tuple[float, float, float, float] = Field(
-        ..., description="x0, y0, x1, y1 as fractions of the frame's width and height")
-    weight: float = Field(..., gt=0, description="weight added inside the box, on top of 1 everywhere")
-
-    @model_validator(mode="after")
-    def _inside_frame(self) -> "LossRegion":
-        x0, y0, x1, y1 = self.box
-        if not (0.0 <= x0 < x1 <= 1.0 and 0.0 <= y0 < y1 <= 1.0):
-            raise ValueError(f"loss region {self.name!r}: box {list(self.box)} must satisfy "
-                             "0 <= x0 < x1 <= 1 and 0 <= y0 < y1 <= 1 (fractions of the frame)")
-        return self
+# The torch-free home of these names (issue 17.8); imported here so that old import paths still work.
+from memo_zoo.train.part_configs import LossRegion
 
 
 def _coverage_1d(start: float, end: float, cells: int) -> Tensor:

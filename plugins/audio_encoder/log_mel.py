@@ -15,30 +15,17 @@ from __future__ import annotations
 import math
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor, nn
 
-from memo_zoo_plugins.audio_encoder.windows import (SAMPLE_RATE, Padding, TokenProjector, check_encode_args,
-                                                    frame_windows, resample_to_frames)
+from memo_zoo_plugins.audio_encoder.windows import (
+    SAMPLE_RATE, TokenProjector, check_encode_args, frame_windows, resample_to_frames,
+)
+# The torch-free home of these names (issue 17.8); imported here so that old import paths still work.
+from memo_zoo_plugins.audio_encoder.configs import LogMelConfig
 
 N_FFT = 400  # 25 ms at 16 kHz: the usual speech analysis window
 HOP = 160  # 10 ms
 MEL_FLOOR = 1e-6  # added before the log: keeps silence finite and its gradient bounded
-
-
-class LogMelConfig(BaseModel):
-    """Trainable log-mel audio encoder (CPU default)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    token_count: int = Field(32, ge=1, description="audio tokens per video frame, T (spec A5: 32)")
-    token_dim: int = Field(16, ge=1, description="width of each token, A (must equal the network's audio_dim; "
-                                                 "tiny: 16)")
-    n_mels: int = Field(40, ge=8, le=128, description="mel bands of the spectrogram (16 kHz, 0-8 kHz)")
-    sub_frames: int = Field(4, ge=1, le=16, description="spectra sampled per video frame (4 at 25 fps = every 10 ms)")
-    window: int = Field(2, ge=0, le=16, description="video frames of context either side of a frame (spec A5: 2)")
-    padding: Padding = Field("replicate", description="beyond the audio's ends: repeat the edge frame or use zeros")
-    hidden: int = Field(64, ge=1, description="hidden width of the projection MLP")
 
 
 def mel_filterbank(n_mels: int, n_fft: int = N_FFT, sample_rate: int = SAMPLE_RATE,

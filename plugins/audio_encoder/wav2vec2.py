@@ -13,6 +13,10 @@ ReLU -> Linear -> ReLU -> Linear -> LayerNorm) to 32 tokens of 768.
 - ``before`` (released code, Hallo's Wav2VecModel): the CNN features are interpolated to the
   video frame rate first and the transformer runs on one position per video frame.
 
+``projector`` (optional) takes the trained projector of the authors' released checkpoint (its
+``audio_proj`` part, ``released_projector.py``) instead of a new one; the encoder's token, window,
+layer and hidden sizes must then be the release's, and a difference is named at build time.
+
 ``weights`` is required: the backbone is loaded when the component is built, so a recipe that
 names it fails at once, with the path it looked at, rather than at the first training step.
 The backbone never trains (``requires_grad=False``, eval mode even under ``.train()``, run under
@@ -21,38 +25,16 @@ The backbone never trains (``requires_grad=False``, eval mode even under ``.trai
 
 from __future__ import annotations
 
-from typing import Literal, Union
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor, nn
 
 from memo_zoo.weights import check_readable, loading_error, resolve_weights
-from memo_zoo_plugins.audio_encoder.windows import (SAMPLE_RATE, Padding, TokenProjector, check_encode_args,
-                                                    frame_windows, resample_to_frames)
-
-
-class Wav2Vec2EncoderConfig(BaseModel):
-    """Frozen Wav2Vec 2.0 features + trainable projector (paper / released audio encoder)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    weights: str = Field(..., description="Wav2Vec2 folder (config.json + weights): a path, or a name under "
-                                          "MEMO_ZOO_WEIGHTS_DIR, e.g. 'wav2vec2-base-960h' (§10)")
-    token_count: int = Field(32, ge=1, description="audio tokens per video frame, T (spec A5: 32)")
-    token_dim: int = Field(768, ge=1, description="width of each token, A (must equal the network's audio_dim; §10: "
-                                                  "768)")
-    window: int = Field(2, ge=0, le=16, description="video frames of context either side of a frame (spec A5: 2)")
-    layers: Union[Literal["all"], list[int]] = Field(
-        "all", description="hidden states to stack: 'all' = every transformer layer (§10: 12); or indices where 0 is "
-                           "the input of the first layer and L the output of the last")
-    resample: Literal["after", "before"] = Field(
-        "after", description="interpolate to the video fps after the transformer (paper) or before it, on the CNN "
-                             "features (released code)")
-    normalize: bool = Field(True, description="zero-mean unit-variance waveform per clip, as wav2vec2-base-960h's "
-                                              "feature extractor does (do_normalize)")
-    padding: Padding = Field("replicate", description="beyond the audio's ends: repeat the edge frame or use zeros")
-    hidden: int = Field(512, ge=1, description="hidden width of the projector MLP (released code: 512)")
+from memo_zoo_plugins.audio_encoder.windows import (
+    SAMPLE_RATE, TokenProjector, check_encode_args, frame_windows, resample_to_frames,
+)
+# The torch-free home of these names (issue 17.8); imported here so that old import paths still work.
+from memo_zoo_plugins.audio_encoder.configs import Wav2Vec2EncoderConfig
 
 
 def _conv_geometry(config) -> tuple[int, int]:
@@ -90,7 +72,24 @@ class Wav2Vec2AudioEncoder(nn.Module):
         # stride * k + (field - 1) / 2 (base: 20 ms * k + 12.5 ms).
         self.offset = (receptive_field - 1) / 2 / SAMPLE_RATE
         in_features = (2 * config.window + 1) * len(self.layer_ids) * self.backbone.config.hidden_size
-        self.projector = TokenProjector(in_features, config.hidden, config.token_count, config.token_dim)
+        if config.projector is None:
+            self.projector = TokenProjector(in_features, config.hidden, config.token_count, config.token_dim)
+        else:
+            self.projector = self._released_projector(config.projector)
+
+    def _released_projector(self, reference: str) -> TokenProjector:
+        """The released checkpoint's audio_proj (§10), its shapes checked against this encoder's
+        before its weights are read."""
+        from memo_zoo.model.released.folder import read_part_config, resolve_release
+        from memo_zoo_plugins.audio_encoder.released_projector import (PART, check_encoder_agrees,
+                                                                       load_token_projector)
+
+        folder = resolve_release(reference)
+        check_encoder_agrees(read_part_config(folder, PART), source=f"{reference} ({folder})",
+                             token_count=self.config.token_count, token_dim=self.config.token_dim,
+                             window=self.config.window, layer_count=len(self.layer_ids),
+                             hidden_size=self.backbone.config.hidden_size, hidden=self.config.hidden)
+        return load_token_projector(folder)[0]
 
     def train(self, mode: bool = True) -> "Wav2Vec2AudioEncoder":
         """Only the projector follows ``mode``: the frozen backbone keeps dropout off."""

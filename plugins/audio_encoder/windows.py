@@ -14,14 +14,13 @@ with ``align_corners=True``, as Hallo-style code does, drifts by up to half a fe
 
 from __future__ import annotations
 
-from typing import Literal
 
 import torch
 from torch import Tensor, nn
+# The torch-free home of these names (issue 17.8); imported here so that old import paths still work.
+from memo_zoo_plugins.audio_encoder.configs import Padding
 
 SAMPLE_RATE = 16_000  # every encoder reads mono 16 kHz (the AudioEncoder protocol)
-
-Padding = Literal["replicate", "zero"]
 
 
 def check_encode_args(waveform: Tensor, num_frames: int, fps: float, pad_frames: int) -> None:

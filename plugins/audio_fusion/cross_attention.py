@@ -1,26 +1,20 @@
 """The audio-fusion baseline MEMO replaces: video tokens cross-attend to audio tokens (spec E2).
 
 Hallo/EMO style, with the same emotion options as the multi-modal module (E3) so that fusion and
-emotion conditioning can be ablated independently. Holds ``CrossAttentionFusionConfig``,
-``CrossAttentionFusion`` and its factory ``build``.
+emotion conditioning can be ablated independently. Holds ``CrossAttentionFusion`` and its
+factory ``build``; its config ``CrossAttentionFusionConfig`` lives in the torch-free ``configs``.
 """
 
 from __future__ import annotations
 
 import torch.nn.functional as F
-from pydantic import Field
 from torch import Tensor, nn
 
 from memo_zoo.model.attention import merge_heads, split_heads, zero_linear
 
-from .emo_adanorm import EmotionOptions, make_norm
-
-
-class CrossAttentionFusionConfig(EmotionOptions):
-    """Options of the ``cross_attention`` audio-fusion component (spec E2, E3)."""
-
-    heads: int = Field(8, ge=1, description="Attention heads; the video channels must be divisible by it.")
-    dropout: float = Field(0.0, ge=0.0, lt=1.0, description="Attention-probability dropout while training.")
+# The torch-free home of these names (issue 17.8); imported here so that old import paths still work.
+from .configs import CrossAttentionFusionConfig
+from .emo_adanorm import make_norm
 
 
 class CrossAttentionFusion(nn.Module):

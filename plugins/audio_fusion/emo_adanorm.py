@@ -1,32 +1,18 @@
 """Emotion-adaptive LayerNorm (spec E3) and the emotion options shared by the audio-fusion components.
 
-Holds ``EmotionOptions`` (config fields every fusion component inherits, so fusion and emotion can
-be ablated independently), ``EmoAdaNorm`` and ``make_norm``, which picks EmoAdaNorm or a plain
-LayerNorm behind one call signature.
+Holds ``EmoAdaNorm`` and ``make_norm``, which picks EmoAdaNorm or a plain LayerNorm behind one call
+signature. ``EmotionOptions`` (config fields every fusion component inherits, so fusion and emotion
+can be ablated independently) lives in the torch-free ``configs`` and is re-exported here.
 """
 
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor, nn
 
-
-class EmotionOptions(BaseModel):
-    """Emotion conditioning of an audio-fusion component's norms (spec E3, E4, §10)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    emotion_conditioning: bool = Field(
-        True, description="Use Emo-AdaNorm (E3) for the norms; False uses plain LayerNorm and ignores labels."
-    )
-    num_emotion_classes: int = Field(
-        8, ge=1, description="Emotion label set size: 8 in the paper (E4), 9 in the released classifier (§10)."
-    )
-    emotion_embedding_dim: int = Field(
-        128, ge=1, description="Width of the learned emotion embedding e (the paper does not give it)."
-    )
+# The torch-free home of these names (issue 17.8); imported here so that old import paths still work.
+from .configs import EmotionOptions
 
 
 class EmoAdaNorm(nn.Module):

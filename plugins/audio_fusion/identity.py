@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict
 from torch import Tensor, nn
 
-
-class NoFusionConfig(BaseModel):
-    """The ``none`` audio-fusion component takes no options."""
-
-    model_config = ConfigDict(extra="forbid")
+# The torch-free home of these names (issue 17.8); imported here so that old import paths still work.
+from .configs import NoFusionConfig
 
 
 class IdentityFusion(nn.Module):

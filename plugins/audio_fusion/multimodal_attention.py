@@ -1,27 +1,21 @@
 """MEMO's multi-modal audio module: one joint attention over [video tokens ; audio tokens] (spec E1).
 
 SD3 / MM-DiT style with Emo-AdaNorm (E3) on both branches, and the audio stream updated and
-carried to the next block as the released code does (§10). Holds ``MultimodalAttentionConfig``,
-``MultimodalAttentionFusion`` and its factory ``build``.
+carried to the next block as the released code does (§10). Holds ``MultimodalAttentionFusion``
+and its factory ``build``; its config ``MultimodalAttentionConfig`` lives in the torch-free ``configs``.
 """
 
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from pydantic import Field
 from torch import Tensor, nn
 
 from memo_zoo.model.attention import merge_heads, split_heads, zero_linear
 
-from .emo_adanorm import EmotionOptions, make_norm
-
-
-class MultimodalAttentionConfig(EmotionOptions):
-    """Options of the ``multimodal_attention`` audio-fusion component (spec E1, E3)."""
-
-    heads: int = Field(8, ge=1, description="Attention heads; the video channels must be divisible by it.")
-    dropout: float = Field(0.0, ge=0.0, lt=1.0, description="Attention-probability dropout while training.")
+# The torch-free home of these names (issue 17.8); imported here so that old import paths still work.
+from .configs import MultimodalAttentionConfig
+from .emo_adanorm import make_norm
 
 
 class MultimodalAttentionFusion(nn.Module):

@@ -37,13 +37,14 @@ from typing import Any
 import numpy as np
 import torch
 import yaml
-from pydantic import Field
 
 from memo_zoo.errors import MemoZooError
 from memo_zoo.devices import resolve_device
 from memo_zoo.weights import resolve_weights
 
 from .mlp_head import HeadDetector, HeadOptions, file_identity, load_head
+# The torch-free home of these names (issue 17.8); imported here so that old import paths still work.
+from memo_zoo_plugins.emotion.configs import Emotion2vecMLPConfig
 
 KIND = "emotion2vec_mlp"
 WHAT = "emotion2vec backbone (a funasr model folder: config.yaml, model.pt, tokens.txt)"
@@ -150,17 +151,6 @@ class Emotion2vecBackbone:
                 batch = np.stack([audio[s: s + length] for s in starts[chosen]])
                 out[torch.from_numpy(chosen)] = self.embed(torch.from_numpy(batch))
         return out
-
-
-class Emotion2vecMLPConfig(HeadOptions):
-    """Frozen emotion2vec (funasr, local folder) + the 5-layer MLP head (spec D1)."""
-
-    backbone: str = Field(..., description="emotion2vec model folder (config.yaml, model.pt, tokens.txt), base or "
-                                           "large; a path, or a name in MEMO_ZOO_WEIGHTS_DIR. Never downloaded")
-    head: str = Field(..., description="trained MLP head (.safetensors) for this backbone; train_emotion writes "
-                                       "it here when the recipe trains this detector")
-    device: str = Field("auto", description="'auto' (MEMO_ZOO_DEVICE, else cuda if available), 'cpu', 'cuda', ...")
-    batch_size: int = Field(16, ge=1, description="windows per emotion2vec forward pass")
 
 
 def _options(config: Emotion2vecMLPConfig) -> HeadOptions:

@@ -3,25 +3,10 @@
 from __future__ import annotations
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from memo_zoo.emotion import LABEL_SETS, LabelSet, label_index
-
-
-class FixedEmotionConfig(BaseModel):
-    """The same emotion label for every frame."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    label: str = Field("neutral", description="emotion name from the label set")
-    label_set: LabelSet = Field("paper", description="'paper' (8 classes) or 'emotion2vec' (9)")
-
-    @model_validator(mode="after")
-    def _label_in_set(self) -> "FixedEmotionConfig":
-        if self.label not in LABEL_SETS[self.label_set]:
-            raise ValueError(f"label {self.label!r} is not in the {self.label_set} label set: "
-                             f"{', '.join(LABEL_SETS[self.label_set])}")
-        return self
+from memo_zoo.emotion import LABEL_SETS, label_index
+# The torch-free home of these names (issue 17.8); imported here so that old import paths still work.
+from memo_zoo_plugins.emotion.configs import FixedEmotionConfig
 
 
 class FixedEmotionDetector:

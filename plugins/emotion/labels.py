@@ -39,7 +39,9 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 from memo_zoo.emotion import PAPER_LABELS
-from memo_zoo_plugins.datasets.readers.common import MEAD_EMOTIONS, normalise_label
+# The readers' pure-Python label tables, not their media code: the train_emotion config imports this
+# module for CORPORA, and configs stay torch- and PyAV-free (issue 17.8).
+from memo_zoo_plugins.datasets.readers.labels import MEAD_EMOTIONS, normalise_label
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".m4a", ".ogg", ".aac", ".mp4", ".mkv", ".webm", ".avi", ".mov")
 

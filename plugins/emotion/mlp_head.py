@@ -29,59 +29,25 @@ from typing import Any, Protocol, Sequence
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from safetensors import safe_open
 from safetensors.torch import save_file
 from torch import nn
 
 from memo_zoo.atomic import write_atomically
-from memo_zoo.emotion import LABEL_SETS, LabelSet
+from memo_zoo.emotion import LABEL_SETS
 from memo_zoo.errors import MemoZooError
 from memo_zoo.weights import resolve_weights
 
-from memo_zoo.emotion.segments import WINDOW_SECONDS, label_frames
+from memo_zoo.emotion.segments import label_frames
+# The torch-free home of these names (issue 17.8); imported here so that old import paths still work.
+from memo_zoo_plugins.emotion.configs import DEFAULT_WIDTHS, HeadOptions
 
 CHECKPOINT_FORMAT = "memo-zoo/emotion-head"
 CHECKPOINT_VERSION = 1
-DEFAULT_WIDTHS = (256, 256, 128, 64)  # 4 hidden layers + the output layer = D1's 5 layers
 
 
 class UntrainedDetectorError(MemoZooError):
     """A trainable detector was asked for labels before it was given a checkpoint."""
-
-
-class HeadOptions(BaseModel):
-    """Head sizes and E5 framing options shared by every backbone + MLP head detector."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    label_set: LabelSet = Field("paper", description="'paper' (8 classes, spec E4) or 'emotion2vec' (9, spec §10); "
-                                                     "a checkpoint with another class count is refused")
-    widths: tuple[int, ...] = Field(DEFAULT_WIDTHS, description="hidden widths of the MLP head; 4 widths = the "
-                                                                "5 linear layers of spec D1 (used when training)")
-    dropout: float = Field(0.1, ge=0.0, lt=1.0, description="dropout after each hidden layer (training only)")
-    window_seconds: float = Field(WINDOW_SECONDS, gt=0.0, le=30.0,
-                                  description="audio window per video frame, centred on it (spec E5: 3 s)")
-    stride: int = Field(1, ge=1, description="classify one frame in `stride` (the middle of each block) and hold "
-                                             "its label over the block; 1 = every frame (spec E5)")
-    silence_db: float | None = Field(-55.0, description="windows quieter than this RMS level (dBFS) are silence; "
-                                                        "null = classify them like any other")
-    silence_label: str | None = Field("neutral", description="label of silent windows (no voice, no vocal "
-                                                             "emotion); null = let the classifier decide")
-
-    @field_validator("widths")
-    @classmethod
-    def _widths(cls, widths: tuple[int, ...]) -> tuple[int, ...]:
-        if not 1 <= len(widths) <= 8 or any(w < 1 for w in widths):
-            raise ValueError(f"widths must be 1 to 8 positive sizes, got {list(widths)}")
-        return widths
-
-    @model_validator(mode="after")
-    def _silence_label_in_set(self) -> "HeadOptions":
-        if self.silence_label is not None and self.silence_label not in LABEL_SETS[self.label_set]:
-            raise ValueError(f"silence_label {self.silence_label!r} is not in the {self.label_set} label set: "
-                             f"{', '.join(LABEL_SETS[self.label_set])}")
-        return self
 
 
 class MLPHead(nn.Module):

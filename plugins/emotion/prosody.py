@@ -41,52 +41,24 @@ from typing import Any
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from memo_zoo.data.media import AUDIO_RATE
 from memo_zoo.errors import MemoZooError
 
+# The torch-free home of these names (issue 17.8); imported here so that old import paths still work.
+from .configs import PITCH_FRAME, ProsodyFeatures, ProsodyMLPConfig
 from .mlp_head import HeadDetector, HeadOptions, load_head
 
 KIND = "prosody_mlp"
 FEATURES_VERSION = 1
 HOP = 160  # 10 ms at 16 kHz
 MEL_FRAME, MEL_FFT = 400, 512  # 25 ms
-PITCH_FRAME, PITCH_FFT = 640, 1024  # 40 ms: two periods of a 50 Hz voice
+PITCH_FFT = 1024  # FFT size of the 640-sample (40 ms) pitch frames, PITCH_FRAME
 # A circular autocorrelation of size N equals the linear one for lags <= N - PITCH_FRAME (384 here),
 # above the longest lag searched (16000 / 60 Hz = 267), so N need not be 2 x 640.
 CHUNK_FRAMES = 8192  # frames per FFT batch: bounds memory on long audio (~70 MB per chunk)
 UNTRAINED_HINT = (" (a .safetensors written by `memo-zoo run recipes/train_emotion_detector.yaml`); an untrained "
                   "detector would return arbitrary labels")
-
-
-class ProsodyFeatures(BaseModel):
-    """Frame-level analysis settings of the prosody backbone (a checkpoint stores the ones it was trained on)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    n_mels: int = Field(16, ge=4, le=128, description="log-mel bands (16: more bands fit the training speakers' "
-                                                       "timbre and generalise worse to new speakers)")
-    fmin: float = Field(60.0, ge=0.0, description="lowest mel band edge, Hz")
-    fmax: float = Field(7600.0, le=AUDIO_RATE / 2, description="highest mel band edge, Hz")
-    floor_db: float = Field(-80.0, description="log-mel and loudness floor, dB (digital silence reads as this)")
-    f0_min: float = Field(60.0, gt=20.0, description="lowest pitch searched, Hz")
-    f0_max: float = Field(500.0, le=1000.0, description="highest pitch searched, Hz")
-    voicing_threshold: float = Field(0.45, gt=0.0, lt=1.0,
-                                     description="normalised autocorrelation peak at or above which a frame is voiced")
-    voicing_db: float = Field(-50.0, description="frames quieter than this (dBFS) are never voiced")
-
-    @model_validator(mode="after")
-    def _ranges(self) -> "ProsodyFeatures":
-        if not self.fmin < self.fmax:
-            raise ValueError(f"fmin ({self.fmin}) must be below fmax ({self.fmax})")
-        if not self.f0_min < self.f0_max:
-            raise ValueError(f"f0_min ({self.f0_min}) must be below f0_max ({self.f0_max})")
-        if AUDIO_RATE / self.f0_min >= PITCH_FRAME - 2:
-            raise ValueError(f"f0_min {self.f0_min} Hz: its period does not fit a "
-                             f"{PITCH_FRAME / AUDIO_RATE * 1000:.0f} "
-                             "ms pitch frame; use >= 26 Hz")
-        return self
 
 
 def mel_filterbank(n_mels: int, fmin: float, fmax: float, n_fft: int = MEL_FFT, rate: int = AUDIO_RATE) -> torch.Tensor:
@@ -265,19 +237,6 @@ class ProsodyBackbone:
         first = np.minimum(-(-np.asarray(starts) // HOP), tracks.frames - 1)
         last = np.clip(-(-np.asarray(ends) // HOP), first + 1, tracks.frames)
         return torch.from_numpy(window_statistics(tracks, first, last)).float()
-
-
-class ProsodyMLPConfig(HeadOptions):
-    """Log-mel / pitch / energy statistics + the 5-layer MLP head (a trained `checkpoint`)."""
-
-    checkpoint: str = Field(
-        ..., description="trained head (.safetensors; a path, or a name in MEMO_ZOO_WEIGHTS_DIR); task train_emotion "
-                         "writes it here when the recipe trains this detector. Required: an untrained detector "
-                         "would label arbitrarily")
-    features: ProsodyFeatures = Field(
-        default_factory=ProsodyFeatures,
-        description="frame analysis settings for training; a checkpoint carries its own (an explicit, different "
-                    "value is an error)")
 
 
 def _adopt_features(config: ProsodyMLPConfig, stored: dict[str, Any], path: str) -> ProsodyFeatures:

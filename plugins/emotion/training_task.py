@@ -45,66 +45,26 @@ import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, Optional
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from pydantic import BaseModel, ConfigDict, Field
 
 from memo_zoo.data.media import AUDIO_RATE, MediaError, read_audio
 from memo_zoo.errors import MemoZooError
 from memo_zoo.runner import RunContext
 from memo_zoo_plugins.emotion import emotion2vec, prosody
-from memo_zoo_plugins.emotion.labels import CORPORA, scan_corpus
+from memo_zoo_plugins.emotion.labels import scan_corpus
 from memo_zoo_plugins.emotion.mlp_head import HeadDetector, MLPHead
 from memo_zoo.emotion.segments import clip_label, window_levels_db
 from memo_zoo.train.step_loop import StepLoop
+# The torch-free home of these names (issue 17.8); imported here so that old import paths still work.
+from memo_zoo_plugins.emotion.configs import CORPORA, CorpusSource, TrainEmotionConfig  # noqa: F401
 
 # Detector kinds this task can train, and the (required) config field their checkpoint path lives in.
 TRAINABLE = {"prosody_mlp": (prosody, "checkpoint"), "emotion2vec_mlp": (emotion2vec, "head")}
 MIN_SEGMENT_SECONDS = 1.0
 _ALIASES = {"others": "other", "other": "others"}  # paper <-> emotion2vec spelling of the catch-all class
-
-
-class CorpusSource(BaseModel):
-    """An emotion corpus folder read by its file naming (plugins/emotion/labels.py)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    corpus: Literal[CORPORA] = Field(..., description=f"naming scheme: {', '.join(CORPORA)}")
-    root: Path = Field(..., description="corpus folder (relative to the working directory)")
-    name: Optional[str] = Field(None, description="dataset name in the accuracy table; default: the corpus")
-
-
-class TrainEmotionConfig(BaseModel):
-    """Train the recipe's emotion_detector head: CE + supervised contrastive, per-dataset 3:1 split (spec D2)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    corpora: list[CorpusSource] = Field(default_factory=list, description="emotion corpora to train on, besides "
-                                                                          "data.dataset")
-    use_dataset: bool = Field(True, description="also train on the recipe's data.dataset when it is set")
-    out: Optional[Path] = Field(None, description="where to save the trained head (.safetensors + .json); default: "
-                                                  "the detector's checkpoint / head path")
-    test_fraction: float = Field(0.25, gt=0.0, lt=1.0, description="share of speakers (else clips) held out per "
-                                                                   "dataset (spec D2: 3:1)")
-    split_seed: int = Field(0, ge=0, description="seed of the speaker / clip split")
-    segment_seconds: float = Field(30.0, gt=0.0, description="longer clips are cut into segments of this length "
-                                                             "(spec D2: 30 s)")
-    window_stride: float = Field(0.25, gt=0.0, description="seconds between training windows within a segment")
-    eval_fps: float = Field(25.0, gt=0.0, description="video frame rate for E5 evaluation of clips without one")
-    max_clips: Optional[int] = Field(None, ge=1, description="use only the first N clips of each dataset")
-    epochs: int = Field(40, ge=1, description="passes over the training windows")
-    batch_size: int = Field(128, ge=2, description="windows per step")
-    lr: float = Field(2e-3, gt=0.0, description="AdamW peak learning rate (cosine decay to 0)")
-    weight_decay: float = Field(1e-4, ge=0.0, description="AdamW weight decay")
-    contrastive_weight: float = Field(0.1, ge=0.0, description="weight of the supervised contrastive loss on the "
-                                                               "head embedding (spec D2); 0 = cross-entropy only")
-    temperature: float = Field(0.1, gt=0.0, description="temperature of the contrastive loss")
-    grad_clip: float = Field(1.0, gt=0.0, description="gradient l2-norm clip (spec D2: 1.0)")
-    balance_classes: bool = Field(True, description="weight the cross-entropy by inverse class frequency")
-    eval_every: int = Field(5, ge=1, description="epochs between held-out window evaluations (loss curves)")
 
 
 @dataclass

@@ -12,28 +12,17 @@ eval mode, ``no_grad``).
 
 from __future__ import annotations
 
-from typing import Optional
-
 import torch
 import torch.nn.functional as F
-from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor, nn
 
 from memo_zoo.model.frozen_encoder import FrozenEncoder, check_images, fit_square
 from memo_zoo.weights import resolve_weights
+# The torch-free home of these names (issue 17.8); imported here so that old import paths still work.
+from memo_zoo_plugins.image_encoder.configs import ClipVisionConfig
 
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
-
-
-class ClipVisionConfig(BaseModel):
-    """Frozen CLIP vision encoder (paper's image condition, A4)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    weights: str = Field(..., description="CLIPVisionModelWithProjection folder (config.json + weights): a path, "
-                                          "or a name under MEMO_ZOO_WEIGHTS_DIR")
-    image_size: Optional[int] = Field(None, ge=8, description="input side in pixels (None: the model's, 224)")
 
 
 class ClipVisionEncoder(FrozenEncoder):

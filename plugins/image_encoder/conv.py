@@ -7,18 +7,9 @@ pretrained encoder the identity signal must be learnt with the network.
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor, nn
-
-
-class ConvImageEncoderConfig(BaseModel):
-    """Small trainable CNN image encoder (CPU default)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    embed_dim: int = Field(32, ge=1, description="embedding width (must equal the network's image_embed_dim; tiny: 32)")
-    channels: tuple[int, ...] = Field((16, 32, 64), min_length=1,
-                                      description="channels of each stride-2 conv stage")
+# The torch-free home of these names (issue 17.8); imported here so that old import paths still work.
+from memo_zoo_plugins.image_encoder.configs import ConvImageEncoderConfig
 
 
 class ConvImageEncoder(nn.Module):

@@ -1,21 +1,26 @@
 """Registers the built-in image encoders (spec A4, §10)."""
 
 from memo_zoo.plugin import ComponentSpec, hookimpl
+from memo_zoo.plugin.lazy import lazy
 
 
 @hookimpl
 def image_encoder_components() -> list[ComponentSpec]:
-    # Imported here, not at the top: importing this plugin (all `memo-zoo --help` does) must not
-    # import torch; the component modules do.
-    from memo_zoo_plugins.image_encoder import clip_vision, conv, face_embedding, timm_backbone
+    # Torch-free configs, imported here so that importing this plugin (all `memo-zoo --help` does)
+    # builds no pydantic model; the factories are lazy references, so registering (all `ls`,
+    # `validate` and `schema` need) imports no component module (issue 17.8).
+    from memo_zoo_plugins.image_encoder import configs
 
     return [
-        ComponentSpec("conv", conv.ConvImageEncoderConfig, conv.build,
+        ComponentSpec("conv", configs.ConvImageEncoderConfig, lazy("memo_zoo_plugins.image_encoder.conv:build"),
                       "small trainable CNN embedding (tiny CPU default)"),
-        ComponentSpec("clip_vision", clip_vision.ClipVisionConfig, clip_vision.build,
+        ComponentSpec("clip_vision", configs.ClipVisionConfig,
+                      lazy("memo_zoo_plugins.image_encoder.clip_vision:build"),
                       "frozen CLIP vision tower, image_embeds (paper, A4; local weights)"),
-        ComponentSpec("timm", timm_backbone.TimmEncoderConfig, timm_backbone.build,
+        ComponentSpec("timm", configs.TimmEncoderConfig,
+                      lazy("memo_zoo_plugins.image_encoder.timm_backbone:build"),
                       "frozen timm backbone, pooled features (local state dict)"),
-        ComponentSpec("face_embedding", face_embedding.FaceEmbeddingConfig, face_embedding.build,
+        ComponentSpec("face_embedding", configs.FaceEmbeddingConfig,
+                      lazy("memo_zoo_plugins.image_encoder.face_embedding:build"),
                       "frozen face-recognition net (TorchScript/.pt2), L2-normalised 512-d (released code, §10)"),
     ]

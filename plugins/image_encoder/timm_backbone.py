@@ -12,27 +12,15 @@ shorter side, resize to the model's input size, the model's mean/std. Frozen lik
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor
 
 from memo_zoo.errors import MemoZooError, MissingWeightsError
 from memo_zoo.weights import resolve_weights
 from memo_zoo.model.frozen_encoder import FrozenEncoder, check_images, fit_square
-
-
-class TimmEncoderConfig(BaseModel):
-    """Frozen timm backbone with local weights; pooled features."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    model: str = Field(..., description="timm model name, e.g. 'resnet50' or 'vit_base_patch16_224' "
-                                        "(created without downloading anything)")
-    weights: str = Field(..., description="state-dict file (.safetensors, .pth, .pt, .bin): a path, or a name under "
-                                          "MEMO_ZOO_WEIGHTS_DIR")
-    image_size: Optional[int] = Field(None, ge=8, description="input side in pixels (None: the model's default)")
+# The torch-free home of these names (issue 17.8); imported here so that old import paths still work.
+from memo_zoo_plugins.image_encoder.configs import TimmEncoderConfig
 
 
 def load_state_dict(path: Path) -> dict[str, Tensor]:

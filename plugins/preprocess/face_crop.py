@@ -15,59 +15,15 @@ from __future__ import annotations
 
 from collections import Counter
 from pathlib import Path
-from typing import Literal, Optional
 
 import cv2
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from memo_zoo.data.clip import ClipRecord
 from memo_zoo.data.pipeline import StageResult, load_clip, write_clip
-from memo_zoo.perception.faces import HAAR_FILE, FaceDetector, build_detector, find_faces, median_box, square_crop
-
-
-class FaceCropConfig(BaseModel):
-    """Drop clips with no / several / partial faces; crop a fixed square around the face."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    detector: Literal["lbp", "haar", "yunet", "dlib_hog"] = Field(
-        "lbp", description="face detector: lbp (OpenCV LBP cascade shipped by scikit-image), haar (OpenCV "
-                           "Haar cascade; needs cv2.CascadeClassifier: OpenCV 4.x or opencv-contrib 5.x), "
-                           "yunet (cv2.FaceDetectorYN with a local ONNX model), dlib_hog (dlib's HOG "
-                           "detector, no model file)")
-    cascade: Optional[str] = Field(
-        None, description="cascade XML for lbp / haar; default: scikit-image's LBP frontal-face cascade (lbp), "
-                          f"cv2.data.haarcascades + '{HAAR_FILE}' (haar)")
-    model: Optional[str] = Field(
-        None, description="YuNet ONNX model (e.g. face_detection_yunet_2023mar.onnx): a path, or a name "
-                          "under MEMO_ZOO_WEIGHTS_DIR; required for detector yunet")
-    min_neighbors: int = Field(4, ge=0, description="cascade detectors: overlapping detections needed to "
-                                                    "accept a face (higher = fewer false faces)")
-    score_threshold: float = Field(0.7, gt=0, lt=1, description="yunet: lowest face score accepted")
-    sample_every: int = Field(5, ge=1, description="run the detector on every k-th frame")
-    detect_size: int = Field(320, ge=48, description="frames are shrunk so that their longer side is at "
-                                                     "most this many pixels before detection (speed)")
-    min_face_size: float = Field(0.1, gt=0, le=1, description="faces smaller than this fraction of the "
-                                                              "frame's shorter side are ignored")
-    min_face_fraction: float = Field(0.5, ge=0, le=1, description="drop as 'no face' when fewer than this "
-                                                                  "fraction of sampled frames show a face")
-    max_multi_fraction: float = Field(0.2, ge=0, le=1, description="drop as multi-face when more than this "
-                                                                   "fraction of sampled frames show 2+ faces")
-    border_margin: float = Field(0.03, ge=0, lt=0.5, description="drop as partial face when the median face "
-                                                                "box comes within this fraction of the "
-                                                                "frame size of its border (0 = touches it)")
-    scale: float = Field(1.1, ge=1.0, description="crop side = scale x the face box's larger side (spec §7)")
-    size: Optional[int] = Field(512, ge=16, description="output side in pixels (even); null keeps the crop's "
-                                                        "own size")
-
-    @model_validator(mode="after")
-    def _check(self) -> "FaceCropConfig":
-        if self.size is not None and self.size % 2:
-            raise ValueError(f"size must be even (H.264 4:2:0), got {self.size}")
-        if self.detector == "yunet" and not self.model:
-            raise ValueError("detector yunet needs model: the path of the YuNet ONNX file")
-        return self
+from memo_zoo.perception.faces import FaceDetector, build_detector, find_faces, median_box, square_crop
+# The torch-free home of these names (issue 17.8); imported here so that old import paths still work.
+from memo_zoo_plugins.preprocess.configs import HAAR_FILE, FaceCropConfig  # noqa: F401
 
 
 class FaceCrop:

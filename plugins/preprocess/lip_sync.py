@@ -29,15 +29,16 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Literal, Optional, Protocol
+from typing import Protocol
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from memo_zoo.data.clip import ClipRecord
 from memo_zoo.data.media import AUDIO_RATE, read_frames
 from memo_zoo.data.pipeline import StageResult, read_clip_audio
 from memo_zoo.weights import resolve_weights
+# The torch-free home of these names (issue 17.8); imported here so that old import paths still work.
+from memo_zoo_plugins.preprocess.configs import LipSyncConfig
 
 MIN_OVERLAP = 10  # frames two series must share for their correlation at an offset to count
 
@@ -58,29 +59,6 @@ def load_syncnet(weights: str) -> SyncScorer:
     from memo_zoo.perception.syncnet import load_sync_scorer
 
     return load_sync_scorer(path)
-
-
-class LipSyncConfig(BaseModel):
-    """Keep clips whose lip-sync confidence reaches the threshold of the chosen scorer."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    scorer: Literal["energy_correlation", "syncnet"] = Field(
-        "energy_correlation", description="energy_correlation: offline proxy (mouth motion vs audio envelope, "
-                                          "no weights); syncnet: SyncNet confidence from local weights")
-    threshold: float = Field(5.0, description="syncnet: lowest SyncNet confidence kept (spec §7: 5)")
-    weights: Optional[str] = Field(None, description="syncnet: weights file (a path, or a name under "
-                                                     "MEMO_ZOO_WEIGHTS_DIR)")
-    energy_threshold: float = Field(4.0, description="energy_correlation: lowest confidence kept, on its own "
-                                                     "scale (peak minus median correlation x sqrt(frames))")
-    max_offset: int = Field(15, ge=0, le=50, description="energy_correlation: audio offsets searched, "
-                                                         "+- this many frames")
-
-    @model_validator(mode="after")
-    def _check(self) -> "LipSyncConfig":
-        if self.scorer == "syncnet" and not self.weights:
-            raise ValueError("scorer syncnet needs weights: the SyncNet weights file")
-        return self
 
 
 def mouth_motion(frames: np.ndarray) -> np.ndarray:

@@ -35,45 +35,22 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Literal, Optional
 
 import cv2
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from memo_zoo.data.clip import ClipRecord
 from memo_zoo.data.media import read_frames
 from memo_zoo.data.pipeline import StageResult
 from memo_zoo.errors import MemoZooError
 from memo_zoo.weights import resolve_weights
+# The torch-free home of these names (issue 17.8); imported here so that old import paths still work.
+from memo_zoo_plugins.preprocess.configs import QualityConfig
 
 # Weight of each measurement: the share of the score it removes at its worst (module docstring).
 DEFECT_WEIGHTS = {"sharpness": 0.8, "exposure": 0.7, "contrast": 0.5, "noise": 0.6, "blockiness": 0.65}
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-
-
-class QualityConfig(BaseModel):
-    """Keep clips whose first frame scores at least `threshold` on a 0-100 image-quality scale."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    method: Literal["heuristic", "hyperiqa"] = Field(
-        "heuristic", description="heuristic: offline no-reference score (sharpness, exposure, contrast, noise, "
-                                 "blockiness); hyperiqa: an exported HyperIQA model from `weights`")
-    threshold: float = Field(40.0, ge=0, le=100, description="lowest score kept, 0-100 "
-                                                             "(spec §7: 40 on HyperIQA's scale)")
-    weights: Optional[str] = Field(None, description="hyperiqa: torch.export (.pt2) or TorchScript file (a path, "
-                                                     "or a name under MEMO_ZOO_WEIGHTS_DIR)")
-    crops: int = Field(25, ge=1, le=100, description="hyperiqa: 224x224 crops averaged per frame "
-                                                     "(HyperIQA evaluates 25)")
-    device: str = Field("cpu", description="hyperiqa: torch device the model runs on")
-
-    @model_validator(mode="after")
-    def _check(self) -> "QualityConfig":
-        if self.method == "hyperiqa" and not self.weights:
-            raise ValueError("method hyperiqa needs weights: the exported HyperIQA model (.pt2 or TorchScript)")
-        return self
 
 
 def _ramp(value: float, low: float, high: float) -> float:

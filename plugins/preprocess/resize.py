@@ -8,31 +8,14 @@ lines up with the frames.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import cv2
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from memo_zoo.data.clip import ClipRecord
 from memo_zoo.data.pipeline import StageResult, load_clip, write_clip
-
-
-class ResizeConfig(BaseModel):
-    """Centre-crop every frame to a square, resize it to `size`, optionally change the frame rate."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    size: int = Field(512, ge=16, description="output side in pixels, even (spec §7: 512)")
-    fps: Optional[float] = Field(None, gt=0, description="resample to this frame rate (e.g. 25 or 30); "
-                                                          "null keeps the clip's rate")
-
-    @field_validator("size")
-    @classmethod
-    def _even(cls, value: int) -> int:
-        if value % 2:
-            raise ValueError(f"size must be even (H.264 4:2:0), got {value}")
-        return value
+# The torch-free home of these names (issue 17.8); imported here so that old import paths still work.
+from memo_zoo_plugins.preprocess.configs import ResizeConfig
 
 
 def center_square(frames: np.ndarray, size: int) -> np.ndarray:

@@ -11,30 +11,11 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
-
 from memo_zoo.data.clip import ClipRecord
 from memo_zoo.data.media import MediaError
 from memo_zoo.data.pipeline import StageResult, audio_span, load_clip, write_clip
-
-
-class SceneSplitConfig(BaseModel):
-    """Split at scene cuts (PySceneDetect ContentDetector) and into pieces of at most max_seconds."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    threshold: float = Field(27.0, gt=0, description="ContentDetector threshold: mean HSV change (0-255) "
-                                                       "between consecutive frames that counts as a cut")
-    min_scene_frames: int = Field(15, ge=1, description="a cut closer than this many frames to the previous "
-                                                        "one is ignored (ContentDetector min_scene_len)")
-    max_seconds: float = Field(30.0, gt=0, description="longest piece, in seconds (spec §7: clips under 30 s)")
-    min_seconds: float = Field(1.0, ge=0, description="pieces shorter than this are left out")
-
-    @model_validator(mode="after")
-    def _order(self) -> "SceneSplitConfig":
-        if self.min_seconds > self.max_seconds:
-            raise ValueError(f"min_seconds ({self.min_seconds}) is longer than max_seconds ({self.max_seconds})")
-        return self
+# The torch-free home of these names (issue 17.8); imported here so that old import paths still work.
+from memo_zoo_plugins.preprocess.configs import SceneSplitConfig
 
 
 def detect_scenes(video: Path, threshold: float, min_scene_frames: int) -> list[tuple[int, int]]:

@@ -10,16 +10,8 @@ from __future__ import annotations
 from typing import Callable
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field
-
-
-class FlowEulerConfig(BaseModel):
-    """Euler sampler for rectified flow."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    steps: int = Field(20, ge=1, le=1000, description="number of ODE steps (spec §10: 20)")
-    shift: float = Field(1.0, gt=0, description="SD3 time shift s; 1 = uniform steps in t")
+# The torch-free home of these names (issue 17.8); imported here so that old import paths still work.
+from memo_zoo_plugins.scheduler.configs import FlowEulerConfig
 
 
 def flow_timesteps(steps: int, shift: float) -> torch.Tensor:

@@ -17,18 +17,10 @@ from __future__ import annotations
 from typing import Callable
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field
 
 from memo_zoo_plugins.scheduler.flow_euler import FlowEulerSampler
-
-
-class FlowHeunConfig(BaseModel):
-    """Heun (2nd order) sampler for rectified flow."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    steps: int = Field(10, ge=1, le=1000, description="number of ODE steps (each costs 2 evaluations, the last 1)")
-    shift: float = Field(1.0, gt=0, description="SD3 time shift s; 1 = uniform steps in t")
+# The torch-free home of these names (issue 17.8); imported here so that old import paths still work.
+from memo_zoo_plugins.scheduler.configs import FlowHeunConfig
 
 
 class FlowHeunSampler(FlowEulerSampler):

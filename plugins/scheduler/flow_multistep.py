@@ -18,26 +18,13 @@ bf16/fp16 resolution. Its sigmas are float32 as well.
 
 from __future__ import annotations
 
-from typing import Callable, Literal
+from typing import Callable
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field
 
 from memo_zoo_plugins.scheduler.flow_euler import flow_timesteps
-
-
-class FlowMultistepConfig(BaseModel):
-    """UniPC multistep solver (from diffusers) for rectified flow."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    steps: int = Field(10, ge=1, le=1000, description="number of ODE steps (one network evaluation each)")
-    shift: float = Field(1.0, gt=0, description="SD3 time shift s; 1 = uniform steps in t")
-    order: int = Field(2, ge=1, le=3, description="solver order (previous velocities used; first steps warm up)")
-    solver_type: Literal["bh1", "bh2"] = Field(
-        "bh2", description="UniPC variant: bh1 for very few steps (< 10), bh2 otherwise (diffusers' advice)")
-    corrector: bool = Field(True, description="apply UniPC's corrector (UniC); off = the predictor alone (UniP)")
-    lower_order_final: bool = Field(True, description="lower the order in the last steps (stabler at few steps)")
+# The torch-free home of these names (issue 17.8); imported here so that old import paths still work.
+from memo_zoo_plugins.scheduler.configs import FlowMultistepConfig
 
 
 class FlowMultistepSampler:

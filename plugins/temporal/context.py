@@ -7,34 +7,13 @@ The temporal slot's protocol, which every temporal component follows, is the cor
 
 from __future__ import annotations
 
-from typing import Literal
-
 import torch
-from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor, nn
 
 from memo_zoo.model.attention import zero_linear
 
-
-class FrameNormOptions(BaseModel):
-    """Normalisation applied to the features before the q/k/v projections (shared config fields)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    norm: Literal["layer", "group"] = Field(
-        "layer",
-        description=(
-            "'layer': LayerNorm over channels of each token (any channel count, purely per-frame); "
-            "'group': GroupNorm over (channels, H, W) of each frame, as AnimateDiff motion modules do."
-        ),
-    )
-    norm_groups: int = Field(32, ge=1, description="Groups of the GroupNorm when norm='group'.")
-
-
-class FrameAttentionOptions(FrameNormOptions):
-    """Shared config fields of the attention-style temporal components (T1, T7)."""
-
-    heads: int = Field(8, ge=1, description="Attention heads; channels must be divisible by it.")
+# The torch-free home of these names (issue 17.8); imported here so that old import paths still work.
+from .configs import FrameAttentionOptions, FrameNormOptions  # noqa: F401
 
 
 class FrameNorm(nn.Module):

@@ -4,16 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pydantic import BaseModel, ConfigDict
 from torch import Tensor, nn
 
+# The torch-free home of these names (issue 17.8); imported here so that old import paths still work.
+from .configs import NoTemporalConfig
 from .context import check_motion
-
-
-class NoTemporalConfig(BaseModel):
-    """The ``none`` temporal component takes no options."""
-
-    model_config = ConfigDict(extra="forbid")
 
 
 @dataclass(frozen=True)

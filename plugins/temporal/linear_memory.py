@@ -1,67 +1,29 @@
 """MEMO's memory-guided temporal module: linear attention over the clip plus a decayed motion memory.
 
 Spec T1-T6 (paper Sec. 4.1, Eq. 2-4, App. D), with the authors' released-code variants of §10 as
-options. Holds the config (``LinearMemoryConfig``), the immutable context (``LinearMemoryContext``),
-the module (``LinearMemoryTemporal``) and its factory ``build``.
+options. Holds the immutable context (``LinearMemoryContext``), the module (``LinearMemoryTemporal``)
+and its factory ``build``; the config (``LinearMemoryConfig``) lives in the torch-free ``configs``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
 
 import torch
-from pydantic import Field
 from torch import Tensor
 
 from memo_zoo.model.attention import merge_heads
 
+# The torch-free home of these names (issue 17.8); imported here so that old import paths still work.
+from .configs import LinearMemoryConfig
 from .context import (
     FrameAttention,
-    FrameAttentionOptions,
     accumulation_dtype,
     check_features,
     check_motion,
     from_tokens,
     softmax_last,
 )
-
-
-class LinearMemoryConfig(FrameAttentionOptions):
-    """Options of the ``linear_memory`` temporal component (spec T1-T6, §10)."""
-
-    gamma: float = Field(
-        0.9,
-        ge=0.0,
-        le=1.0,
-        description="Frame-level decay of the motion memory (T4). 0 keeps no memory (property (c)).",
-    )
-    feature_map: Literal["softmax", "released"] = Field(
-        "softmax",
-        description=(
-            "phi of T1. 'softmax': softmax over the feature dim of each head for q and k (paper). "
-            "'released': q softmax over each head's channels, k softmax over the frame axis of its "
-            "clip (or of its batch of motion frames), as in the authors' code (§10)."
-        ),
-    )
-    update: Literal["paper", "released"] = Field(
-        "paper",
-        description=(
-            "Memory update. 'paper' (T4): M <- gamma^a M + sum_k gamma^k phi(K_k) V_k^T, k=1 the "
-            "newest of the a new frames. 'released' (§10): M <- gamma^S M + sum_k gamma^(k-1) "
-            "phi(K_k) V_k^T with S = released_decay_frames whatever a is."
-        ),
-    )
-    released_decay_frames: int = Field(
-        16,
-        ge=0,
-        description="S of update='released': the decay exponent the released code hard-codes (16).",
-    )
-    eps: float = Field(
-        1e-6,
-        ge=0.0,
-        description="Added to the T3 denominator; guards only against float underflow of phi.",
-    )
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,8 @@
 """The temporal baseline MEMO replaces: softmax self-attention over [last N motion frames ; clip].
 
-Spec T7 (Hallo/EMO/AnimateDiff style). Holds ``SelfAttentionConfig``, the immutable context
-``SelfAttentionContext``, the module ``SelfAttentionTemporal`` and its factory ``build``. Its time
+Spec T7 (Hallo/EMO/AnimateDiff style). Holds the immutable context
+``SelfAttentionContext``, the module ``SelfAttentionTemporal`` and its factory ``build``; its config
+``SelfAttentionConfig`` lives in the torch-free ``configs``. Its time
 and memory grow with N, which is what the benchmark compares against T1-T4.
 """
 
@@ -12,40 +13,18 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
-from pydantic import Field, model_validator
 from torch import Tensor, nn
 
 from memo_zoo.model.attention import merge_heads, split_heads
 
+# The torch-free home of these names (issue 17.8); imported here so that old import paths still work.
+from .configs import SelfAttentionConfig
 from .context import (
     FrameAttention,
-    FrameAttentionOptions,
     check_features,
     check_motion,
     from_tokens,
 )
-
-
-class SelfAttentionConfig(FrameAttentionOptions):
-    """Options of the ``self_attention`` temporal component (spec T7)."""
-
-    motion_frames: int = Field(
-        4, ge=0, description="N: how many of the latest motion frames are attended to (2-4 in Hallo/EMO)."
-    )
-    max_positions: int = Field(
-        32,
-        ge=1,
-        description="Length of the sinusoidal frame-position table; must cover N + frames per clip.",
-    )
-
-    @model_validator(mode="after")
-    def _positions_cover_memory(self) -> "SelfAttentionConfig":
-        if self.motion_frames >= self.max_positions:
-            raise ValueError(
-                f"max_positions ({self.max_positions}) must exceed motion_frames ({self.motion_frames}) "
-                "to leave room for the clip's own frames"
-            )
-        return self
 
 
 @dataclass(frozen=True)

@@ -38,60 +38,18 @@ from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from memo_zoo.errors import MemoZooError
 from memo_zoo.train.colour_augment import ColourJitterConfig, draw_transform
 from memo_zoo.train.step_loop import StepLoop
+# The torch-free home of these names (issue 17.8); imported here so that old import paths still work.
+from memo_zoo_plugins.vae.configs import LATER_FIELDS, AutoencoderTrainingConfig, without_later_defaults  # noqa: F401
 
 RECORD_FILE = "memo_zoo_vae.json"
 FIGURE_FILE = "reconstructions.png"
 RECORD_FORMAT = "memo-zoo/trained-vae"
-# Options added after autoencoders had been trained and keyed: in a record or key only when not at
-# their default, so that earlier folders keep matching their recipes and trainings keep their keys.
-LATER_FIELDS = ("colour_augment",)
 # The held-out check in unseen colours: each frame recoloured by an offset of up to 0.25 per channel.
 EVAL_RECOLOUR = ColourJitterConfig(shift=0.25)
-
-
-class AutoencoderTrainingConfig(BaseModel):
-    """A small AutoencoderKL trained on the dataset's frames (SD's VAE objective without LPIPS/GAN)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    block_out_channels: tuple[int, ...] = Field(
-        (16, 32, 64), min_length=1,
-        description="channels per encoder level; each level after the first halves the side, so the latent is "
-                    "2^(levels - 1) times smaller (default: 4x, 64 px -> 16 x 16)")
-    layers_per_block: int = Field(1, ge=1, description="ResNet layers per level")
-    latent_channels: int = Field(4, ge=1, description="latent channels (SD: 4)")
-    norm_num_groups: int = Field(8, ge=1, description="GroupNorm groups (channels must divide by it)")
-    steps: int = Field(800, ge=1, description="optimizer steps")
-    batch_size: int = Field(16, ge=1, description="frames per step")
-    lr: float = Field(1e-3, gt=0, description="AdamW learning rate (cosine decay to lr / 10)")
-    kl_weight: float = Field(1e-6, ge=0, description="weight of the KL term (SD's VAE: 1e-6)")
-    l2_weight: float = Field(1.0, ge=0, description="weight of the pixel MSE beside the L1")
-    seed: int = Field(0, ge=0, description="seed of the weights' init and of the frame draws")
-    eval_every: int = Field(20, ge=2, description="every N-th training clip (clip-id order) is held out for the "
-                                                  "reconstruction check and the latent scale")
-    eval_frames: int = Field(256, ge=1, description="held-out frames the check and the latent scale use")
-    colour_augment: ColourJitterConfig = Field(
-        default_factory=ColourJitterConfig,
-        description="per-frame colour gain and offset of the training frames (memo_zoo.train.colour_augment), so "
-                    "that the autoencoder also reproduces colours its training frames lack, such as an unseen "
-                    "person's background (off by default; eval_recoloured_psnr measures it)")
-
-    @model_validator(mode="after")
-    def _groups_divide(self) -> "AutoencoderTrainingConfig":
-        for channels in self.block_out_channels:
-            if channels % self.norm_num_groups:
-                raise ValueError(f"block_out_channels {channels} is not divisible by norm_num_groups "
-                                 f"{self.norm_num_groups}")
-        return self
-
-    @property
-    def downsample(self) -> int:
-        return 2 ** (len(self.block_out_channels) - 1)
 
 
 @dataclass
@@ -260,16 +218,6 @@ def train_autoencoder(sources: Sequence[FrameSource], config: AutoencoderTrainin
               "size": size, "data": data or {}, "report": report.as_dict()}
     _write_folder(vae, record, eval_frames(held, 8), out_dir)
     return report
-
-
-def without_later_defaults(document: dict[str, Any]) -> dict[str, Any]:
-    """``document`` (a config's JSON dump) without the ``LATER_FIELDS`` that are at their default."""
-    out = dict(document)
-    for name in LATER_FIELDS:
-        default = AutoencoderTrainingConfig.model_fields[name].get_default(call_default_factory=True)
-        if name in out and out[name] == default.model_dump(mode="json"):
-            del out[name]
-    return out
 
 
 def training_options(config: AutoencoderTrainingConfig) -> dict[str, Any]:

@@ -14,17 +14,8 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from pydantic import BaseModel, ConfigDict, Field
-
-
-class PixelVAEConfig(BaseModel):
-    """Identity autoencoder: latents = scaling_factor * pixel_unshuffle(frames, patch_size)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    scaling_factor: float = Field(1.0, gt=0, description="latent = scaling_factor * frame (frames in [-1, 1])")
-    patch_size: int = Field(1, ge=1, le=32, description="pixels folded into channels per side: latents have 3 p^2 "
-                                                        "channels at 1/p of the resolution (1 = plain pixels)")
+# The torch-free home of these names (issue 17.8); imported here so that old import paths still work.
+from memo_zoo_plugins.vae.configs import PixelVAEConfig
 
 
 class PixelVAE(torch.nn.Module):

@@ -17,29 +17,14 @@ savers for large frames/batches. The VAE never trains (``requires_grad=False``, 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Callable
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field
 
 from memo_zoo.errors import MissingWeightsError
 from memo_zoo.weights import check_readable, loading_error, resolve_weights
-
-
-class SDVAEConfig(BaseModel):
-    """Pretrained AutoencoderKL (SD1.5 VAE, A1) from a local folder or file."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    weights: str = Field(..., description="AutoencoderKL folder (or SD pipeline folder with vae/), or a single "
-                                          "checkpoint file: a path, or a name under MEMO_ZOO_WEIGHTS_DIR")
-    single_file_config: Optional[str] = Field(
-        None, description="for a single-file checkpoint: local folder with the VAE's config.json (path or name)")
-    scaling_factor: Optional[float] = Field(None, gt=0, description="latent scale (None: the VAE config's; SD1.5: "
-                                                                    "0.18215)")
-    sample: bool = Field(False, description="encode to a posterior sample instead of the posterior mean")
-    tiling: bool = Field(False, description="encode/decode large frames in overlapping tiles (less memory)")
-    slicing: bool = Field(False, description="encode/decode a batch one frame at a time (less memory)")
+# The torch-free home of these names (issue 17.8); imported here so that old import paths still work.
+from memo_zoo_plugins.vae.configs import SDVAEConfig
 
 
 def _config_folder(path: Path, what: str) -> Path:

@@ -21,49 +21,18 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
-from typing import Any, Optional
-
-from pydantic import Field
+from typing import Any
 
 from memo_zoo.data.media import MediaError
 from memo_zoo.errors import MemoZooError
 from memo_zoo.runner import RunContext
-from memo_zoo.weights import weights_path
-from memo_zoo_plugins.vae.autoencoder_training import (FIGURE_FILE, AutoencoderTrainingConfig, FrameSource,
-                                                       read_record, train_autoencoder, training_options,
-                                                       without_later_defaults)
+from memo_zoo_plugins.vae.autoencoder_training import (
+    FIGURE_FILE, FrameSource, read_record, train_autoencoder, training_options,
+)
+# The torch-free home of these names (issue 17.8); imported here so that old import paths still work.
+from memo_zoo_plugins.vae.configs import AutoencoderTrainingConfig, TrainVAEConfig, without_later_defaults  # noqa: F401
 
 __all__ = ["TrainVAEConfig", "TrainVAETask", "build"]
-
-
-class TrainVAEConfig(AutoencoderTrainingConfig):
-    """Train the recipe's sd_vae (a small AutoencoderKL) on data.dataset's frames (spec A1)."""
-
-    out: Optional[Path] = Field(None, description="where to write the autoencoder folder; default: model.vae.weights")
-    size: int = Field(64, ge=8, description="frame side in pixels (the training samples' size; the train and "
-                                            "experiment tasks pass their own)")
-    fps: float = Field(25.0, gt=0, description="frame rate the clips are decoded at (shares the frame cache with "
-                                               "training at the same rate)")
-    overwrite: bool = Field(False, description="retrain even when a folder trained with other options is there")
-
-    def for_samples(self, samples: Any) -> TrainVAEConfig:
-        """These options at the frame size and rate of the MEMO training samples (``SampleConfig``)."""
-        return self.model_copy(update={"size": int(samples.size), "fps": float(samples.fps)})
-
-    def key_document(self) -> dict[str, Any]:
-        """What the autoencoder's weights depend on, for the keys of the trainings that read it."""
-        return without_later_defaults(self.model_dump(mode="json", exclude={"out", "overwrite"}))
-
-    def target_folder(self, recipe: Any) -> Path:
-        """Where the autoencoder goes: ``out``, else ``model.vae.weights``, located by the rule the
-        ``sd_vae`` loader reads it with (``memo_zoo.weights``), so training writes where loading looks."""
-        if self.out is not None:
-            return weights_path(self.out, "train_vae.out")
-        vae = recipe.model.vae
-        if vae is None or getattr(vae, "kind", None) != "sd_vae":
-            raise MemoZooError("training an autoencoder needs model.vae: {kind: sd_vae, weights: PATH} (or the "
-                               f"option out); the recipe's model.vae is {getattr(vae, 'kind', None)!r}")
-        return weights_path(vae.weights, "model.vae.weights (where train_vae writes the autoencoder)")
 
 
 def _sources(context: RunContext, config: TrainVAEConfig) -> tuple[list[FrameSource], dict[str, Any]]:

@@ -61,7 +61,8 @@ def _stage1_key(registry, **changes):
     {"model": {"temporal": {"kind": "linear_memory"}, "audio_fusion": {"kind": "multimodal_attention"},
                "audio_encoder": {"kind": "log_mel", "token_dim": 16, "hidden": 32}}},
     {"task": {"kind": "experiment", "train": {"steps": 12, "phases": PHASES}}},      # a longer stage 2
-    {"task": {"kind": "experiment", "train": {"steps": 10, "phases": PHASES}, "generation": {"steps": 3}}},
+    {"task": {"kind": "experiment", "train": {"steps": 10, "phases": PHASES}, "generation": {"clip_frames": 8}},
+     "scheduler": {"kind": "flow_euler", "steps": 3}},
     # stage 1 sees single frames: corrupting motion frames is a stage-2 option
     {"task": {"kind": "experiment", "train": {"steps": 10, "phases": PHASES,
                                               "motion_augment": {"patch_drop": 0.25, "noise_std": 0.5}}}},

@@ -24,39 +24,18 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from pathlib import Path
-from typing import Any, Iterator, Literal
+from typing import Any, Iterator
 
-from pydantic import Field
 
 from memo_zoo.data.clip import ClipRecord, SkippedClip
 from memo_zoo.errors import MemoZooError
 from memo_zoo_plugins.datasets.readers.common import (
-    CELEBV_HQ_EMOTIONS, LayoutReader, ReaderConfig, contempt_table, map_emotion, resolve, sorted_files,
+    CELEBV_HQ_EMOTIONS, LayoutReader, contempt_table, map_emotion, resolve, sorted_files,
 )
+# The torch-free home of these names (issue 17.8); imported here so that old import paths still work.
+from memo_zoo_plugins.datasets.readers.configs import CLIP_DIR_CANDIDATES, CelebVHQConfig
 
-# Where the download script and common re-packagings put the processed clips, tried in order.
-CLIP_DIR_CANDIDATES = ("processed", "downloaded_celebvhq/processed", "clips", "videos", ".")
 _LABEL_KEYS = ("labels", "label", "categorical", "emotion")
-
-
-class CelebVHQConfig(ReaderConfig):
-    """CelebV-HQ: celebvhq_info.json + processed <clip_id>.mp4 clips; emotion labels mapped to 8 classes."""
-
-    root: Path = Field(Path("data/CelebV-HQ"), description="folder holding celebvhq_info.json (relative to the "
-                                                           "working directory)")
-    info_file: Path = Field(Path("celebvhq_info.json"), description="the info JSON, relative to root or absolute")
-    clip_dir: str = Field("", description="folder of the processed <clip_id>.mp4 files, relative to root or "
-                                          f"absolute; empty: the first of {', '.join(CLIP_DIR_CANDIDATES)} that "
-                                          "holds .mp4 files")
-    mixed_emotion: Literal["longest", "first", "unlabelled"] = Field(
-        "longest", description="label of a clip with several labelled segments: the one covering the most "
-                               "time, the first segment's, or none")
-    contempt_as: Literal["others", "disgusted"] = Field(
-        "others", description="paper class for CelebV-HQ's 'contempt', which the paper's 8 classes lack")
-    speaker_from_ytb_id: bool = Field(True, description="use the YouTube id as the speaker (CelebV-HQ has no "
-                                                        "identity labels)")
-    report_missing: bool = Field(True, description="list clips of the info file without a clip file as skipped "
-                                                   "(false: leave them out silently, for partial downloads)")
 
 
 def clip_label(emotion: Any, mixed: str) -> str | None:

@@ -19,109 +19,23 @@ cut off passes the probe and is caught when it is decoded (``media.read_frames``
 from __future__ import annotations
 
 import os
-import re
 from abc import ABC, abstractmethod
 from dataclasses import replace
 from pathlib import Path
 from typing import Iterable
 
 import av
-from pydantic import BaseModel, ConfigDict, Field
 
 from memo_zoo.data import media
 from memo_zoo.data.clip import ClipRecord, SkippedClip
 from memo_zoo.data.media import MediaError
-from memo_zoo.emotion import PAPER_LABELS
 from memo_zoo.errors import MemoZooError
-
-# Five frames at 25 fps. Separately stored audio and video of one recording rarely end on the
-# same sample: AAC pads its last frame (up to 1024 samples, 64 ms at 16 kHz) and may carry encoder
-# priming, and the video ends on a whole frame (40 ms at 25 fps). 0.1 s would reject honest clips
-# whose audio was padded at both ends; a wrong pairing or a cut track is off by far more.
-DEFAULT_MAX_AV_OFFSET = 0.2
-
-# --- emotion labels (spec E4: the paper's 8 classes; D2: "unclear -> others") ------------------
-
-# Spellings that datasets and annotation tools use for the paper's classes. Contempt is not a
-# paper class; it defaults to ``others`` (see ``contempt_table``).
-_SYNONYMS: dict[str, str] = {
-    "angry": "angry", "anger": "angry", "annoyed": "angry",
-    "disgusted": "disgusted", "disgust": "disgusted",
-    "fearful": "fearful", "fear": "fearful", "afraid": "fearful", "scared": "fearful",
-    "happy": "happy", "happiness": "happy", "joy": "happy", "pleasure": "happy",
-    "neutral": "neutral", "calm": "neutral",
-    "sad": "sad", "sadness": "sad",
-    "surprised": "surprised", "surprise": "surprised",
-    "others": "others", "other": "others", "contempt": "others",
-}
-
-# MEAD's folder names (spec §11) -> paper classes. MEAD's ``contempt`` has no paper class: the
-# released classifier (emotion2vec's classes) has none either and D2 sends unclear labels to
-# ``others``; ``contempt_as: disgusted`` merges it with the nearest basic emotion instead.
-MEAD_EMOTIONS: dict[str, str] = {
-    "angry": "angry", "contempt": "others", "disgusted": "disgusted", "fear": "fearful",
-    "happy": "happy", "neutral": "neutral", "sad": "sad", "surprised": "surprised",
-}
-
-# CelebV-HQ's eight emotion labels (neutral, happy, sadness, anger, fear, surprise, contempt,
-# disgust) and the variants seen in re-exports (capitalised, adjective forms), via _SYNONYMS.
-CELEBV_HQ_EMOTIONS: dict[str, str] = {
-    "neutral": "neutral", "happy": "happy", "sadness": "sad", "anger": "angry", "fear": "fearful",
-    "surprise": "surprised", "contempt": "others", "disgust": "disgusted",
-}
-
-LABEL_TABLES: dict[str, dict[str, str]] = {
-    "mead": MEAD_EMOTIONS,
-    "celebv_hq": CELEBV_HQ_EMOTIONS,
-    "generic": _SYNONYMS,
-}
-
-
-def normalise_label(raw: str) -> str:
-    """``" Happy-Face "`` -> ``"happy_face"``: case, spaces and hyphens never matter in a label."""
-    return re.sub(r"[\s\-]+", "_", raw.strip().lower())
-
-
-def contempt_table(table: dict[str, str], contempt_as: str) -> dict[str, str]:
-    """``table`` with ``contempt`` sent to ``contempt_as`` (``others`` or ``disgusted``)."""
-    if contempt_as not in PAPER_LABELS:
-        raise ValueError(f"contempt_as must be one of the paper's classes, got {contempt_as!r}")
-    return {**table, "contempt": contempt_as}
-
-
-def map_emotion(raw: str | None, table: dict[str, str]) -> str | None:
-    """A dataset's label -> one of the paper's 8 classes (spec E4).
-
-    The dataset's own table first, then the common spellings; a label neither knows is
-    ``others`` (spec D2: unclear -> others), not dropped, so the clip still trains. No label
-    (None or blank) stays None: the clip is unlabelled, not "others".
-    """
-    if raw is None or not str(raw).strip():
-        return None
-    key = normalise_label(str(raw))
-    return table.get(key) or _SYNONYMS.get(key) or "others"
-
-
-# --- options every reader has ----------------------------------------------------------------
-
-class ReaderConfig(BaseModel):
-    """Options common to every layout reader; each reader sets its ``root`` default and adds its own."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    # Declared here so that it comes first in every reader's options; readers override the default.
-    root: Path = Field(Path("data"), description="dataset folder (relative to the working directory)")
-    probe: bool = Field(
-        True, description="open each file's header to fill fps / frame_count and to skip unusable files "
-                          "(missing streams, corrupt, empty) and audio/video length mismatches; false = list "
-                          "paths only, nothing is opened")
-    max_av_offset: float | None = Field(
-        DEFAULT_MAX_AV_OFFSET, ge=0,
-        description="largest |audio duration - video duration| in seconds before a clip is skipped "
-                    "(0.2 s = 5 frames at 25 fps: allows AAC end padding); null = no check. Needs probe")
-    require_audio: bool = Field(
-        True, description="skip a clip that has neither a separate audio file nor an audio track "
-                          "(a talking-head clip without speech cannot train the audio module). Needs probe")
+# The options and the emotion tables have light homes (configs, labels: no PyAV, no torch; issue 17.8) so that
+# configs can use them without the media code; imported here so that old import paths still work.
+from memo_zoo_plugins.datasets.readers.configs import DEFAULT_MAX_AV_OFFSET, ReaderConfig  # noqa: F401
+from memo_zoo_plugins.datasets.readers.labels import (  # noqa: F401
+    _SYNONYMS, CELEBV_HQ_EMOTIONS, LABEL_TABLES, MEAD_EMOTIONS, contempt_table, map_emotion, normalise_label,
+)
 
 
 class Skip(Exception):

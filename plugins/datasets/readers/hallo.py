@@ -30,22 +30,13 @@ import json
 from pathlib import Path
 from typing import Iterator
 
-from pydantic import Field, field_validator
 
 from memo_zoo.data.clip import ClipRecord, SkippedClip
 from memo_zoo.errors import MemoZooError
-from memo_zoo_plugins.datasets.readers.common import LayoutReader, ReaderConfig, resolve, sorted_files
+from memo_zoo_plugins.datasets.readers.common import LayoutReader, resolve, sorted_files
+# The torch-free home of these names (issue 17.8); imported here so that old import paths still work.
+from memo_zoo_plugins.datasets.readers.configs import HALLO_FILES, HalloLayoutConfig
 
-# kind -> (folder under the root, suffix; "" = a folder named by the stem)
-HALLO_FILES: dict[str, tuple[str, str]] = {
-    "images": ("images", ""),
-    "face_mask": ("face_mask", ".png"),
-    "sep_pose_mask": ("sep_pose_mask", ".png"),
-    "sep_face_mask": ("sep_face_mask", ".png"),
-    "sep_lip_mask": ("sep_lip_mask", ".png"),
-    "face_emb": ("face_emb", ".pt"),
-    "audio_emb": ("audio_emb", ".pt"),
-}
 # Meta JSON keys (both stages, plus spellings seen in forks) -> kind.
 META_KEYS: dict[str, str] = {
     "video_path": "video", "video": "video",
@@ -57,26 +48,6 @@ META_KEYS: dict[str, str] = {
     "vocals_emb_base_all": "audio_emb", "audio_emb_path": "audio_emb", "audio_emb": "audio_emb",
 }
 _FOLDERS = {"videos", "audios", *(folder for folder, _ in HALLO_FILES.values())}
-
-
-class HalloLayoutConfig(ReaderConfig):
-    """Hallo / Hallo2 preprocessed data: videos/, images/, audios/, masks, face_emb/, audio_emb/."""
-
-    root: Path = Field(Path("data/hallo"), description="the folder that holds videos/, images/, audios/, ... "
-                                                       "(relative to the working directory)")
-    meta: str = Field("", description="Hallo meta JSON list (<name>_stage1.json or _stage2.json), relative to "
-                                      "root or absolute; empty: read every videos/*.mp4 and find its files by stem")
-    required: list[str] = Field(
-        default_factory=list,
-        description=f"kinds a clip must have, else it is skipped; of {', '.join(HALLO_FILES)}")
-
-    @field_validator("required")
-    @classmethod
-    def _known_kinds(cls, kinds: list[str]) -> list[str]:
-        unknown = [k for k in kinds if k not in HALLO_FILES]
-        if unknown:
-            raise ValueError(f"unknown kind(s) {unknown}; kinds: {', '.join(HALLO_FILES)}")
-        return kinds
 
 
 def relocate(path: Path, root: Path) -> Path:

@@ -15,20 +15,12 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from pydantic import Field
 
 from memo_zoo.data.clip import ClipRecord, SkippedClip
 from memo_zoo.errors import MemoZooError
-from memo_zoo_plugins.datasets.readers.common import LayoutReader, ReaderConfig, sorted_files
-
-
-class HdtfConfig(ReaderConfig):
-    """HDTF clips: <name>_<idx>.mp4 or <subset>_<name>_<idx>.mp4; speaker = name."""
-
-    root: Path = Field(Path("data/HDTF"), description="folder of HDTF clips (relative to the working directory)")
-    recursive: bool = Field(True, description="also look in subfolders (e.g. one per subset)")
-    subsets: list[str] = Field(default_factory=lambda: ["RD", "WDA", "WRA"],
-                               description="file-name prefixes that name an HDTF subset rather than a speaker")
+from memo_zoo_plugins.datasets.readers.common import LayoutReader, sorted_files
+# The torch-free home of these names (issue 17.8); imported here so that old import paths still work.
+from memo_zoo_plugins.datasets.readers.configs import HdtfConfig
 
 
 def parse_name(stem: str, subsets: list[str]) -> tuple[str | None, str, str] | None:

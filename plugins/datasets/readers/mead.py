@@ -18,44 +18,19 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Iterator, Literal
+from typing import Iterator
 
-from pydantic import Field, field_validator
 
 from memo_zoo.data.clip import ClipRecord, SkippedClip
 from memo_zoo.errors import MemoZooError
 from memo_zoo_plugins.datasets.readers.common import (
-    MEAD_EMOTIONS, LayoutReader, ReaderConfig, contempt_table, map_emotion, sorted_files,
+    MEAD_EMOTIONS, LayoutReader, contempt_table, map_emotion, sorted_files,
 )
+# The torch-free home of these names (issue 17.8); imported here so that old import paths still work.
+from memo_zoo_plugins.datasets.readers.configs import MeadConfig
 
 _LEVEL = re.compile(r"^level_(\d+)$")
 AUDIO_SUFFIXES = (".m4a", ".wav", ".aac")  # .m4a as distributed; converted copies are common
-
-
-class MeadConfig(ReaderConfig):
-    """MEAD: <actor>/video/<view>/<emotion>/level_<n>/<NNN>.mp4 + <actor>/audio/... .m4a."""
-
-    root: Path = Field(Path("data/MEAD"), description="folder of the actor folders (M003, W009, ...), "
-                                                      "relative to the working directory")
-    views: list[str] = Field(default_factory=lambda: ["front"],
-                             description="camera views to read (front, down, top, left_30, left_60, right_30, "
-                                         "right_60)")
-    emotions: list[str] = Field(default_factory=lambda: sorted(MEAD_EMOTIONS),
-                                description="MEAD emotion folders to read (default: all eight)")
-    levels: list[int] = Field(default_factory=lambda: [1, 2, 3], description="intensity levels to read")
-    contempt_as: Literal["others", "disgusted"] = Field(
-        "others", description="paper class for MEAD's 'contempt', which the paper's 8 classes lack")
-    audio: Literal["separate", "muxed"] = Field(
-        "separate", description="'separate': <actor>/audio/.../<NNN>.m4a (missing file = skipped); "
-                                "'muxed': the mp4's own audio track")
-
-    @field_validator("emotions")
-    @classmethod
-    def _known_emotions(cls, emotions: list[str]) -> list[str]:
-        unknown = [e for e in emotions if e not in MEAD_EMOTIONS]
-        if unknown:
-            raise ValueError(f"unknown MEAD emotion(s) {unknown}; MEAD has: {', '.join(sorted(MEAD_EMOTIONS))}")
-        return emotions
 
 
 class MeadDataset(LayoutReader):

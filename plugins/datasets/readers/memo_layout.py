@@ -26,42 +26,15 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import torch
-from pydantic import Field, field_validator
 
 from memo_zoo.data import media
 from memo_zoo.data.clip import ClipRecord, SkippedClip
 from memo_zoo.errors import MemoZooError
 from memo_zoo_plugins.datasets.readers.common import (
-    LABEL_TABLES, LayoutReader, ReaderConfig, Skip, map_emotion, resolve, sorted_files,
+    LABEL_TABLES, LayoutReader, Skip, map_emotion, resolve, sorted_files,
 )
-
-EMBEDDING_KINDS: tuple[str, ...] = ("audio_emb", "audio_emotion", "face_emb", "vocals")
-DEFAULT_METADATA = Path("metadata.jsonl")
-
-
-class MemoLayoutConfig(ReaderConfig):
-    """MEMO's layout: data/video, data/embedding/<kind>/<stem>.pt, metadata.jsonl (spec §11)."""
-
-    root: Path = Field(Path("data/memo"), description="folder holding data/video, data/embedding and "
-                                                      "metadata.jsonl (relative to the working directory)")
-    metadata: Path = Field(DEFAULT_METADATA, description="index file, relative to root (then root/data) or "
-                                                        "absolute; if the default is absent, data/video/*.mp4 "
-                                                        "is scanned and embeddings are matched by stem")
-    required_embeddings: list[str] = Field(
-        default_factory=lambda: ["audio_emb", "audio_emotion", "face_emb"],
-        description=f"embedding kinds a clip must have, else it is skipped; of {', '.join(EMBEDDING_KINDS)}")
-    check_audio_frames: bool = Field(
-        True, description="skip a clip whose audio_emb frame count differs from the video's frame count "
-                          "(spec §11); probes the video even when probe is false")
-    frame_tolerance: int = Field(0, ge=0, description="frames the audio_emb count may differ by (spec: 0)")
-
-    @field_validator("required_embeddings")
-    @classmethod
-    def _known_kinds(cls, kinds: list[str]) -> list[str]:
-        unknown = [k for k in kinds if k not in EMBEDDING_KINDS]
-        if unknown:
-            raise ValueError(f"unknown embedding kind(s) {unknown}; kinds: {', '.join(EMBEDDING_KINDS)}")
-        return kinds
+# The torch-free home of these names (issue 17.8); imported here so that old import paths still work.
+from memo_zoo_plugins.datasets.readers.configs import DEFAULT_METADATA, EMBEDDING_KINDS, MemoLayoutConfig
 
 
 def embedding_frames(value: Any) -> int | None:

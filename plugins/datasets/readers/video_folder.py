@@ -11,19 +11,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Iterator
 
-from pydantic import Field
 
 from memo_zoo.data.clip import ClipRecord
 from memo_zoo.errors import MemoZooError
-from memo_zoo_plugins.datasets.readers.common import LayoutReader, ReaderConfig, sorted_files
-
-
-class VideoFolderConfig(ReaderConfig):
-    """A folder of video files (audio muxed in); recursive and glob-pattern options."""
-
-    root: Path = Field(Path("data/videos"), description="folder of videos (relative to the working directory)")
-    pattern: str = Field("*.mp4", min_length=1, description="glob pattern of the clip files, e.g. '*.mov'")
-    recursive: bool = Field(False, description="also look in subfolders (clip id = relative path)")
+from memo_zoo_plugins.datasets.readers.common import LayoutReader, sorted_files
+# The torch-free home of these names (issue 17.8); imported here so that old import paths still work.
+from memo_zoo_plugins.datasets.readers.configs import VideoFolderConfig
 
 
 class VideoFolderDataset(LayoutReader):

@@ -15,27 +15,17 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Iterator, Literal
+from typing import Iterator
 
-from pydantic import Field
 
 from memo_zoo.data.clip import ClipRecord, SkippedClip
 from memo_zoo.errors import MemoZooError
-from memo_zoo_plugins.datasets.readers.common import LayoutReader, ReaderConfig, sorted_files
+from memo_zoo_plugins.datasets.readers.common import LayoutReader, sorted_files
+# The torch-free home of these names (issue 17.8); imported here so that old import paths still work.
+from memo_zoo_plugins.datasets.readers.configs import VoxCeleb2Config
 
 _SPEAKER = re.compile(r"^id\d+$")
 AUDIO_SUFFIXES = (".m4a", ".aac", ".wav")  # .m4a as distributed; converted copies are common
-
-
-class VoxCeleb2Config(ReaderConfig):
-    """VoxCeleb2: <split>/mp4/idXXXXX/<youtube_id>/NNNNN.mp4 with a parallel aac/ tree."""
-
-    root: Path = Field(Path("data/voxceleb2"), description="folder holding dev/ and/or test/ "
-                                                           "(relative to the working directory)")
-    split: Literal["dev", "test"] = Field("test", description="which split to read (the paper evaluates on test)")
-    audio: Literal["separate", "muxed"] = Field(
-        "separate", description="'separate': audio from the parallel aac/ tree (missing file = skipped); "
-                                "'muxed': the mp4's own audio track")
 
 
 class VoxCeleb2Dataset(LayoutReader):

@@ -12,24 +12,16 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Literal
-
-from pydantic import Field
 
 from memo_zoo.data.clip import ClipRecord, SkippedClip
 from memo_zoo.data.truth import ClipTruth
 from memo_zoo.errors import MemoZooError
 
-from .world import WorldConfig, generate
+from .world import generate
+# The torch-free home of these names (issue 17.8); imported here so that old import paths still work.
+from .configs import TalkingWorldConfig, WorldConfig  # noqa: F401
 
 STAGE = "dataset:talking_world"
-
-
-class TalkingWorldConfig(WorldConfig):
-    """talking_world: the generator's options plus which split to list (by speaker)."""
-
-    split: Literal["train", "test", "all"] = Field(
-        "train", description="clips to list: train identities, held-out test identities, or all")
 
 
 class TalkingWorld:

@@ -8,32 +8,39 @@ so they are registered here, by the world they measure, not by the metric suite 
 """
 
 from memo_zoo.plugin import ComponentSpec, hookimpl
+from memo_zoo.plugin.lazy import lazy
 
 
 @hookimpl
 def dataset_components() -> list[ComponentSpec]:
-    # Imported here, not at the top: importing this plugin (all `memo-zoo --help` does) must not
-    # import torch; the component modules do.
-    from memo_zoo_plugins.datasets.talking_world.dataset import TalkingWorldConfig, build
+    # Torch-free configs, imported here so that importing this plugin (all `memo-zoo --help` does)
+    # builds no pydantic model; the factories are lazy references, so registering (all `ls`,
+    # `validate` and `schema` need) imports no component module (issue 17.8).
+    from memo_zoo_plugins.datasets.talking_world import configs
 
     return [
-        ComponentSpec("talking_world", TalkingWorldConfig, build,
+        ComponentSpec("talking_world", configs.TalkingWorldConfig,
+                      lazy("memo_zoo_plugins.datasets.talking_world.dataset:build"),
                       "synthetic talking heads with exact truth: espeak speech, rendered faces (embedded default)"),
     ]
 
 
 @hookimpl
 def metric_components() -> list[ComponentSpec]:
-    # Imported here for the same reason: the metric modules import torch.
-    from memo_zoo_plugins.datasets.talking_world.measure import metrics as world
+    # The same: torch-free configs (the measurer's), the metric modules named by lazy reference.
+    from memo_zoo_plugins.datasets.talking_world.measure import configs
 
     return [
-        ComponentSpec("world_lip_sync", world.WorldLipSyncConfig, world.build_lip_sync,
+        ComponentSpec("world_lip_sync", configs.WorldLipSyncConfig,
+                      lazy("memo_zoo_plugins.datasets.talking_world.measure.metrics:build_lip_sync"),
                       "talking_world: measured mouth opening vs truth mouth_open, r and best lag (no weights)"),
-        ComponentSpec("world_identity", world.WorldIdentityConfig, world.build_identity,
+        ComponentSpec("world_identity", configs.WorldIdentityConfig,
+                      lazy("memo_zoo_plugins.datasets.talking_world.measure.metrics:build_identity"),
                       "talking_world: identity-embedding cosine to the reference and its drift over time (no weights)"),
-        ComponentSpec("world_expression", world.WorldExpressionConfig, world.build_expression,
+        ComponentSpec("world_expression", configs.WorldExpressionConfig,
+                      lazy("memo_zoo_plugins.datasets.talking_world.measure.metrics:build_expression"),
                       "talking_world: measured expression vs truth emotion (spec E4), per frame and clip (no weights)"),
-        ComponentSpec("world_fd", world.WorldFdConfig, world.build_fd,
+        ComponentSpec("world_fd", configs.WorldFdConfig,
+                      lazy("memo_zoo_plugins.datasets.talking_world.measure.metrics:build_fd"),
                       "talking_world: Frechet distance of world-measurer features, generated vs truth (no weights)"),
     ]

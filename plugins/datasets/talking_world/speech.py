@@ -28,6 +28,9 @@ import numpy as np
 from memo_zoo.emotion import PAPER_LABELS, label_index
 
 from . import espeak
+# The voices' light home (no numpy, no espeak: WorldConfig checks their names; issue 17.8); imported here
+# so that old import paths still work.
+from .voices import DEFAULT_VOICE, VOICES, Voice
 
 SAMPLE_RATE = 16_000  # spec D3
 PAUSE_SYMBOL = "_"  # espeak's own short-pause mnemonic; also used for silence we insert
@@ -86,34 +89,6 @@ EMOTION_PROSODY: dict[str, Prosody] = {
                       description="unspecified affect: slightly low and measured, a bit slower"),
 }
 assert tuple(EMOTION_PROSODY) == PAPER_LABELS  # spec E4 order
-
-
-@dataclass(frozen=True)
-class Voice:
-    """A speaker: espeak language + variant (timbre) and small personal offsets to the prosody."""
-
-    name: str
-    espeak: str  # espeak voice name, "language+variant"
-    gender: str  # "male" | "female"
-    pitch_offset: int = 0  # added to Prosody.pitch
-    rate_scale: float = 1.0  # multiplies Prosody.rate
-
-    def apply(self, prosody: Prosody) -> Prosody:
-        return replace(prosody, pitch=prosody.pitch + self.pitch_offset,
-                       rate=int(round(prosody.rate * self.rate_scale)))
-
-
-VOICES: dict[str, Voice] = {v.name: v for v in (
-    Voice("male_us", "en-us", "male"),
-    Voice("male_us_low", "en-us+m1", "male", pitch_offset=-4, rate_scale=0.96),
-    Voice("male_uk", "en+m3", "male", pitch_offset=2, rate_scale=1.04),
-    Voice("male_us_deep", "en-us+m4", "male", pitch_offset=-2, rate_scale=0.98),
-    Voice("female_us", "en-us+f1", "female"),
-    Voice("female_us_breathy", "en-us+f3", "female", pitch_offset=2, rate_scale=1.03),
-    Voice("female_uk", "en+f4", "female", pitch_offset=-2, rate_scale=0.97),
-    Voice("female_uk_soft", "en+f2", "female", pitch_offset=4, rate_scale=1.0),
-)}
-DEFAULT_VOICE = "female_us"
 
 
 @dataclass(frozen=True)

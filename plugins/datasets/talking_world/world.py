@@ -45,10 +45,9 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from multiprocessing import get_all_start_methods, get_context
 from pathlib import Path
-from typing import Any, Iterator, Literal
+from typing import Any, Iterator
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from memo_zoo.atomic import write_atomically, write_text_atomically
 from memo_zoo.emotion import PAPER_LABELS
@@ -56,6 +55,8 @@ from memo_zoo.data.media import write_video
 from memo_zoo.errors import MemoZooError
 
 from .speech import SAMPLE_RATE, VOICES, Utterance, make_script, synthesize_script
+# The torch-free home of these names (issue 17.8); imported here so that old import paths still work.
+from .configs import IDENTITY_STRIDE as _IDENTITY_STRIDE, MAX_IDENTITIES as _MAX_IDENTITIES, WorldConfig  # noqa: F401
 
 # Bump when the generator's output changes for the same config: it is part of the root's hash,
 # so a cached world from an older generator is never mistaken for the current one.
@@ -79,93 +80,11 @@ _SECONDS_PER_EMOTION = 10.0
 # iris offset relative to the head, face.FaceState; 1.2 per radian compensates about half of the
 # turn, as eyes do when the head leads a little).
 _GAZE_COMPENSATION = 1.2
-_IDENTITY_STRIDE = 6000  # identity seeds of world seed s: s * stride + i (block-aligned, see identity.py)
-_MAX_IDENTITIES = _IDENTITY_STRIDE
 _MALE_MARKERS = ("stubble", "goatee", "full")
 
 # Seed-sequence tags of the kinds of clip, so that a regular, a long and a photo clip with the
 # same indices never share random draws.
 _KIND_TAG = {"regular": 0, "long": 1, "photo": 2, "identity": 3}
-
-
-class WorldConfig(BaseModel):
-    """What talking_world generates. Every field has a default; building the config touches no
-    file (``root`` None is resolved only when :func:`generate` runs)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    root: Path | None = Field(
-        None, description="folder to write the world to; null = <settings.cache_dir>/talking_world/<short hash "
-                          "of the generation fields>, so each config has its own cached world")
-    identities: int = Field(12, ge=1, le=_MAX_IDENTITIES,
-                            description="number of synthetic people (rendered faces, each with one voice)")
-    clips_per_identity: int = Field(4, ge=0, description="regular clips per identity")
-    seconds: tuple[float, float] = Field(
-        (4.0, 12.0), description="[min, max] length of a regular clip in seconds (minutes allowed); the target is "
-                                 "drawn uniformly, whole sentences are spoken, a clip is cut at max")
-    long_clips: int = Field(
-        2, ge=0, description="extra long clips (for memory / identity-over-time experiments), alternating between "
-                             "train and test identities")
-    long_seconds: float = Field(60.0, gt=0, le=3600, description="length of each long clip in seconds")
-    fps: Literal[25, 30] = Field(25, description="video frame rate (MEMO: 30; HDTF / Hallo: 25)")
-    size: int = Field(64, ge=32, le=256, description="frame width = height in pixels (even, for H.264)")
-    emotions: list[str] = Field(
-        default_factory=lambda: list(PAPER_LABELS),
-        description="emotion labels to speak and show, a subset of the paper's 8 (spec E4)")
-    emotion_change_probability: float = Field(
-        0.3, ge=0.0, le=1.0, description="chance that a clip changes emotion within itself (one change per ~10 s)")
-    voices: list[str] = Field(
-        default_factory=lambda: list(VOICES),
-        description=f"espeak voices to draw each identity's voice from; of {', '.join(VOICES)}")
-    test_identities: int = Field(
-        2, ge=0, description="held-out identities (the last ones): the train/test split is by speaker")
-    photo_fraction: float = Field(
-        0.0, ge=0.0, le=0.9, description="fraction of the regular clips on the real-photo tier (one real portrait, "
-                                         "speaker 'tw_photo', added on top of the identities' clips; needs "
-                                         "scikit-image)")
-    photo_split: Literal["train", "test"] = Field(
-        "train", description="split of the real-photo speaker (one person cannot be on both sides of a speaker split)")
-    workers: int = Field(2, ge=1, le=256, description="worker processes (output does not depend on it)")
-    seed: int = Field(0, ge=0, le=2**31 - 1, description="master seed: same config and seed -> identical files")
-
-    @field_validator("size")
-    @classmethod
-    def _even(cls, size: int) -> int:
-        if size % 2:
-            raise ValueError(f"size must be even (H.264 4:2:0 needs even width and height), got {size}")
-        return size
-
-    @field_validator("seconds")
-    @classmethod
-    def _ordered(cls, seconds: tuple[float, float]) -> tuple[float, float]:
-        lo, hi = seconds
-        if not (0.2 <= lo <= hi <= 3600):
-            raise ValueError(f"seconds must be [min, max] with 0.2 <= min <= max <= 3600, got {list(seconds)}")
-        return seconds
-
-    @field_validator("emotions")
-    @classmethod
-    def _known_emotions(cls, emotions: list[str]) -> list[str]:
-        unknown = [e for e in emotions if e not in PAPER_LABELS]
-        if unknown or not emotions or len(set(emotions)) != len(emotions):
-            raise ValueError(f"emotions must be distinct labels of {', '.join(PAPER_LABELS)} (spec E4), "
-                             f"at least one; got {emotions}")
-        return emotions
-
-    @field_validator("voices")
-    @classmethod
-    def _known_voices(cls, voices: list[str]) -> list[str]:
-        unknown = [v for v in voices if v not in VOICES]
-        if unknown or not voices or len(set(voices)) != len(voices):
-            raise ValueError(f"voices must be distinct names of {', '.join(VOICES)}, at least one; got {voices}")
-        return voices
-
-    @model_validator(mode="after")
-    def _train_left(self) -> "WorldConfig":
-        if self.test_identities >= self.identities:
-            raise ValueError(f"test_identities ({self.test_identities}) must leave at least one of the "
-                             f"{self.identities} identities for training")
-        return self
 
 
 # ----------------------------------------------------------------------------------- plan

@@ -38,10 +38,7 @@ per-frame curves named in each metric's docstring.
 
 from __future__ import annotations
 
-from typing import Literal, Optional
-
 import numpy as np
-from pydantic import Field
 
 from memo_zoo.errors import MemoZooError
 from memo_zoo.eval.frechet import FrechetMetric
@@ -50,14 +47,11 @@ from memo_zoo.eval.protocol import (PerVideoFigures, VideoSample, check_new_vide
 
 from .measurer import Measurements
 from .stats import best_lag, lagged_correlations, pearson
-from .store import MeasurerSource, load_or_train_measurer, share
-
-
-class WorldMetricConfig(MeasurerSource):
-    """Options shared by the world metrics: where the measurer comes from, and how it runs."""
-
-    batch_size: int = Field(256, ge=1, description="frames per forward pass of the measurer")
-    device: str = Field("auto", description="auto (MEMO_ZOO_DEVICE: CUDA when available), cpu, cuda, cuda:N")
+from .store import load_or_train_measurer, share
+# The torch-free home of these names (issue 17.8); imported here so that old import paths still work.
+from .configs import (  # noqa: F401
+    MeasurerSource, WorldExpressionConfig, WorldFdConfig, WorldIdentityConfig, WorldLipSyncConfig, WorldMetricConfig,
+)
 
 
 class _Measuring:
@@ -102,15 +96,6 @@ class _PerVideoMetric(_Measuring, PerVideoFigures):
 
 # ---- world_lip_sync ---------------------------------------------------------------------------------
 
-class WorldLipSyncConfig(WorldMetricConfig):
-    """Measured mouth opening vs the speech-driven truth, with a lag search (module docstring)."""
-
-    max_lag: int = Field(5, ge=0, le=100, description="lags searched for lip_sync_best_r: -max_lag..max_lag frames")
-    mouth: Literal["open", "area"] = Field(
-        "open", description="measurer output compared with truth mouth_open: open (its reading of the speech-driven "
-                            "opening) or area (the opening as drawn, speech and expression)")
-
-
 def lip_sync_figures(measured: np.ndarray, truth: np.ndarray, max_lag: int) -> dict[str, float]:
     """Per-video ``world_lip_sync`` figures from aligned per-frame series (module docstring)."""
     n = min(len(measured), len(truth))
@@ -138,15 +123,6 @@ class WorldLipSyncMetric(_PerVideoMetric):
 
 # ---- world_identity ---------------------------------------------------------------------------------
 
-class WorldIdentityConfig(WorldMetricConfig):
-    """Cosine of identity embeddings, reference image vs frames, and its drift (module docstring)."""
-
-    window_seconds: float = Field(10.0, gt=0, description="world_identity_first / _last: this many seconds at "
-                                                          "each end")
-    window_fraction: float = Field(0.25, gt=0, le=0.5, description="each window's share of the frames when the "
-                                                                   "video is shorter than two windows")
-
-
 def identity_figures(similarity: np.ndarray, fps: float, window_seconds: float,
                      window_fraction: float) -> dict[str, float]:
     """Per-video ``world_identity`` figures from the per-frame cosine similarities (module docstring)."""
@@ -172,12 +148,6 @@ class WorldIdentityMetric(_PerVideoMetric):
 
 
 # ---- world_expression -------------------------------------------------------------------------------
-
-class WorldExpressionConfig(WorldMetricConfig):
-    """Measured expression vs the truth emotion (spec E4), per frame and per clip (module docstring)."""
-
-    min_intensity: float = Field(0.5, ge=0, le=1, description="frames count where truth intensity >= this")
-
 
 def expression_figures(measured: np.ndarray, emotion: np.ndarray, intensity: np.ndarray, min_intensity: float,
                        labels: int) -> dict[str, float]:
@@ -211,16 +181,6 @@ class WorldExpressionMetric(_PerVideoMetric):
 
 
 # ---- world_fd ---------------------------------------------------------------------------------------
-
-class WorldFdConfig(WorldMetricConfig):
-    """Frechet distance of the measurer's trunk features, generated vs ground-truth frames (module docstring)."""
-
-    frame_stride: int = Field(1, ge=1, description="use every k-th frame of each video")
-    reference_stats: Optional[str] = Field(None, description="precomputed reference statistics (.npz with mu, "
-                                                             "sigma); default: features of the ground-truth videos")
-    per_video_distance: bool = Field(True, description="also give each video's own distance to its ground truth "
-                                                       "(noisy for videos with few frames)")
-
 
 class WorldFdMetric(FrechetMetric):
     """``world_fd`` (summary and per video), ``frames`` and ``reference_frames``; no series."""

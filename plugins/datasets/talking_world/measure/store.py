@@ -25,10 +25,9 @@ import hashlib
 import json
 import warnings
 from pathlib import Path
-from typing import Optional
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ValidationError
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
@@ -40,6 +39,8 @@ from memo_zoo_plugins.datasets.talking_world.api import WorldConfig, generation_
 
 from .measurer import MeasurerShape, WorldMeasurer
 from .training import NON_LEARNING_FIELDS, MeasurerReport, MeasurerTraining, train_measurer
+# The torch-free home of these names (issue 17.8); imported here so that old import paths still work.
+from .configs import MeasurerSource
 
 # Bump when the measurer's architecture, training or file layout changes: it is part of the cache
 # key and of each file's metadata, so a measurer from older code is retrained, or refused by name.
@@ -49,20 +50,6 @@ WHAT = ("world measurer (.safetensors written by memo_zoo_plugins.datasets.talki
         "with its .json report next to it)")
 
 _MEMO: dict[tuple, tuple[WorldMeasurer, MeasurerReport]] = {}
-
-
-class MeasurerSource(BaseModel):
-    """The options every world metric has for its measurer (module docstring)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    measurer: Optional[Path] = Field(
-        None, description="a trained world measurer (.safetensors, its .json report next to it): a path, or a name "
-                          "under MEMO_ZOO_WEIGHTS_DIR; null = train one on `world` (cached under MEMO_ZOO_CACHE_DIR)")
-    world: WorldConfig = Field(default_factory=WorldConfig,
-                               description="the talking_world the measurer is trained on when `measurer` is null")
-    training: MeasurerTraining = Field(default_factory=MeasurerTraining,
-                                       description="how the measurer is trained when `measurer` is null")
 
 
 def measurer_key(world: WorldConfig, training: MeasurerTraining) -> str:

@@ -58,7 +58,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 import torch
@@ -75,6 +75,8 @@ from memo_zoo_plugins.datasets.talking_world.api import (ClipRenderer, FaceState
 
 from .measurer import MeasurerShape, WorldMeasurer
 from .stats import pearson, roc_auc
+# The torch-free home of these names (issue 17.8); imported here so that old import paths still work.
+from .configs import MeasurerTraining
 
 # Options that change how fast the measurer is trained, not what it learns (beyond float rounding):
 # they are left out of the cache key (store.py).
@@ -83,39 +85,6 @@ NON_LEARNING_FIELDS = frozenset({"device", "threads"})
 # Expression intensity of the balanced renders: the generator's range per emotion segment
 # (world._INTENSITY), so that rendered and clip expressions are equally strong.
 _RENDER_INTENSITY = (0.6, 1.0)
-
-
-class MeasurerTraining(BaseModel):
-    """How the world measurer is trained and checked (module docstring)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    size: Optional[int] = Field(None, ge=16, le=256, description="input side in pixels; null = the world's frame "
-                                                                 "size (other-size frames are resized bilinearly)")
-    width: int = Field(16, ge=4, le=128, description="channels of the trunk's first layer (later layers: 2x, 4x, 6x)")
-    embed_dim: int = Field(64, ge=2, le=1024, description="width of the identity embedding")
-    frame_stride: int = Field(3, ge=1, description="use every k-th frame of each clip (neighbours are near copies)")
-    balanced_frames: int = Field(
-        400, ge=0, description="frames per speaker rendered with each emotion in turn, the expression head's "
-                               "training data (module docstring); 0: train it on the clips' labels instead")
-    epochs: int = Field(10, ge=1, le=1000, description="passes over the training frames")
-    batch_size: int = Field(64, ge=2, description="frames per optimisation step")
-    learning_rate: float = Field(3e-3, gt=0, description="peak learning rate of the one-cycle schedule (AdamW)")
-    weight_decay: float = Field(1e-4, ge=0, description="AdamW weight decay")
-    identity_weight: float = Field(0.25, ge=0, description="weight of the identity loss (mouth, expression: 1)")
-    identity_margin: float = Field(0.2, ge=0, lt=1, description="CosFace additive cosine margin of the identity loss")
-    identity_scale: float = Field(16.0, gt=0, description="CosFace logit scale s")
-    min_intensity: float = Field(0.5, ge=0, le=1, description="expression frames are trained and checked only where "
-                                                              "truth intensity >= this")
-    holdout_clips: int = Field(1, ge=0, description="regular clips per speaker held out for the mouth / expression "
-                                                    "check (the last ones by clip id)")
-    identity_check_frames: int = Field(600, ge=2, description="frames of the held-out identities whose pairs give "
-                                                              "the identity-verification AUC (evenly spread)")
-    shift_pixels: int = Field(0, ge=0, le=8, description="augmentation: random whole-pixel shift up to this")
-    noise: float = Field(0.0, ge=0, description="augmentation: Gaussian pixel noise (std, on the [-1, 1] scale)")
-    seed: int = Field(0, ge=0, description="seed of the initialisation, batch order, renders and augmentation")
-    device: str = Field("cpu", description="where to train: cpu, cuda, cuda:N")
-    threads: Optional[int] = Field(None, ge=1, description="torch CPU threads while training; null = leave as set")
 
 
 class MeasurerReport(BaseModel):
