@@ -8,15 +8,18 @@ command (``memo_zoo.cli.app.core_commands``).
 Overrides: ``key=value`` pairs change the recipe (``scheduler.steps=10``, ``seed=3``), as in
 ``memo-zoo run``; ``generate.KEY=value`` pairs change a generation option
 (``generate.cfg.mode=per_condition``, ``generate.emotion='[{start_s: 0, end_s: 2, label: happy}]'``).
-Flags win over both. No MLflow run is made (use ``task: {kind: generate}`` with ``memo-zoo run``
-for that). Errors a user can fix (bad files, a checkpoint that does not fit the recipe) are
-``MemoZooError``s: one message, exit code 2.
+Flags win over both (``--weights`` is the recipe override ``model.network.weights``: the release a
+``memo_released`` recipe loads, also put wherever the recipe named the same release: the audio
+encoder's ``projector``, the emotion detector's ``release``). No MLflow run is made (use
+``task: {kind: generate}`` with ``memo-zoo run`` for that). Errors a user can fix (bad files, a
+checkpoint that does not fit the recipe) are ``MemoZooError``s: one message, exit code 2.
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
+import json
 import sys
 import warnings
 from pathlib import Path
@@ -33,11 +36,17 @@ PREFIX = "generate."
 def _configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--recipe", type=Path, required=True,
                         help="recipe YAML naming the model (a training recipe, or one with task: {kind: generate})")
+    parser.add_argument("--profile", help="apply the recipe's named profile of overrides first (e.g. tiny)")
     parser.add_argument("--image", type=Path, help="reference portrait (png, jpg, ...)")
     parser.add_argument("--audio", type=Path, help="driving audio (any format PyAV reads)")
     parser.add_argument("--out", type=Path, help="output MP4 (default: generated.mp4)")
     parser.add_argument("--checkpoint", type=Path,
                         help="training checkpoint, training out_dir or MemoNet folder (default: random weights)")
+    parser.add_argument("--weights",
+                        help="released MEMO weights for a memo_released recipe: a release folder or a hub id such as "
+                             "memoavatar/memo in the local Hugging Face cache; sets the recipe's model.network.weights "
+                             "(and the audio projector / emotion classifier release where the recipe names the same "
+                             "release)")
     parser.add_argument("--emotion", help="emotion for every clip (e.g. happy; 'none' = no emotion); default: detect")
     parser.add_argument("--steps", type=int, help="sampler steps: sets the recipe's scheduler.steps (default: the "
                                                    "recipe's)")
@@ -51,6 +60,29 @@ def _configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("overrides", nargs="*", metavar="key=value",
                         help="after the flags: recipe overrides (scheduler.steps=10), or generate.KEY=value for a "
                              "generation option (generate.cfg.mode=per_condition)")
+
+
+# Where a recipe may name the release besides model.network.weights: the audio encoder's released
+# projector (audio_proj) and the released emotion classifier (misc/audio_emotion_classifier).
+RELEASE_FIELDS = ("model.audio_encoder.projector", "model.image_encoder.weights", "emotion_detector.release",
+                  "task.vocal_separator.weights")
+
+
+def release_overrides(document: dict, weights: str) -> list[str]:
+    """The recipe overrides of ``--weights``: ``model.network.weights``, and every other field of
+    ``RELEASE_FIELDS`` that names the same release as the recipe's network did (one release, one
+    flag). JSON quoting keeps any path or hub id one YAML string."""
+    def value(dotted: str):
+        node = document
+        for key in dotted.split("."):
+            if not isinstance(node, dict) or key not in node:
+                return None
+            node = node[key]
+        return node
+
+    before = value("model.network.weights")
+    fields = ["model.network.weights"] + [f for f in RELEASE_FIELDS if before is not None and value(f) == before]
+    return [f"{field}={json.dumps(weights)}" for field in fields]
 
 
 def generate_options(task_document: Any, args: argparse.Namespace, overrides: list[tuple[str, Any]]) -> dict:
@@ -100,7 +132,10 @@ def _run(args: argparse.Namespace) -> int:
         recipe_overrides.append(f"scheduler.steps={args.steps}")
 
     reg = registry()
-    loaded = load_recipe(args.recipe, reg, recipe_overrides)
+    if args.weights is not None:
+        document = load_recipe(args.recipe, reg, recipe_overrides, profile=args.profile).document
+        recipe_overrides += release_overrides(document, str(args.weights))
+    loaded = load_recipe(args.recipe, reg, recipe_overrides, profile=args.profile)
     try:
         options = generate_options(loaded.document.get("task"), args, generate_overrides)
     except OverrideError as error:

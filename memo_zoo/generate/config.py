@@ -3,7 +3,8 @@
 Fields left at ``None`` are filled from the recipe when the model is loaded
 (``memo_zoo.generate.loading.load_generator_model``): frame rate and frame size from a training
 recipe's ``task.samples`` (the rate and size the network was trained at), else from the network
-preset (``sd15``: 30 fps, 512 px, spec §0; ``tiny``: 25 fps, 64 px, the default talking world);
+preset (``sd15`` and ``memo_released``: 30 fps, 512 px, spec §0; ``tiny``: 25 fps, 64 px, the
+default talking world);
 the step count from the recipe's ``scheduler``; the seed from the recipe's ``seed``.
 
 Classifier-free guidance (spec I2, §10) has two modes; see ``GuidanceConfig`` for the exact
@@ -20,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from memo_zoo.emotion import LabelSet
 from memo_zoo.errors import MemoZooError
+from memo_zoo.perception.configs import VocalSeparatorConfig
 
 NO_EMOTION = "none"  # an emotion "label" meaning the "no emotion" embedding (spec E3)
 
@@ -95,15 +97,33 @@ class GenerateConfig(Strict):
                           "MemoNet.save_pretrained folder; null = random weights (smoke runs, benchmarks)")
     fps: Optional[float] = Field(
         None, gt=0, le=120, description="frame rate of the video; null = the training recipe's samples.fps, else "
-                                        "30 for the sd15 preset (spec §0) and 25 for tiny")
+                                        "30 for the sd15 and memo_released presets (spec §0) and 25 for tiny")
     size: Optional[int] = Field(
         None, ge=8, description="side of the square frames in pixels; null = the training recipe's samples.size, "
-                                "else 512 for sd15 and 64 for tiny")
+                                "else 512 for sd15 and memo_released and 64 for tiny")
     clip_frames: int = Field(16, ge=1, description="frames generated per autoregressive clip (spec I1: 16)")
     motion_frames: int = Field(
         16, ge=1, description="the first clip's temporal context: the reference latent repeated this many times "
                               "(spec §10); later clips fold every frame of the previous clip into it (T6)")
     cfg: GuidanceConfig = Field(default_factory=GuidanceConfig, description="classifier-free guidance (spec I2)")
+    noise: Literal["per_clip", "sequential"] = Field(
+        "per_clip", description="'per_clip': each clip's noise from its own generator seeded by (seed, clip), so a "
+                                "clip does not depend on how many came before; 'sequential': ONE generator seeded "
+                                "with `seed`, drawn clip after clip in the (1, c, F, h, w) layout (the released "
+                                "MEMO pipeline's noise)")
+    motion_source: Literal["latents", "decoded"] = Field(
+        "latents", description="what the next clip's temporal context is made of (T6): 'latents' = the clip's clean "
+                               "latents; 'decoded' = its last motion_frames frames (at most the clip's) decoded by "
+                               "the VAE, clamped to [-1, 1] and encoded again (the released MEMO pipeline, golden "
+                               "README Q17)")
+    emotion_ties: Literal["first", "smallest"] = Field(
+        "first", description="a clip whose frames are split evenly between labels takes 'first': the tied label seen "
+                             "first in the clip (E5); 'smallest': the smallest label index (torch.mode, as the "
+                             "released MEMO pipeline; golden README Q15)")
+    vocal_separator: Optional[VocalSeparatorConfig] = Field(
+        None, description="separate the vocals before the audio encoder, as the released MEMO does (MDX-Net "
+                          "Kim_Vocal_2.onnx in ONNX Runtime, e.g. {weights: memoavatar/memo}); null = the audio as "
+                          "it is. Emotion detection and the muxed track keep the original audio")
     emotion: Union[None, str, list[EmotionSegment]] = Field(
         None, description="null: detected per clip by the recipe's emotion_detector (spec E5; 'no emotion' when "
                           "the recipe has none); a label (e.g. happy) for every clip (E4 override; 'none' = no "

@@ -1,6 +1,8 @@
 """Emotion per clip (spec E3-E5): the label names, the "no emotion" index and one label per clip.
 
-Each clip gets the most frequent of its frames' labels (E5). The frame labels come from the
+Each clip gets the most frequent of its frames' labels (E5); a tie goes to the label seen first in
+the clip, or (``emotion_ties: smallest``) to the smallest label index, as the released pipeline's
+``torch.mode`` does (golden README Q15). The frame labels come from the
 recipe's ``emotion_detector`` (a 3 s window per frame, cached per file), from one fixed label or
 from a schedule of segments (the E4 override); frames a schedule leaves uncovered are detected.
 Without a detector and without a label, every clip gets the "no emotion" embedding (E3), warned.
@@ -63,6 +65,17 @@ def _detected_frame_labels(model: GeneratorModel, audio_path: Path, audio: np.nd
     return label_audio_file(detector, audio_path, fps, frames).long().reshape(-1)
 
 
+def smallest_modes(frame_labels: Tensor, clip_frames: int) -> Tensor:
+    """The most frequent label of each run of ``clip_frames`` frames (the last may be shorter), ties
+    to the SMALLEST label (Q15: ``torch.mode``'s choice). LongTensor (clips,)."""
+    labels = frame_labels.long().reshape(-1)
+    if bool((labels < 0).any()):
+        raise MemoZooError(f"emotion labels must be class indices >= 0; got {labels.min().item()}")
+    # argmax returns the first maximum: among equal counts, the smallest label
+    return torch.tensor([int(torch.bincount(labels[start:start + clip_frames]).argmax())
+                         for start in range(0, labels.numel(), clip_frames)], dtype=torch.long)
+
+
 def clip_emotions(model: GeneratorModel, config: GenerateConfig, audio: np.ndarray, fps: float,
                   frames: int) -> tuple[Tensor, list[dict[str, Any]]]:
     """One emotion index per clip (E5) and a JSON-ready description of the schedule used."""
@@ -94,7 +107,7 @@ def clip_emotions(model: GeneratorModel, config: GenerateConfig, audio: np.ndarr
             per_frame[uncovered] = detected[uncovered]
         source = "schedule"
     clip = config.clip_frames
-    per_clip = segment_labels(per_frame, clip)
+    per_clip = segment_labels(per_frame, clip) if config.emotion_ties == "first" else smallest_modes(per_frame, clip)
     names = list(labels) + [NO_EMOTION]
     schedule = [{"clip": k, "start_s": k * clip / fps, "end_s": min((k + 1) * clip, frames) / fps,
                  "label": names[int(label)] if 0 <= int(label) < len(names) else str(int(label)), "source": source}

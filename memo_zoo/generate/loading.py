@@ -8,6 +8,9 @@ videos (the experiment task's held-out set, the benchmarks), and tests build a m
 (``resolve_checkpoint``), refuses weights of another architecture, reads the weights through the
 one reader of checkpoint files (``memo_zoo.model.checkpoint_files``) and returns a
 ``GeneratorModel``: the parts plus the defaults the recipe implies (fps, size, audio window).
+The network of either family (the zoo's ``MemoNet``, or the released network of preset
+``memo_released``, with its release's weights when ``model.network.weights`` names one) comes from
+the one builder and loader of ``memo_zoo.model.memo_net`` (``build_network`` / ``load_network``).
 """
 
 from __future__ import annotations
@@ -26,8 +29,8 @@ from memo_zoo.generate.warning import GenerationWarning
 from memo_zoo.model.checkpoint_files import (ENCODERS_FILE, MODEL_DIR, STATE_FILE, latest_checkpoint,
                                              load_encoder_weights)
 from memo_zoo.model.compatibility import check_network_matches
-from memo_zoo.model.memo_net import CONFIG_FILE, MemoNet, build_memo_net
-from memo_zoo.recipe.components import component_config, component_factory, slot_factories
+from memo_zoo.model.memo_net import CONFIG_FILE, MemoNet, build_network, load_network, resolved_model
+from memo_zoo.recipe.components import component_config, slot_factories
 
 
 @dataclass
@@ -38,7 +41,7 @@ class GeneratorModel:
     when there is one (the conditions the network was trained under), else from the preset.
     """
 
-    net: MemoNet
+    net: MemoNet  # or a ReleasedMemoNet: the same API
     vae: Any
     image_encoder: Any
     audio_encoder: Any | None
@@ -57,6 +60,8 @@ class GeneratorModel:
     @property
     def emotion_classes(self) -> int | None:
         """Emotion classes the network's audio module embeds, None when it ignores emotion."""
+        if getattr(self.net, "emotion_classes", None) is not None:
+            return int(self.net.emotion_classes)  # a network that always embeds emotion says how many
         fusion = self.net.audio_fusion_config
         if not getattr(fusion, "emotion_conditioning", False):
             return None
@@ -116,7 +121,8 @@ def load_generator_model(checkpoint_dir: Path | str | None, recipe: BaseModel, r
     The recipe's ``model.network``/``temporal``/``audio_fusion`` are the architecture; a
     checkpoint that does not fit it raises ``MemoZooError`` naming the differing config fields
     and the mismatched parameters. A recipe without ``temporal``/``audio_fusion`` takes the
-    checkpoint's.
+    checkpoint's. Without a checkpoint, a ``memo_released`` network with ``model.network.weights``
+    has the release's weights (not a smoke run).
     """
     model = recipe.model
     for part in ("vae", "image_encoder"):
@@ -124,24 +130,25 @@ def load_generator_model(checkpoint_dir: Path | str | None, recipe: BaseModel, r
             raise MemoZooError(f"generation needs model.{part} in the recipe")
     checkpoint = None if checkpoint_dir is None else Path(checkpoint_dir)
     encoders_file = None
+    factories = slot_factories(registry)
     if checkpoint is not None:
         net_dir, encoders_file = resolve_checkpoint(checkpoint)
         # Before loading: weights of another architecture can have the very same parameter names
         # (a self_attention recipe over linear_memory weights, another gamma) and load silently.
-        check_network_matches(net_dir, model, f"checkpoint {checkpoint}")
+        # A released network is compared as it would be built (its release's geometry and options).
+        view = resolved_model(model, factories)
+        check_network_matches(net_dir, view, f"checkpoint {checkpoint}")
         try:
-            net = MemoNet.from_pretrained(net_dir, slot_factories(registry), network=model.network,
-                                          temporal=model.temporal, audio_fusion=model.audio_fusion)
+            net = load_network(net_dir, factories, network=view.network, temporal=view.temporal,
+                               audio_fusion=view.audio_fusion)
         except MemoZooError as error:
             raise MemoZooError(f"checkpoint {checkpoint} does not fit the recipe's model:\n{error}") from None
     else:
-        for part in ("temporal", "audio_fusion"):
-            if getattr(model, part) is None:
-                raise MemoZooError(f"generation without a checkpoint needs model.{part} in the recipe")
-        warnings.warn("no checkpoint given: the network has random weights (a smoke run, not a talking video)",
-                      GenerationWarning, stacklevel=2)
-        net = build_memo_net(model.network, component_factory(registry, "temporal", model.temporal),
-                             component_factory(registry, "audio_fusion", model.audio_fusion))
+        network = model.network
+        if getattr(network, "weights", None) is None:
+            warnings.warn("no checkpoint given: the network has random weights (a smoke run, not a talking video)",
+                          GenerationWarning, stacklevel=2)
+        net = build_network(model, factories)
     vae = registry.build("vae", model.vae)
     image_encoder = registry.build("image_encoder", model.image_encoder)
     audio_encoder = None if model.audio_encoder is None else registry.build("audio_encoder", model.audio_encoder)
@@ -165,7 +172,8 @@ def load_generator_model(checkpoint_dir: Path | str | None, recipe: BaseModel, r
     detector = None if recipe.emotion_detector is None else registry.build("emotion_detector",
                                                                            recipe.emotion_detector)
     samples = _training_samples(recipe)
-    sd15 = net.network_config.preset == "sd15"
+    # Full-size presets: 30 fps, 512 px (spec §0; the released inference.yaml)
+    sd15 = net.network_config.preset in ("sd15", "memo_released")
     encoder_window = getattr(getattr(audio_encoder, "config", None), "window", None)
     return GeneratorModel(
         net=net, vae=vae, image_encoder=image_encoder, audio_encoder=audio_encoder, scheduler=scheduler,

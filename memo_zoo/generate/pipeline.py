@@ -32,6 +32,7 @@ from memo_zoo.generate.emotion import clip_emotions, emotion_labels, no_emotion_
 from memo_zoo.generate.inputs import frame_count, load_audio, load_portrait, mux_audio
 from memo_zoo.generate.loading import GeneratorModel
 from memo_zoo.generate.sampling import ClipSampler
+from memo_zoo.perception.vocals import separate_vocals
 from memo_zoo.progress import progress as progress_bar
 
 
@@ -97,7 +98,10 @@ def generate_video(model: GeneratorModel, config: GenerateConfig, progress: bool
     no_emotion = no_emotion_index(model, emotion_labels(model, config))
     mux, mux_rate = mux_audio(config.audio, audio, config.max_seconds)
 
-    clips = ClipSampler(model, config, portrait, audio, fps, frames, emotions, no_emotion, seed, dtype)
+    # The audio tokens may hear the separated vocals (the release's inference); the emotion
+    # labels above and the muxed track keep the original audio.
+    speech = audio if config.vocal_separator is None else separate_vocals(audio, AUDIO_RATE, config.vocal_separator)
+    clips = ClipSampler(model, config, portrait, speech, fps, frames, emotions, no_emotion, seed, dtype)
     stream: Iterator[np.ndarray] = iter(clips)
     if progress:
         stream = progress_bar(stream, desc=f"generate {Path(config.out).name}", total=frames, unit="frame")

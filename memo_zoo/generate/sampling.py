@@ -3,22 +3,28 @@
 ``ClipSampler`` yields the frames of every clip, in order; per video (B = 1):
 
 1. Once per video: the image embedding -> image tokens (A4), the reference latent through the VAE
-   and the Reference Net's states of it (A2).
+   and the Reference Net's states of it (A2), one row per guidance level with that level's tokens.
 2. The temporal context of the first clip: the reference latent repeated ``motion_frames`` times,
    folded in by ``MemoNet.motion_state`` (spec §10).
 3. Per clip: audio tokens from the clip's audio with ``pad_frames`` frames of real audio on each
    side (A5, ``memo_zoo.generate.inputs.clip_waveform``); noise from a generator seeded by
-   (seed, clip); the sampler's ``solve`` integrates the ODE from t = 1 to 0 (I3) with a velocity
-   that applies classifier-free guidance (I2) on ONE batched forward over every guidance level
-   (``memo_zoo.generate.guidance``); the clean latents are decoded by the VAE and the clip's
-   frames yielded (the last clip truncated), so memory does not grow with the audio's length.
+   (seed, clip) (``noise: per_clip``), or drawn clip after clip from one generator seeded once
+   (``noise: sequential``, the released pipeline's); the sampler's ``solve`` integrates the ODE
+   from t = 1 to 0 (I3) with a velocity that applies classifier-free guidance (I2) on ONE batched
+   forward over every guidance level (``memo_zoo.generate.guidance``); the clean latents are
+   decoded by the VAE and the clip's frames yielded (the last clip truncated), so memory does not
+   grow with the audio's length.
 4. After each clip but the last, the temporal context is updated ONCE from that clip's clean
-   latents (T6); every denoising step of the next clip reads that same state.
+   latents (T6; ``motion_source: latents``), or from its last ``motion_frames`` frames decoded,
+   clamped to [-1, 1] and encoded again (``motion_source: decoded``, the released pipeline, Q17);
+   every denoising step of the next clip reads that same state.
 
 Classifier-free guidance (I2, §10): the unconditional level has a zero face embedding (projected
 to tokens as in training), zero audio tokens, the "no emotion" index and reference attention off
-(``reference_mask`` False). The temporal context of each level is built with that level's image
-tokens, as training builds it for a sample whose reference was dropped.
+(``reference_mask`` False). The temporal context and the reference states of each level are built
+with that level's image tokens, as training builds them for a sample whose reference was dropped
+(the level without reference never reads its reference states, except through the released
+network's token tiling, ``released_quirks``, which reads them as the release computed them).
 """
 
 from __future__ import annotations
@@ -36,7 +42,7 @@ from memo_zoo.generate.guidance import guidance_levels
 from memo_zoo.generate.inputs import clip_waveform
 from memo_zoo.generate.loading import GeneratorModel
 
-DECODE_CHUNK = 8  # frames per VAE decode call: bounds activation memory at 512 px
+DECODE_CHUNK = 8  # frames per VAE decode (and re-encode) call: bounds activation memory at 512 px
 
 
 def clip_seed(seed: int, clip: int) -> int:
@@ -84,8 +90,7 @@ class ClipSampler:
         reference_latent = model.vae.encode(image)
         reference, reference_mask = None, None
         if any(level.reference for level, _ in levels):
-            states = net.encode_reference(reference_latent, with_face).hidden_states
-            reference = {name: value.repeat(count, *([1] * (value.dim() - 1))) for name, value in states.items()}
+            reference = net.encode_reference(reference_latent.repeat(count, 1, 1, 1), tokens).hidden_states
             if not all(level.reference for level, _ in levels):
                 reference_mask = torch.tensor([level.reference for level, _ in levels], device=device)
         weights = [weight for _, weight in levels]
@@ -96,14 +101,20 @@ class ClipSampler:
 
         clip_frames = cfg.clip_frames
         clips = math.ceil(self.frames / clip_frames)
-        latent_shape = (1, clip_frames, *reference_latent.shape[1:])
+        channels, height, width = reference_latent.shape[1:]
         sampler = model.registry.build("scheduler", model.scheduler)
+        # noise: sequential -- one generator for the whole video, drawn in the released (1, c, F, h, w) layout
+        sequence = torch.Generator().manual_seed(int(self.seed)) if cfg.noise == "sequential" else None
         for k in range(clips):
             audio_tokens = self._audio_tokens(k * clip_frames)
             emotion = torch.tensor([int(self.emotions[k]) if level.emotion else self.no_emotion
                                     for level, _ in levels], dtype=torch.long, device=device)
-            generator = torch.Generator().manual_seed(clip_seed(self.seed, k))
-            noise = torch.randn(latent_shape, generator=generator).to(device)
+            if sequence is not None:
+                noise = torch.randn((1, channels, clip_frames, height, width), generator=sequence).transpose(1, 2)
+            else:
+                generator = torch.Generator().manual_seed(clip_seed(self.seed, k))
+                noise = torch.randn((1, clip_frames, channels, height, width), generator=generator)
+            noise = noise.to(device)
 
             def velocity(sample: Tensor, t: float, state=state, audio_tokens=audio_tokens, emotion=emotion) -> Tensor:
                 batch = sample.repeat(count, 1, 1, 1, 1) if count > 1 else sample
@@ -118,14 +129,24 @@ class ClipSampler:
 
             latents = _solve(sampler, noise.float(), velocity)
             keep = min(clip_frames, self.frames - k * clip_frames)
+            past = k + 1 < clips and cfg.motion_source == "decoded"
+            first_past = keep - min(cfg.motion_frames, keep)
+            decoded_past = []
             for start in range(0, keep, DECODE_CHUNK):
                 decoded = model.vae.decode(latents[0, start:min(keep, start + DECODE_CHUNK)].to(reference_latent.dtype))
+                if past and start + decoded.shape[0] > first_past:
+                    decoded_past.append(decoded[max(0, first_past - start):])
                 yield from _to_uint8(decoded)
             if k + 1 < clips:
-                # T6: the context is updated once per clip from its clean latents; every step of
-                # the next clip (and every guidance level) reads this one state.
-                clean = latents.to(reference_latent.dtype).repeat(count, 1, 1, 1, 1)
-                state = net.motion_state(clean, tokens, state)
+                # T6: the context is updated once per clip; every step of the next clip (and
+                # every guidance level) reads this one state.
+                if past:  # Q17: the released pipeline re-encodes its last decoded frames
+                    pixels = torch.cat(decoded_past).clamp(-1, 1)
+                    clean = torch.cat([model.vae.encode(pixels[start:start + DECODE_CHUNK])
+                                       for start in range(0, pixels.shape[0], DECODE_CHUNK)])[None]
+                else:
+                    clean = latents.to(reference_latent.dtype)
+                state = net.motion_state(clean.repeat(count, 1, 1, 1, 1), tokens, state)
 
     def _audio_tokens(self, first: int) -> Tensor | None:
         model, levels = self.model, self.levels

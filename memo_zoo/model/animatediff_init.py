@@ -136,17 +136,26 @@ def _canonical(suffix: str) -> str:
 
 def _targets(module: nn.Module, output: OutputInit) -> dict[str, str]:
     """Parameter of ``module`` -> the adapter key (diffusers names, under one motion module) it takes."""
-    params = dict(module.named_parameters())
     wanted = dict(_ATTENTION)
     if output == "copy":
         wanted.update(_OUTPUT)
+    return role_targets(module, wanted, _NORM_SOURCES)
+
+
+def role_targets(module: nn.Module, wanted: Mapping[str, str],
+                 norm_sources: Mapping[type[nn.Module], str]) -> dict[str, str]:
+    """Parameter of a temporal module -> the source key of the same role: ``wanted`` names the
+    attention parameters; the module's input norm (``norm`` or ``norm.inner``) maps to the source
+    norm of its type (``norm_sources``: GroupNorm and LayerNorm come from different places).
+    Shared by the AnimateDiff and the released-MEMO initialisations."""
+    params = dict(module.named_parameters())
     targets = {name: key for name, key in wanted.items() if name in params}
     for name in ("norm", "norm.inner"):
         try:
             norm = module.get_submodule(name)
         except AttributeError:
             continue
-        source = _NORM_SOURCES.get(type(norm))
+        source = norm_sources.get(type(norm))
         if source is not None:
             targets.update({f"{name}.{p}": f"{source}.{p}" for p in ("weight", "bias") if f"{name}.{p}" in params})
     return targets

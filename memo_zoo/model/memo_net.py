@@ -42,7 +42,7 @@ from memo_zoo.errors import MemoZooError
 from memo_zoo.model.animatediff_init import AnimateDiffReport, OutputInit, init_from_animatediff
 from memo_zoo.model.diffusion_net import DiffusionNet, MemoState
 from memo_zoo.model.reference_net import ReferenceNet, ReferenceOutput, describe_mismatch, read_sd15_unet
-from memo_zoo.recipe.network import NetworkConfig
+from memo_zoo.recipe.network import RELEASED, NetworkConfig
 from memo_zoo.slots.audio_fusion import AudioFusionFactory
 from memo_zoo.slots.temporal import TemporalFactory
 from memo_zoo.weights import resolve_weights
@@ -51,6 +51,7 @@ CONFIG_FILE = "memo_net.json"
 WEIGHTS_FILE = "memo_net.safetensors"
 FORMAT = "memo-zoo/memo-net"
 FORMAT_VERSION = 1
+ZOO_FAMILY = "memo_zoo"  # memo_net.json without "family": the zoo's own MemoNet
 
 
 class ImageProjector(nn.Module):
@@ -187,12 +188,7 @@ class MemoNet(nn.Module):
 
     def save_pretrained(self, directory: str | Path) -> Path:
         """Write ``memo_net.json`` + ``memo_net.safetensors`` into ``directory`` (created)."""
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        state = {name: tensor.detach().contiguous() for name, tensor in self.state_dict().items()}
-        save_file(state, str(directory / WEIGHTS_FILE), metadata={"format": "pt"})
-        (directory / CONFIG_FILE).write_text(json.dumps(self.configs(), indent=2) + "\n")
-        return directory
+        return save_net_folder(self, directory)
 
     def load_weights(self, path: str | Path, exclude: tuple[str, ...] = ()) -> None:
         """Load a ``memo_net.safetensors`` strictly; a mismatch raises ``MemoZooError`` naming every
@@ -222,22 +218,42 @@ class MemoNet(nn.Module):
         temporal: BaseModel | Mapping[str, Any] | None = None,
         audio_fusion: BaseModel | Mapping[str, Any] | None = None,
     ) -> "MemoNet":
-        """Rebuild a saved net. ``factories(slot, config)`` turns the saved (or given) temporal and
-        audio_fusion configs into factories (``memo_zoo.recipe.components.slot_factories``).
+        """Rebuild a saved net (``load_network``: a saved ``memo_released`` net comes back as the
+        ``ReleasedMemoNet`` it was). ``factories(slot, config)`` turns the saved (or given) temporal
+        and audio_fusion configs into factories (``memo_zoo.recipe.components.slot_factories``).
         Configs given here replace the saved ones; the weights must then still fit, else
         ``MemoZooError`` names what does not."""
-        directory = resolve_weights(directory, "MEMO network checkpoint", expect=(CONFIG_FILE, WEIGHTS_FILE))
-        saved = read_config(directory / CONFIG_FILE)
-        try:
+        return load_network(directory, factories, network, temporal, audio_fusion)
+
+
+def load_network(directory: str | Path, factories: SlotFactories,
+                 network: NetworkConfig | Mapping[str, Any] | None = None,
+                 temporal: BaseModel | Mapping[str, Any] | None = None,
+                 audio_fusion: BaseModel | Mapping[str, Any] | None = None) -> Any:
+    """A saved network of either family (``memo_net.json``'s ``family``: absent = the zoo's
+    ``MemoNet``, ``memo_released`` = ``memo_zoo.model.released.memo_net.ReleasedMemoNet``) with its
+    weights; the one loader generation and training use, so no caller branches on the family."""
+    directory = resolve_weights(directory, "MEMO network checkpoint", expect=(CONFIG_FILE, WEIGHTS_FILE))
+    saved = read_config(directory / CONFIG_FILE)
+    family = saved.get("family", ZOO_FAMILY)
+    try:
+        if family == RELEASED:
+            from memo_zoo.model.released.memo_net import ReleasedMemoNet
+
+            net = ReleasedMemoNet.from_saved(saved, factories, str(directory / CONFIG_FILE), network, temporal,
+                                             audio_fusion)
+        elif family == ZOO_FAMILY:
             network_config = network_from(saved["network"] if network is None else network)
             net = MemoNet(network_config,
                           factories("temporal", saved["temporal"] if temporal is None else temporal),
                           factories("audio_fusion", saved["audio_fusion"] if audio_fusion is None else audio_fusion))
-        except MemoZooError as error:
-            raise MemoZooError(f"cannot build the network of {directory / CONFIG_FILE} (with the given configs): "
-                               f"{error}") from None
-        net.load_weights(directory / WEIGHTS_FILE)
-        return net
+        else:
+            raise MemoZooError(f"unknown network family {family!r} (known: {ZOO_FAMILY}, {RELEASED})")
+    except MemoZooError as error:
+        raise MemoZooError(f"cannot build the network of {directory / CONFIG_FILE} (with the given configs): "
+                           f"{error}") from None
+    net.load_weights(directory / WEIGHTS_FILE)
+    return net
 
 
 def read_config(path: str | Path) -> dict[str, Any]:
@@ -298,6 +314,50 @@ def network_from(network_config: NetworkConfig | Mapping[str, Any]) -> NetworkCo
         return NetworkConfig.model_validate(dict(network_config))
     except ValidationError as error:
         raise MemoZooError(f"invalid network config:\n{error}") from None
+
+
+def save_net_folder(net: nn.Module, directory: str | Path) -> Path:
+    """A network folder of either family: ``memo_net.json`` (``net.configs()``) and
+    ``memo_net.safetensors`` (every parameter and persistent buffer)."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    state = {name: tensor.detach().contiguous() for name, tensor in net.state_dict().items()}
+    save_file(state, str(directory / WEIGHTS_FILE), metadata={"format": "pt"})
+    (directory / CONFIG_FILE).write_text(json.dumps(net.configs(), indent=2) + "\n")
+    return directory
+
+
+def build_network(model: Any, factories: SlotFactories) -> Any:
+    """The network a recipe's ``model`` section (``network``, ``temporal``, ``audio_fusion``) asks
+    for, of the family its ``network.preset`` names: the zoo's ``MemoNet`` (random weights), or
+    the released network (``memo_released``: the release's weights when ``network.weights`` is
+    set). The one builder of generation and training, so no caller branches on the family."""
+    network = network_from(model.network)
+    if network.preset == RELEASED:
+        from memo_zoo.model.released.memo_net import ReleasedMemoNet
+
+        return ReleasedMemoNet.build(network, model.temporal, model.audio_fusion, factories)
+    missing = [f"model.{slot}" for slot in ("temporal", "audio_fusion") if getattr(model, slot, None) is None]
+    if missing:
+        raise MemoZooError(f"the network needs {' and '.join(missing)} in the recipe")
+    return MemoNet(network, factories("temporal", model.temporal), factories("audio_fusion", model.audio_fusion))
+
+
+def resolved_model(model: Any, factories: SlotFactories) -> Any:
+    """``model`` as the network will be built from it, for comparing with a checkpoint: a
+    ``memo_released`` network gets its geometry from the release's files and its temporal /
+    audio_fusion configs with the options the release implies; a zoo network is ``model`` itself."""
+    network = network_from(model.network)
+    if network.preset != RELEASED:
+        return model
+    from types import SimpleNamespace
+
+    from memo_zoo.model.released.memo_net import released_component_configs, resolve_released_network
+
+    resolved = resolve_released_network(network)
+    temporal, audio_fusion = released_component_configs(resolved, model.temporal, model.audio_fusion)
+    return SimpleNamespace(network=resolved.network, temporal=factories("temporal", temporal).config,
+                           audio_fusion=factories("audio_fusion", audio_fusion).config)
 
 
 def build_memo_net(network_config: NetworkConfig | Mapping[str, Any], temporal: TemporalFactory,

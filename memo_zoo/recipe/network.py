@@ -1,4 +1,4 @@
-"""Geometry of the MEMO network: ``NetworkConfig`` and its two presets, ``tiny`` and ``sd15``.
+"""Geometry of the MEMO network: ``NetworkConfig`` and its presets ``tiny``, ``sd15`` and ``memo_released``.
 
 Both nets of MEMO (spec A2 Reference Net, A3 Diffusion Net) are diffusers ``UNet2DConditionModel``s
 of one geometry. ``sd15`` is exactly Stable Diffusion 1.5's UNet (A1: 4 latent channels at 64x64
@@ -6,8 +6,17 @@ for 512 px), so its weights load unchanged (A6); ``tiny`` is a CPU-sized copy wi
 structure (cross-attention transformers in every resolution level, a cross-attention mid block)
 so that every code path of the full model runs in the tests.
 
+``memo_released`` is a second network family: the authors' released MEMO network (its own 3-D
+UNet, motion and audio modules; ``memo_zoo.model.released``), its geometry the release's full-size
+``config.json`` files (vendored beside that package). ``weights`` names a release (a folder in the
+released layout or a hub id in the local Hugging Face cache); its parts' ``config.json`` are then the
+authority, and the builder (``memo_zoo.model.released.memo_net.resolve_released_network``) fills the
+geometry from them and refuses a field given here that says otherwise.
+
 A field left out (or None) takes the preset's value; after validation every field is set, so a
-dumped config reloads to the same network whatever the preset table becomes later.
+dumped config reloads to the same network whatever the preset table becomes later. The one
+exception is ``memo_released`` with ``weights``: fields left out stay None until the release's
+files fill them when the network is built (the files, not this table, are the truth there).
 
 It is the recipe's ``model.network`` section, so it lives with the recipe schema, below the model
 code that builds from it (the layers in docs/architecture.md: model may import recipe, never the
@@ -18,7 +27,7 @@ from __future__ import annotations
 
 from typing import Any, Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_serializer, model_validator
 
 DownBlock = Literal["CrossAttnDownBlock2D", "DownBlock2D"]
 UpBlock = Literal["CrossAttnUpBlock2D", "UpBlock2D"]
@@ -57,6 +66,14 @@ PRESETS: dict[str, dict[str, Any]] = {
         "image_embed_dim": 512,
     },
 }
+# The released MEMO network at full size has SD1.5's geometry (768-d wav2vec2-base audio tokens, a
+# 512-d face embedding): the vendored memo_zoo/model/released/full_size_*.config.json, which
+# tests/unit/released/test_released_memo_net.py checks agree with it. Block types are named as the
+# Reference Net's 2-D blocks; the Diffusion Net's 3-D blocks follow the same layout.
+PRESETS["memo_released"] = dict(PRESETS["sd15"])
+RELEASED = "memo_released"  # the preset that selects the released network family
+# Fields a release's config.json files decide (with weights set, left unset here they are read there).
+RELEASED_GEOMETRY = (*PRESETS[RELEASED], "audio_tokens", "image_tokens")
 
 # UNet2DConditionModel options that are not fields: SD1.5's values (which are also diffusers'
 # defaults), named so that a pretrained UNet whose weights mean something else (SD2's linear
@@ -84,8 +101,19 @@ class NetworkConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    preset: Literal["tiny", "sd15"] = Field(
-        "tiny", description="Base geometry: 'sd15' = SD1.5's UNet (A2, A3); 'tiny' = a CPU-sized copy for tests.")
+    preset: Literal["tiny", "sd15", "memo_released"] = Field(
+        "tiny", description="Base geometry: 'sd15' = SD1.5's UNet (A2, A3); 'tiny' = a CPU-sized copy for tests; "
+                            "'memo_released' = the authors' released MEMO network (its own family of modules, "
+                            "full-size geometry of its config.json; with `weights`, the release's files decide).")
+    weights: Optional[str] = Field(
+        None, description="memo_released only: the release whose weights (and config.json geometry) the network "
+                          "takes: a folder in the released layout (reference_net/, diffusion_net/, image_proj/, ...), "
+                          "a name under MEMO_ZOO_WEIGHTS_DIR, or a hub id such as 'memoavatar/memo' already in the "
+                          "local Hugging Face cache (never downloaded). null = random weights.")
+    released_quirks: bool = Field(
+        False, description="memo_released only: reproduce the release's token tiling across the CFG batch (golden "
+                           "README Q11, Q12: some reference-net rows and frames read the other guidance branch's "
+                           "tokens). False gives every row its own video's tokens.")
     block_out_channels: Optional[tuple[int, ...]] = Field(
         None, description="Channels of each resolution level of the UNet (None: the preset's).")
     down_block_types: Optional[tuple[DownBlock, ...]] = Field(
@@ -138,6 +166,8 @@ class NetworkConfig(BaseModel):
         preset = data.get("preset", "tiny")
         if preset not in PRESETS:
             return data  # the Literal check reports it with the allowed values
+        if preset == RELEASED and data.get("weights") is not None:
+            return data  # the release's config.json files fill what is left out (module docstring)
         filled = dict(data)
         for key, value in PRESETS[preset].items():
             if filled.get(key) is None:
@@ -146,6 +176,17 @@ class NetworkConfig(BaseModel):
 
     @model_validator(mode="after")
     def _check_geometry(self) -> "NetworkConfig":
+        if self.preset != RELEASED:
+            if self.weights is not None:
+                raise ValueError(f"weights {self.weights!r}: only preset memo_released loads a release's weights; "
+                                 "a network trained with memo-zoo is loaded with --checkpoint")
+            if self.released_quirks:
+                raise ValueError("released_quirks is an option of preset memo_released only")
+        elif self.preconditioning != "none":
+            raise ValueError(f"preconditioning {self.preconditioning!r}: the released network predicts the velocity "
+                             "itself (preset memo_released takes preconditioning 'none')")
+        if self.unresolved():
+            return self  # filled from the release's config.json when the network is built
         levels = len(self.block_out_channels)
         if levels == 0:
             raise ValueError("block_out_channels must name at least one level")
@@ -159,6 +200,23 @@ class NetworkConfig(BaseModel):
                 raise ValueError(f"channels {channels} are not divisible by attention_head_dim "
                                  f"{self.attention_head_dim} (the head count)")
         return self
+
+    @model_serializer(mode="wrap")
+    def _without_unused_release_fields(self, handler: Any) -> Any:
+        # Left out at their defaults: the experiment task hashes model.network into the names of
+        # its trainings (memo_zoo.tasks.experiment.training_key), and a field added for the released
+        # family must not rename every existing training.
+        data = handler(self)
+        if isinstance(data, dict):
+            if self.weights is None:
+                data.pop("weights", None)
+            if not self.released_quirks:
+                data.pop("released_quirks", None)
+        return data
+
+    def unresolved(self) -> bool:
+        """True for ``memo_released`` with ``weights`` while geometry fields still wait for the release's files."""
+        return self.preset == RELEASED and any(getattr(self, name) is None for name in PRESETS[RELEASED])
 
     def unet_kwargs(self) -> dict[str, Any]:
         """Keyword arguments of ``diffusers.UNet2DConditionModel`` for this geometry."""

@@ -7,8 +7,9 @@ falls clearly within minutes); the paper's values are named in each description 
 Phases (L2, L3) split the ``steps``: each phase names which modules train. ``spatial`` is the
 paper's stage 1 (Reference Net, the Diffusion Net's spatial layers and the image projector, on
 single frames); ``new`` the warm-up of stage 2 (temporal and audio modules and the encoders'
-trainable parts, the rest frozen); ``all`` trains everything trainable. One ``all`` phase is the
-default, because the tiny model starts from random weights, not from SD1.5.
+trainable parts, the rest frozen); ``temporal_audio`` the temporal and audio modules alone (the
+released code's fine-tuning, ``recipes/finetune_memo.yaml``); ``all`` trains everything trainable.
+One ``all`` phase is the default, because the tiny model starts from random weights, not from SD1.5.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from memo_zoo.data.sample_config import SampleConfig
 from memo_zoo.train.part_configs import ColourAugmentConfig, LossRegion, MotionAugmentConfig
 
-Trainable = Literal["spatial", "new", "all"]
+Trainable = Literal["spatial", "new", "temporal_audio", "all"]
 
 
 class Strict(BaseModel):
@@ -38,7 +39,9 @@ class PhaseConfig(Strict):
     trainable: Trainable = Field(
         "all", description="'spatial': Reference Net + Diffusion Net spatial layers + image projector, on single "
                            "frames with no audio and no memory (stage 1, L2); 'new': temporal + audio modules + "
-                           "the encoders' trainable parts, the rest frozen (stage-2 warm-up, L3); 'all': every "
+                           "the encoders' trainable parts, the rest frozen (stage-2 warm-up, L3); 'temporal_audio': "
+                           "the temporal + audio modules only, encoders and image projector frozen too (the "
+                           "released code's fine-tuning: configs/finetune.yaml); 'all': every "
                            "trainable parameter (stage-2 joint training, L3)")
 
 

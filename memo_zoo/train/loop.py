@@ -50,8 +50,9 @@ from memo_zoo.data.samples import TalkingHeadSamples, collate
 from memo_zoo.emotion import LABEL_SETS
 from memo_zoo.errors import MemoZooError
 from memo_zoo.model.compatibility import check_network_matches
-from memo_zoo.model.memo_net import MemoNet, build_memo_net
-from memo_zoo.recipe.components import component_factory
+from memo_zoo.model.memo_net import MemoNet, build_network, resolved_model
+from memo_zoo.recipe.components import slot_factories
+from memo_zoo.recipe.network import RELEASED
 from memo_zoo.settings import get_settings
 from memo_zoo.train.checkpoint import (ENCODERS_FILE, MODEL_DIR, CorruptCheckpointError, TrainerState, checkpoint_name,
                                        latest_checkpoint, list_checkpoints, load_checkpoint, load_encoder_weights,
@@ -204,15 +205,22 @@ class Trainer:
 
     def _build_parts(self) -> tuple[MemoNet, Any, Any, Any | None]:
         model = self.recipe.model
-        temporal = self._require(model.temporal, "model.temporal")
-        audio_fusion = self._require(model.audio_fusion, "model.audio_fusion")
+        if model.network.preset != RELEASED:  # the released network has default kinds for both
+            self._require(model.temporal, "model.temporal")
+            self._require(model.audio_fusion, "model.audio_fusion")
         vae = self.registry.build("vae", self._require(model.vae, "model.vae"))
         image_encoder = self.registry.build("image_encoder", self._require(model.image_encoder, "model.image_encoder"))
         # No audio encoder = zero audio tokens everywhere (an audio-free ablation).
         audio_encoder = None if model.audio_encoder is None else self.registry.build("audio_encoder",
                                                                                     model.audio_encoder)
-        net = build_memo_net(model.network, component_factory(self.registry, "temporal", temporal),
-                             component_factory(self.registry, "audio_fusion", audio_fusion))
+        # One builder for every network family (memo_zoo.model.memo_net.build_network); a
+        # memo_released network with model.network.weights starts from the release's weights.
+        net = build_network(model, slot_factories(self.registry))
+        release_init = getattr(net, "release_init", None)  # a module swapped into the release
+        if release_init is not None and self._run is not None:
+            self._run.log_table(release_init.as_table(), "release_init.json")
+            self._run.set_tags({"memo_zoo.train.release_init": release_init.summary()})
+        audio_fusion = net.audio_fusion_config
         if self.config.sd15_unet is not None:
             net.init_from_sd15(self.config.sd15_unet)
         if self.config.animatediff is not None:
@@ -229,7 +237,9 @@ class Trainer:
             # Names and shapes can match across architectures (another gamma, another temporal kind):
             # compare the saved configuration always. With scope 'spatial' the temporal and audio
             # modules are not taken from it, so only model.network must agree.
-            compared = SimpleNamespace(network=model.network, temporal=None, audio_fusion=None) if spatial else model
+            # A memo_released recipe is compared as its network is built (the release's geometry and options).
+            built = resolved_model(model, slot_factories(self.registry))
+            compared = SimpleNamespace(network=built.network, temporal=None, audio_fusion=None) if spatial else built
             check_network_matches(net_dir, compared, f"task.init_weights {self.config.init_weights}")
             if (folder / "model" / "memo_net.safetensors").is_file():
                 if (folder / ENCODERS_FILE).is_file():
@@ -294,7 +304,9 @@ class Trainer:
                 warnings.warn(f"--resume skips {path.name}, which is damaged: {why}", stacklevel=2)
         if existing is not None:
             # Resuming with another architecture would mix two models in one out_dir.
-            check_network_matches(existing / MODEL_DIR, self.recipe.model, f"checkpoint {existing}")
+            # (a memo_released recipe as its network is built: the release's geometry and options)
+            built = resolved_model(self.recipe.model, slot_factories(self.registry))
+            check_network_matches(existing / MODEL_DIR, built, f"checkpoint {existing}")
         # Every rank has chosen (from the same files) before the main one renames the damaged ones.
         accelerator.wait_for_everyone()
         if main:

@@ -32,6 +32,7 @@ here turns per-sample losses into the objective and the count of dropped samples
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any, Iterable
 
@@ -258,33 +259,54 @@ def robust_objective(losses: Tensor, threshold: float | None) -> tuple[Tensor, T
 
 # ---- phases (L2, L3) ------------------------------------------------------------------------
 
+# The released network's site modules, under the release's own names: its finetune.py selects
+# trainable parameters by these names (configs/finetune.yaml: trainable_modules motion_modules,
+# audio_modules).
+RELEASED_SITE = re.compile(r"(?:^|\.)(?:motion_modules|audio_modules)\.\d+$")
+
+
+def site_modules(net: nn.Module) -> list[nn.Module]:
+    """The modules MEMO adds at every Diffusion Net site, its temporal and audio modules (L3), for
+    either network family: the zoo's ``DiffusionNet`` holds them as ``blocks[i].temporal`` /
+    ``.audio``; the released network (``memo_released``) as ``*.motion_modules.<j>`` /
+    ``*.audio_modules.<j>``, the names the release itself fine-tunes by."""
+    diffusion = net.diffusion_net
+    blocks = getattr(diffusion, "blocks", None)
+    if blocks is not None:
+        return [module for block in blocks for module in (block.audio, block.temporal)]
+    return [module for name, module in diffusion.named_modules() if RELEASED_SITE.search(name)]
+
+
 def new_module_parameters(modules: TrainModules) -> list[nn.Parameter]:
     """Parameters of the modules MEMO adds (every site's audio and temporal module) and of the
     encoders: what the 'new' phase trains (L3)."""
-    params: list[nn.Parameter] = []
-    for block in modules.net.diffusion_net.blocks:
-        params += list(block.audio.parameters()) + list(block.temporal.parameters())
+    params = [p for module in site_modules(modules.net) for p in module.parameters()]
     for encoder in (modules.image_encoder, modules.audio_encoder):
         if isinstance(encoder, nn.Module):
             params += list(encoder.parameters())
     return params
 
 
-def new_module_prefixes(net: MemoNet) -> tuple[str, ...]:
+def new_module_prefixes(net: nn.Module) -> tuple[str, ...]:
     """State-dict name prefixes ("<name>.") of the modules MEMO adds at every site (audio and
     temporal): what a stage-1 result does not decide (spec L2, L3)."""
-    added = {id(m) for block in net.diffusion_net.blocks for m in (block.audio, block.temporal)}
+    added = {id(m) for m in site_modules(net)}
     return tuple(sorted(f"{name}." for name, module in net.named_modules() if id(module) in added))
 
 
 def phase_parameters(modules: TrainModules, trainable: str) -> set[int]:
     """ids of the parameters a phase trains (before intersecting with what may train at all)."""
     everything = {id(p) for p in modules.parameters()}
+    sites = {id(p) for module in site_modules(modules.net) for p in module.parameters()}
     new = {id(p) for p in new_module_parameters(modules)}
     if trainable == "all":
         return everything
     if trainable == "new":
         return new
+    if trainable == "temporal_audio":
+        # The release's fine-tuning (configs/finetune.yaml): motion and audio modules only; the
+        # Reference Net, the spatial layers, the image projector and the encoders stay frozen.
+        return sites
     if trainable == "spatial":
         # Reference Net + Diffusion Net spatial layers + image projector (L2): the net minus the
         # new modules; the encoders are not part of stage 1.

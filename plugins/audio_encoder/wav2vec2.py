@@ -91,6 +91,17 @@ class Wav2Vec2AudioEncoder(nn.Module):
                              hidden_size=self.backbone.config.hidden_size, hidden=self.config.hidden)
         return load_token_projector(folder)[0]
 
+    def released_part(self):
+        """The projector as the release's ``audio_proj`` part (``memo-zoo export``), its
+        constructor arguments written out as the released class takes them (Q1)."""
+        from memo_zoo.model.released.export import ReleasedPart
+        from memo_zoo_plugins.audio_encoder.released_projector import to_released_keys
+
+        config = {"seq_len": 2 * self.config.window + 1, "blocks": len(self.layer_ids),
+                  "channels": self.backbone.config.hidden_size, "intermediate_dim": self.config.hidden,
+                  "output_dim": self.config.token_dim, "context_tokens": self.config.token_count}
+        return ReleasedPart("audio_proj", config, to_released_keys(self.projector.state_dict()))
+
     def train(self, mode: bool = True) -> "Wav2Vec2AudioEncoder":
         """Only the projector follows ``mode``: the frozen backbone keeps dropout off."""
         super().train(mode)

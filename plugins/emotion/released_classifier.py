@@ -213,6 +213,14 @@ class ReleasedEmotionDetector:
         self.classifier = classifier.eval()
         self.source = source
 
+    def released_part(self):
+        """The classifier as the release's ``misc/audio_emotion_classifier`` part (``memo-zoo export``)."""
+        from memo_zoo.model.released.export import ReleasedPart
+
+        config = {"num_classifier_layers": self.classifier.num_layers,
+                  "num_classifier_channels": self.classifier.channels}
+        return ReleasedPart(PART, config, self.classifier.state_dict())
+
     @property
     def fingerprint(self) -> str:
         """Hash of what the labels depend on (cache key of ``segments.label_audio_file``)."""

@@ -23,4 +23,7 @@ def image_encoder_components() -> list[ComponentSpec]:
         ComponentSpec("face_embedding", configs.FaceEmbeddingConfig,
                       lazy("memo_zoo_plugins.image_encoder.face_embedding:build"),
                       "frozen face-recognition net (TorchScript/.pt2), L2-normalised 512-d (released code, §10)"),
+        ComponentSpec("insightface", configs.InsightFaceConfig, lazy("memo_zoo_plugins.image_encoder.insightface:build"),
+                      "the release's face condition: SCRFD + 5-point alignment + ArcFace in ONNX Runtime, raw "
+                      "512-d (§10)"),
     ]

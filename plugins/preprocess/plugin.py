@@ -9,6 +9,7 @@ def preprocess_components() -> list[ComponentSpec]:
     # Torch-free configs, imported here so that importing this plugin (all `memo-zoo --help` does)
     # builds no pydantic model; the factories are lazy references, so registering (all `ls`,
     # `validate` and `schema` need) imports no component module (issue 17.8).
+    from memo_zoo.perception import configs as perception_configs
     from memo_zoo_plugins.preprocess import configs
 
     return [
@@ -23,4 +24,8 @@ def preprocess_components() -> list[ComponentSpec]:
                       "drop clips whose lip-sync confidence is under the threshold"),
         ComponentSpec("resize", configs.ResizeConfig, lazy("memo_zoo_plugins.preprocess.resize:build"),
                       "centre-crop to a square and resize (optionally resample the frame rate)"),
+        ComponentSpec("vocal_separation", perception_configs.VocalSeparatorConfig,
+                      lazy("memo_zoo_plugins.preprocess.vocal_separation:build"),
+                      "replace a clip's audio by its MDX-Net vocals (Kim_Vocal_2.onnx in ONNX Runtime), as the "
+                      "release's data preparation does"),
     ]

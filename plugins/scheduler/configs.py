@@ -8,9 +8,9 @@ config from here, so the old import paths (``memo_zoo_plugins.scheduler.flow_eul
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_serializer
 
 
 class FlowEulerConfig(BaseModel):
@@ -20,6 +20,20 @@ class FlowEulerConfig(BaseModel):
 
     steps: int = Field(20, ge=1, le=1000, description="number of ODE steps (spec §10: 20)")
     shift: float = Field(1.0, gt=0, description="SD3 time shift s; 1 = uniform steps in t")
+    sigma_min: float = Field(
+        0.0, ge=0, lt=1, description="0: steps evenly spaced from t = 1 to 0. > 0: the network is evaluated at "
+                                     "`steps` times evenly spaced from 1 to sigma_min, the last step then goes to 0 "
+                                     "(diffusers' FlowMatchEulerDiscreteScheduler, the released MEMO sampler: 0.001 "
+                                     "= 1 / its 1000 training timesteps; golden README Q14)")
+
+    @model_serializer(mode="wrap")
+    def _without_default_sigma_min(self, handler: Any) -> Any:
+        # Left out at 0: the experiment task hashes the scheduler into the names of its generated
+        # video sets, and a new option at its default must not rename the existing ones.
+        data = handler(self)
+        if isinstance(data, dict) and self.sigma_min == 0.0:
+            data.pop("sigma_min", None)
+        return data
 
 
 class FlowHeunConfig(BaseModel):

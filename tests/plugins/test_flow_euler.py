@@ -47,3 +47,22 @@ def test_error_on_a_curved_field_shrinks_with_more_steps():
               for n in (10, 20, 40)]
     assert errors[0] > errors[1] > errors[2]
     assert 1.8 < errors[0] / errors[1] < 2.2
+
+
+def test_sigma_min_walks_the_released_flow_match_grid():
+    """Golden README Q14 / case e: 3 steps of diffusers' FlowMatchEulerDiscreteScheduler evaluate at
+    t = 1, 0.5005, 0.001 and end at 0; the network's timesteps are 1000 t in float32."""
+    t = FlowEulerSampler(FlowEulerConfig(steps=3, sigma_min=0.001)).timesteps()
+    assert torch.allclose(t, torch.tensor([1.0, 0.5005, 0.001, 0.0], dtype=torch.float64), atol=1e-15)
+    assert (t.float() * 1000).tolist() == [1000.0, 500.5000305175781, 1.0, 0.0]
+    assert torch.equal(FlowEulerSampler(FlowEulerConfig(steps=4, sigma_min=0.0)).timesteps(),
+                       FlowEulerSampler(FlowEulerConfig(steps=4)).timesteps())
+
+
+@given(steps=st.integers(1, 30), sigma_min=st.floats(1e-4, 0.5), seed=st.integers(0, 100))
+def test_the_released_grid_is_still_exact_on_a_straight_path(steps, sigma_min, seed):
+    g = torch.Generator().manual_seed(seed)
+    z0, eps = torch.randn(3, 4, generator=g, dtype=torch.float64), torch.randn(3, 4, generator=g, dtype=torch.float64)
+    sampler = FlowEulerSampler(FlowEulerConfig(steps=steps, sigma_min=sigma_min))
+    assert sampler.timesteps().shape == (steps + 1,)
+    assert torch.allclose(sampler.solve(eps, lambda x, t: eps - z0), z0, atol=1e-12)

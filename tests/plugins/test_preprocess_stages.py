@@ -54,10 +54,10 @@ def clip_of(path: Path, frames: np.ndarray, audio: np.ndarray | None = None, **l
 # ---- registration --------------------------------------------------------------------------------
 
 
-def test_plugin_registers_the_five_stages_with_documented_strict_configs():
+def test_plugin_registers_the_six_stages_with_documented_strict_configs():
     registry = load_registry(disabled=("builtin_preprocess",), extra_plugins=[("pp", plugin)])
     assert registry.kinds("preprocess") == ["face_crop", "lip_sync_filter", "quality_filter", "resize",
-                                            "scene_split"]
+                                            "scene_split", "vocal_separation"]
     for entry in registry.components["preprocess"].values():
         assert all(field.description for field in entry.spec.config.model_fields.values())
         with pytest.raises(ValidationError):
