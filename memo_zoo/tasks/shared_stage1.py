@@ -34,7 +34,7 @@ NON_LEARNING_TRAIN_FIELDS = {"out_dir", "resume", "log_every", "checkpoint_every
 
 # task.train fields added after trainings had been keyed: in a key only when not at their default,
 # so that the folders of earlier trainings keep their names and are reused.
-LATER_TRAIN_FIELDS = ("motion_augment", "colour_augment")
+LATER_TRAIN_FIELDS = ("motion_augment", "colour_augment", "loss_target")
 
 # task.train fields stage 1 does not read (it sees single frames, no motion frames): reset to their
 # defaults in stage 1's options, so that variants differing only in them share it.

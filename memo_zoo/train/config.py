@@ -24,6 +24,7 @@ from memo_zoo.data.sample_config import SampleConfig
 from memo_zoo.train.part_configs import ColourAugmentConfig, LossRegion, MotionAugmentConfig
 
 Trainable = Literal["spatial", "new", "temporal_audio", "all"]
+LossTarget = Literal["velocity", "data"]
 
 
 class Strict(BaseModel):
@@ -156,6 +157,11 @@ class TrainConfig(Strict):
     timesteps: TimestepConfig = Field(default_factory=TimestepConfig, description="flow-time sampling (L1)")
     condition_dropout: ConditionDropoutConfig = Field(
         default_factory=ConditionDropoutConfig, description="per-condition dropout (L6)")
+    loss_target: LossTarget = Field(
+        "velocity", description="'velocity': the velocity MSE (L1, equal to the paper's weighted noise loss); "
+                                "'data': the MSE of the clean latents recovered from the velocity, i.e. the "
+                                "velocity MSE times t^2, as the released MEMO's finetune.py (robust_loss's 0.1 "
+                                "threshold is on that scale)")
     robust_loss: RobustLossConfig = Field(default_factory=RobustLossConfig, description="robust training (L5)")
     loss_regions: list[LossRegion] = Field(
         default_factory=list,

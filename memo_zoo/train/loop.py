@@ -319,7 +319,7 @@ class Trainer:
         if cfg.gradient_checkpointing:
             net.enable_gradient_checkpointing()
         modules = TrainModules(net, image_encoder, audio_encoder, self.sample_config.fps,
-                               self.sample_config.audio_window)
+                               self.sample_config.audio_window, cfg.loss_target)
         allowed = [p for p in modules.parameters() if p.requires_grad]
         trainable_names = {name for name, p in modules.named_parameters() if p.requires_grad}
         if not allowed:

@@ -59,6 +59,13 @@ def velocity_loss(velocity: Tensor, z0: Tensor, noise: Tensor, weights: Tensor |
     return per_sample_mse(velocity, velocity_target(z0, noise), weights)
 
 
+def data_loss_from_velocity_loss(loss: Tensor, t: Tensor) -> Tensor:
+    """The released MEMO's objective from the velocity MSE (B,): it recovers the clean latents
+    z0_hat = z_t - t v_hat and takes |z0_hat - z_0|^2 = t^2 |v_hat - v|^2, so each sample's velocity
+    loss is weighted by t^2 (``loss_target: data``; its finetune.py with logit-normal times)."""
+    return loss * t.to(loss.dtype).pow(2)
+
+
 def noise_from_velocity(z_t: Tensor, velocity: Tensor, t: Tensor) -> Tensor:
     """eps implied by a velocity at (z_t, t): z_t = eps - (1 - t) v, so eps = z_t + (1 - t) v."""
     return z_t + (1 - _per_sample(t, z_t)) * velocity

@@ -42,8 +42,8 @@ from torch import Tensor, nn
 from memo_zoo.errors import MemoZooError
 from memo_zoo.model.memo_net import MemoNet
 from memo_zoo.train.colour_augment import ColourAugmentConfig, draw_colour
-from memo_zoo.train.config import ConditionDropoutConfig, TimestepConfig
-from memo_zoo.train.loss import noisy_latents, sample_times, velocity_loss
+from memo_zoo.train.config import ConditionDropoutConfig, LossTarget, TimestepConfig
+from memo_zoo.train.loss import data_loss_from_velocity_loss, noisy_latents, sample_times, velocity_loss
 from memo_zoo.train.motion_augment import MotionAugmentConfig, augment_motion
 from memo_zoo.train.regions import LossRegion, region_weight_map
 
@@ -193,16 +193,19 @@ class TrainModules(nn.Module):
     """
 
     def __init__(self, net: MemoNet, image_encoder: Any, audio_encoder: Any | None, fps: float,
-                 audio_window: int) -> None:
+                 audio_window: int, loss_target: LossTarget = "velocity") -> None:
         super().__init__()
         self.net = net
         self.image_encoder = image_encoder
         self.audio_encoder = audio_encoder
         self.fps = float(fps)
         self.audio_window = int(audio_window)
+        self.loss_target = loss_target
 
     def forward(self, inputs: dict[str, Any]) -> Tensor:
-        """Per-sample velocity MSE (B,) float32 (L1); see the module docstring for the flow."""
+        """Per-sample loss (B,) float32: the velocity MSE (L1), or with ``loss_target="data"`` the
+        MSE of the clean latents recovered from the velocity (the release's); see the module
+        docstring for the flow."""
         net = self.net
         z0, noise, t = inputs["z0"], inputs["noise"], inputs["t"]
         b, f = z0.shape[:2]
@@ -237,6 +240,8 @@ class TrainModules(nn.Module):
             velocity = net(pick(z_t), pick(t), group_tokens, pick(audio), pick(emotion),
                            {name: pick(states) for name, states in reference.items()}, state, mask)
             group_loss = velocity_loss(velocity, pick(z0), pick(noise), inputs.get("loss_weights"))
+            if self.loss_target == "data":
+                group_loss = data_loss_from_velocity_loss(group_loss, pick(t))
             losses = group_loss if idx is None else losses.index_copy(0, idx, group_loss)
         return losses
 

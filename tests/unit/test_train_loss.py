@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from memo_zoo.train.config import TrainConfig
-from memo_zoo.train.loss import (logit_normal, noise_from_velocity, noisy_latents, per_sample_mse, sample_times,
+from memo_zoo.train.loss import (data_loss_from_velocity_loss, logit_normal, noise_from_velocity, noisy_latents, per_sample_mse, sample_times,
                                  velocity_loss, velocity_target, weighted_noise_loss)
 
 
@@ -38,6 +38,20 @@ def test_velocity_mse_equals_the_papers_weighted_noise_loss(seed, t, scale):
     exact = (v_hat - velocity_target(z0, noise)).pow(2).flatten(1).mean(1)
     torch.testing.assert_close(paper, exact, rtol=1e-9, atol=1e-12)
     torch.testing.assert_close(ours, exact, rtol=1e-5, atol=1e-6)
+
+
+@settings(max_examples=30)
+@given(seed=st.integers(0, 2**16), t=st.lists(st.floats(0.0, 1.0), min_size=3, max_size=3))
+def test_data_target_is_the_mse_of_the_clean_latents_the_velocity_implies(seed, t):
+    """``loss_target: data`` (the release's finetune.py): z0_hat = z_t - t v_hat, |z0_hat - z0|^2,
+    which is the velocity MSE times t^2."""
+    z0, noise, v_hat = _tensors(seed)
+    t = torch.tensor(t, dtype=torch.float64)
+    z_t = noisy_latents(z0, noise, t)
+    z0_hat = z_t - t.reshape(-1, 1, 1, 1, 1) * v_hat
+    direct = (z0_hat - z0).pow(2).flatten(1).mean(1)
+    torch.testing.assert_close(data_loss_from_velocity_loss(velocity_loss(v_hat, z0, noise).double(), t), direct,
+                               rtol=1e-5, atol=1e-9)
 
 
 def test_the_weighted_noise_form_blows_up_where_the_velocity_form_does_not():
