@@ -17,6 +17,18 @@ run, as a one-variant report) from the tracking store, and writes into ``out_dir
 and, with ``log_to``, logs them as artifacts of that run with the table as ``comparison.json``
 (``mlflow.log_table``, shown by MLflow's UI). Everything comes from the runs' metrics and their
 ``series.npz`` artifacts, so ``memo-zoo report RUN_ID`` can rebuild a report at any time.
+
+Several seeds per variant (``task.seeds``; the runner tags each replicate run ``memo_zoo.seed``):
+the runs are grouped by variant (``summarise_seeds``) and every figure becomes the mean over the
+variant's seeds with its spread, the sample standard deviation over seeds (ddof 1: the seeds are a
+sample of the training noise; unlike the min-max range it does not grow with the number of seeds,
+so the rule below means the same with 2 seeds or 5). ``beyond_spread`` flags a variant whose mean
+differs from the first (baseline) variant's by more than the larger of the two spreads,
+``|mean - baseline mean| > max(std, baseline std)``: a screening rule, not a significance test
+(with two seeds a std rests on one difference). ``comparison.json`` then has, per figure, the
+mean, ``<figure>_std`` and ``<figure>_beyond_spread``; the documents show ``mean ± std`` with
+a dagger for the flag, and the bar plots error bars of one std. Without the tag (one seed) the
+report is what it always was.
 """
 
 from __future__ import annotations
@@ -36,13 +48,15 @@ from memo_zoo.eval.runner import SERIES_FILE
 
 EVAL_PREFIX = "eval/"
 PARENT_TAG = "mlflow.parentRunId"
+SEED_TAG = "memo_zoo.seed"  # set by memo_zoo.runner on each replicate of a variant (task.seeds > 1)
+BEYOND_MARK = "\u2020"  # dagger: the difference from the baseline exceeds the spread
 # Figures whose better direction is known: +1 higher is better, -1 lower is better, 0 nearer zero.
 DIRECTIONS: dict[str, int] = {
     "lip_sync_r": 1, "lip_sync_best_r": 1, "lip_sync_lag": 0, "world_identity": 1, "world_identity_first": 1,
     "world_identity_last": 1, "world_identity_drift": 0, "world_expression_acc": 1, "world_expression_clip": 1,
     "world_fd": -1, "fid": -1, "fvd": -1, "sync_c": 1, "sync_d": -1, "identity": 1, "identity_drift": 0,
-    "efid": -1, "train_loss": -1, "seconds_per_frame": -1, "background_error": -1, "background_error_first": -1,
-    "background_error_last": -1, "background_error_drift": 0,
+    "efid": -1, "train_loss": -1, "seconds_per_frame": -1, "evaluations_per_frame": -1, "background_error": -1,
+    "background_error_first": -1, "background_error_last": -1, "background_error_drift": 0,
 }
 # Per-time-bin figures are plotted as curves, not as table columns.
 _HIDDEN = ("identity_bin", "wall_seconds")
@@ -64,6 +78,20 @@ class VariantResult:
     fps: float | None = None
     series: dict[str, np.ndarray] = field(default_factory=dict)
     skipped: str = ""
+    seed: int | None = None  # the replicate's seed (task.seeds > 1); None for a one-seed run
+
+
+@dataclass
+class SeededVariant:
+    """One variant over its seeds: ``result`` holds the mean figures and mean curves (tabled and
+    plotted like one run), ``runs`` the replicates by seed, ``spread`` each figure's sample std over
+    seeds and ``beyond`` whether it differs from the baseline by more than the spread (None: the
+    baseline itself, or a figure without two finite values on both sides)."""
+
+    result: VariantResult
+    runs: list[VariantResult]
+    spread: dict[str, float]
+    beyond: dict[str, bool | None]
 
 
 @dataclass
@@ -96,7 +124,8 @@ def _variant(client: Any, run: Any) -> VariantResult:
                and not _bookkeeping(key[len(EVAL_PREFIX):])}
     # Training and speed beside the evaluation: a variant that is better only because it trained to a
     # lower loss, or that is slower, should be visible in the same table.
-    for source, name in (("loss", "train_loss"), ("gen/seconds_per_frame", "seconds_per_frame")):
+    for source, name in (("loss", "train_loss"), ("gen/seconds_per_frame", "seconds_per_frame"),
+                         ("gen/evaluations_per_frame", "evaluations_per_frame")):
         if source in run.data.metrics:
             figures[name] = run.data.metrics[source]
     series: dict[str, np.ndarray] = {}
@@ -107,10 +136,11 @@ def _variant(client: Any, run: Any) -> VariantResult:
             with np.load(local) as data:
                 series = {key: data[key] for key in data.files}
     fps = tags.get("memo_zoo.experiment.fps")
+    seed = tags.get(SEED_TAG)
     return VariantResult(name=tags.get("memo_zoo.variant") or tags.get("mlflow.runName", run.info.run_id),
                          run_id=run.info.run_id, status=run.info.status, figures=figures,
                          fps=float(fps) if fps else None, series=series,
-                         skipped=tags.get("memo_zoo.eval.skipped", ""))
+                         skipped=tags.get("memo_zoo.eval.skipped", ""), seed=int(seed) if seed else None)
 
 
 def comparison_table(variants: list[VariantResult]) -> dict[str, list[Any]]:
@@ -118,6 +148,90 @@ def comparison_table(variants: list[VariantResult]) -> dict[str, list[Any]]:
     table: dict[str, list[Any]] = {"variant": [v.name for v in variants], "status": [v.status for v in variants]}
     for column in columns:
         table[column] = [v.figures.get(column, float("nan")) for v in variants]
+    return table
+
+
+# ---- several seeds per variant ------------------------------------------------------------------
+
+
+def _finite(values: list[float]) -> list[float]:
+    return [float(v) for v in values if isinstance(v, (int, float)) and math.isfinite(v)]
+
+
+def seed_mean(values: list[float]) -> float:
+    """The mean over the seeds that have the figure (nan when none has)."""
+    finite = _finite(values)
+    return float(np.mean(finite)) if finite else float("nan")
+
+
+def seed_spread(values: list[float]) -> float:
+    """The sample standard deviation (ddof 1) over the seeds that have the figure; nan below two."""
+    finite = _finite(values)
+    return float(np.std(finite, ddof=1)) if len(finite) >= 2 else float("nan")
+
+
+def beyond_spread(mean: float, spread: float, baseline_mean: float, baseline_spread: float) -> bool | None:
+    """``|mean - baseline mean| > max(spread, baseline spread)`` (module docstring); None when a
+    value is missing, as a figure measured on one seed has no spread to compare with."""
+    values = (mean, spread, baseline_mean, baseline_spread)
+    if not all(isinstance(v, (int, float)) and math.isfinite(v) for v in values):
+        return None
+    return abs(mean - baseline_mean) > max(spread, baseline_spread)
+
+
+def _mean_series(runs: list[VariantResult]) -> dict[str, np.ndarray]:
+    """Each curve's frame-by-frame mean over the seeds that have it (cut to the shortest)."""
+    keys = sorted({key for r in runs for key in r.series})
+    means = {}
+    for key in keys:
+        curves = [np.asarray(r.series[key], np.float64) for r in runs if key in r.series]
+        length = min(len(c) for c in curves)
+        means[key] = np.mean([c[:length] for c in curves], axis=0)
+    return means
+
+
+def _joined(texts: list[str], separator: str) -> str:
+    return separator.join(dict.fromkeys(t for t in texts if t))
+
+
+def summarise_seeds(variants: list[VariantResult]) -> list[SeededVariant]:
+    """The runs grouped by variant (in order of first appearance: the first is the baseline), each
+    group's figures as mean and spread over its seeds and flagged against the baseline."""
+    groups: dict[str, list[VariantResult]] = {}
+    for v in variants:
+        groups.setdefault(v.name, []).append(v)
+    summaries = []
+    for name, runs in groups.items():
+        runs = sorted(runs, key=lambda r: -1 if r.seed is None else r.seed)
+        columns = sorted({key for r in runs for key in r.figures})
+        values = {c: [r.figures.get(c, float("nan")) for r in runs] for c in columns}
+        fps = next((r.fps for r in runs if r.fps), None)
+        result = VariantResult(name=name, run_id=runs[0].run_id, status=_joined([r.status for r in runs], "/"),
+                               figures={c: seed_mean(values[c]) for c in columns}, fps=fps,
+                               series=_mean_series(runs), skipped=_joined([r.skipped for r in runs], "; "))
+        summaries.append(SeededVariant(result, runs, {c: seed_spread(values[c]) for c in columns}, {}))
+    baseline = summaries[0] if summaries else None
+    for summary in summaries[1:]:
+        summary.beyond = {c: beyond_spread(m, summary.spread[c], baseline.result.figures.get(c, float("nan")),
+                                           baseline.spread.get(c, float("nan")))
+                          for c, m in summary.result.figures.items()}
+    return summaries
+
+
+def _seed_list(summary: SeededVariant) -> str:
+    return ", ".join("-" if r.seed is None else str(r.seed) for r in summary.runs)
+
+
+def seeded_table(summaries: list[SeededVariant]) -> dict[str, list[Any]]:
+    """``comparison.json`` with several seeds: per figure its mean, ``_std`` and ``_beyond_spread``."""
+    columns = sorted({key for s in summaries for key in s.result.figures})
+    table: dict[str, list[Any]] = {"variant": [s.result.name for s in summaries],
+                                   "status": [s.result.status for s in summaries],
+                                   "seeds": [_seed_list(s) for s in summaries]}
+    for column in columns:
+        table[column] = [s.result.figures.get(column, float("nan")) for s in summaries]
+        table[f"{column}_std"] = [s.spread.get(column, float("nan")) for s in summaries]
+        table[f"{column}_beyond_spread"] = [s.beyond.get(column) for s in summaries]
     return table
 
 
@@ -151,7 +265,10 @@ def _pyplot():
     return plt
 
 
-def plot_metrics(variants: list[VariantResult], path: Path) -> Path | None:
+def plot_metrics(variants: list[VariantResult], path: Path,
+                 seeded: list[SeededVariant] | None = None) -> Path | None:
+    """A bar per variant for each figure; with ``seeded`` (the same variants over several seeds)
+    the bars are the means with error bars of one std, and a dagger marks a beyond-spread one."""
     columns = [c for c in comparison_table(variants) if c not in ("variant", "status")]
     if not columns:
         return None
@@ -162,7 +279,13 @@ def plot_metrics(variants: list[VariantResult], path: Path) -> Path | None:
     names = [v.name for v in variants]
     for ax, column in zip(axes.flat, columns):
         values = [v.figures.get(column, float("nan")) for v in variants]
-        bars = ax.bar(range(len(values)), [0 if not math.isfinite(x) else x for x in values], color="#4c72b0")
+        heights = [0 if not math.isfinite(x) else x for x in values]
+        if seeded is None:
+            bars = ax.bar(range(len(values)), heights, color="#4c72b0")
+        else:
+            errors = [s.spread.get(column, float("nan")) for s in seeded]
+            bars = ax.bar(range(len(values)), heights, color="#4c72b0",
+                          yerr=[e if math.isfinite(e) else 0.0 for e in errors], capsize=3, ecolor="#333333")
         best = _best(values, _direction(column))
         if best is not None:
             bars[best].set_color("#dd8452")
@@ -171,11 +294,17 @@ def plot_metrics(variants: list[VariantResult], path: Path) -> Path | None:
         ax.set_title(column + arrow, fontsize=9)
         ax.set_xticks(range(len(names)), names, rotation=30, ha="right", fontsize=8)
         for i, value in enumerate(values):
-            ax.annotate(_fmt(value), (i, 0 if not math.isfinite(value) else value), ha="center",
+            mark = f" {BEYOND_MARK}" if seeded is not None and seeded[i].beyond.get(column) else ""
+            ax.annotate(_fmt(value) + mark, (i, 0 if not math.isfinite(value) else value), ha="center",
                         va="bottom", fontsize=7)
     for ax in list(axes.flat)[len(columns):]:
         ax.axis("off")
-    fig.tight_layout()
+    if seeded is None:
+        fig.tight_layout()
+    else:
+        fig.suptitle(f"mean over seeds, error bar one std; {BEYOND_MARK} differs from {names[0]} by more "
+                     "than the spread", fontsize=9)
+        fig.tight_layout(rect=(0, 0, 1, 1 - 0.4 / fig.get_figheight()))  # room for the suptitle
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
@@ -297,18 +426,50 @@ def _status(run: Any) -> str:
     return "" if run.info.status == "RUNNING" else f" ({run.info.status})"
 
 
+FIGURES_NOTE = ("Figures are means over the held-out videos; bold = best where the direction is known "
+                "(see docs/evaluation.md for each figure).")
+
+
+def _seeded_note(summaries: list[SeededVariant]) -> str:
+    baseline = summaries[0].result.name if summaries else ""
+    return (f"Figures are means over the held-out videos, then over each variant's seeds, {chr(177)} the "
+            "sample standard deviation over seeds; bold = best mean where the direction is known (see "
+            f"docs/evaluation.md for each figure). {BEYOND_MARK} = the difference from the first variant "
+            f"({baseline}) exceeds the spread: abs(mean - baseline mean) > max(std, baseline std), a screening "
+            "rule rather than a significance test. The curves below are the means over seeds.")
+
+
+def _seeded_rows(summaries: list[SeededVariant], table: dict[str, list[Any]]
+                 ) -> tuple[list[str], list[list[tuple[str, bool]]]]:
+    """The documents' table with several seeds: ``mean ± std`` (and the dagger) per figure."""
+    figures = sorted({key for s in summaries for key in s.result.figures})
+    best = {c: _best(table[c], _direction(c)) for c in figures}
+    rows = []
+    for i, summary in enumerate(summaries):
+        row = [(summary.result.name, False), (summary.result.status, False), (_seed_list(summary), False)]
+        for c in figures:
+            mark = f" {BEYOND_MARK}" if summary.beyond.get(c) else ""
+            text = f"{_fmt(table[c][i])} {chr(177)} {_fmt(table[f'{c}_std'][i])}{mark}"
+            row.append((text, best[c] == i))
+        rows.append(row)
+    return ["variant", "status", "seeds", *figures], rows
+
+
 def _markdown(title: str, run: Any, variants: list[VariantResult], table: dict[str, list[Any]],
               plots: list[Path]) -> str:
     columns, rows = _rows(table)
+    runs = ", ".join(f"{v.name}: `{v.run_id}`" for v in variants)
+    return _markdown_text(title, run, FIGURES_NOTE, columns, rows, runs, variants, plots)
+
+
+def _markdown_text(title: str, run: Any, note: str, columns: list[str], rows: list[list[tuple[str, bool]]],
+                   runs: str, variants: list[VariantResult], plots: list[Path]) -> str:
     lines = [f"# {title}", "", f"MLflow run `{run.info.run_id}`{_status(run)}; rebuild with "
-             f"`memo-zoo report {run.info.run_id}`.", "",
-             "Figures are means over the held-out videos; bold = best where the direction is known "
-             "(see docs/evaluation.md for each figure).", "",
+             f"`memo-zoo report {run.info.run_id}`.", "", note, "",
              "| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     for row in rows:
         lines.append("| " + " | ".join(f"**{text}**" if best else text for text, best in row) + " |")
     lines.append("")
-    runs = ", ".join(f"{v.name}: `{v.run_id}`" for v in variants)
     lines += [f"Variant runs: {runs}.", ""]
     skipped = [f"- {v.name}: {v.skipped}" for v in variants if v.skipped]
     if skipped:
@@ -322,6 +483,11 @@ def _markdown(title: str, run: Any, variants: list[VariantResult], table: dict[s
 def _html(title: str, run: Any, variants: list[VariantResult], table: dict[str, list[Any]],
           plots: list[Path]) -> str:
     columns, rows = _rows(table)
+    return _html_text(title, run, "", columns, rows, variants, plots)
+
+
+def _html_text(title: str, run: Any, note: str, columns: list[str], rows: list[list[tuple[str, bool]]],
+               variants: list[VariantResult], plots: list[Path]) -> str:
     esc = html.escape
     head = "".join(f"<th>{esc(c)}</th>" for c in columns)
     body = "".join("<tr>" + "".join(f"<td>{'<b>' + esc(t) + '</b>' if b else esc(t)}</td>" for t, b in row)
@@ -333,13 +499,16 @@ def _html(title: str, run: Any, variants: list[VariantResult], table: dict[str, 
             "td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}img{max-width:100%}</style></head><body>"
             f"<h1>{esc(title)}</h1><p>MLflow run <code>{esc(run.info.run_id)}</code>{esc(_status(run))}; "
             f"rebuild with <code>memo-zoo report {esc(run.info.run_id)}</code>.</p>"
-            f"<table><tr>{head}</tr>{body}</table>"
+            + (f"<p>{esc(note)}</p>" if note else "")
+            + f"<table><tr>{head}</tr>{body}</table>"
             + (f"<p>Metrics that could not run:</p><ul>{skipped}</ul>" if skipped else "")
             + images + "</body></html>")
 
 
 def write_report(run: Any, variants: list[VariantResult], out_dir: Path) -> ReportFiles:
     out_dir.mkdir(parents=True, exist_ok=True)
+    if any(v.seed is not None for v in variants):
+        return write_seeded_report(run, variants, out_dir)
     title = f"{run.data.tags.get('mlflow.runName', run.info.run_id)}: comparison of {len(variants)} variant(s)"
     table = comparison_table(variants)
     plots = [p for p in (plot_metrics(variants, out_dir / "metrics_per_variant.png"),
@@ -349,6 +518,31 @@ def write_report(run: Any, variants: list[VariantResult], out_dir: Path) -> Repo
     markdown, page = out_dir / "report.md", out_dir / "report.html"
     for path, text in ((markdown, _markdown(title, run, variants, table, plots)),
                        (page, _html(title, run, variants, table, plots))):
+        write_text_atomically(path, text)
+    return ReportFiles(out_dir, markdown, page, plots, table)
+
+
+def write_seeded_report(run: Any, variants: list[VariantResult], out_dir: Path) -> ReportFiles:
+    """The report of variants run with several seeds (module docstring): the same files, each
+    figure as mean and spread over seeds, flagged where it differs from the baseline beyond them."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    summaries = summarise_seeds(variants)
+    means = [s.result for s in summaries]
+    seeds = max(len(s.runs) for s in summaries)
+    title = (f"{run.data.tags.get('mlflow.runName', run.info.run_id)}: comparison of {len(summaries)} variant(s), "
+             f"up to {seeds} seed(s) each")
+    table = seeded_table(summaries)
+    plots = [p for p in (plot_metrics(means, out_dir / "metrics_per_variant.png", seeded=summaries),
+                         plot_identity(means, out_dir / "identity_over_time.png"),
+                         plot_background(means, out_dir / "background_over_time.png"),
+                         plot_mouth(means, out_dir / "mouth_sync.png")) if p is not None]
+    columns, rows = _seeded_rows(summaries, table)
+    note = _seeded_note(summaries)
+    runs = "; ".join(f"{s.result.name}: " + ", ".join(f"seed {'-' if r.seed is None else r.seed} `{r.run_id}`"
+                                                      for r in s.runs) for s in summaries)
+    markdown, page = out_dir / "report.md", out_dir / "report.html"
+    for path, text in ((markdown, _markdown_text(title, run, note, columns, rows, runs, means, plots)),
+                       (page, _html_text(title, run, note, columns, rows, means, plots))):
         write_text_atomically(path, text)
     return ReportFiles(out_dir, markdown, page, plots, table)
 

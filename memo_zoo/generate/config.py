@@ -15,15 +15,17 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Literal, Optional, Union
+from typing import Any, Literal, Optional, Union
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_serializer, model_validator
 
 from memo_zoo.emotion import LabelSet
 from memo_zoo.errors import MemoZooError
+from memo_zoo.generate.fast_path import FastPathConfig
 from memo_zoo.perception.configs import VocalSeparatorConfig
 
 NO_EMOTION = "none"  # an emotion "label" meaning the "no emotion" embedding (spec E3)
+INTERVAL_SLACK = 1e-9  # a sampler's time grid is float64 arithmetic: 0.5 may arrive as 0.5000000000000001
 
 
 class Strict(BaseModel):
@@ -46,6 +48,12 @@ class GuidanceConfig(Strict):
       not evaluated (e.g. ``s_audio = s_emotion`` skips ``ra``).
 
     Either way a scale of 1 everywhere is the plain conditional prediction (one pass, no guidance).
+
+    ``interval: [t_low, t_high]`` (flow time, 1 = noise, 0 = data) guides only the network
+    evaluations at times t with t_low <= t <= t_high; at every other time only the conditional
+    level ``c`` is evaluated (one pass, ``v = v_c``), as guidance-interval samplers do (guidance
+    where it shapes the video, the plain prediction elsewhere). null, or [0, 1], guides every
+    evaluation (I2 as the paper runs it).
     """
 
     mode: Literal["joint", "per_condition"] = Field(
@@ -59,6 +67,39 @@ class GuidanceConfig(Strict):
                                 "attention); null = scale")
     audio: Optional[float] = Field(None, ge=0, description="per_condition: scale of the audio; null = scale")
     emotion: Optional[float] = Field(None, ge=0, description="per_condition: scale of the emotion label; null = scale")
+    interval: Optional[tuple[float, float]] = Field(
+        None, description="[t_low, t_high] in flow time (1 = noise, 0 = data): guide only the network evaluations "
+                          "at t_low <= t <= t_high and evaluate the conditional level alone (one pass) at every "
+                          "other time, e.g. [0.5, 1.0] = guidance on the noisier half of the trajectory; "
+                          "null = every evaluation is guided")
+
+    @field_validator("interval")
+    @classmethod
+    def _ordered_interval(cls, value: Optional[tuple[float, float]]) -> Optional[tuple[float, float]]:
+        if value is not None:
+            low, high = value
+            if not 0.0 <= low <= high <= 1.0:
+                raise ValueError(f"interval [{low}, {high}] must be [t_low, t_high] with 0 <= t_low <= t_high <= 1 "
+                                 "(flow time: 1 = noise, 0 = data)")
+        return value
+
+    @model_serializer(mode="wrap")
+    def _without_unset_interval(self, handler: Any) -> Any:
+        # Left out when null: the experiment task hashes the generation options into the names of
+        # its video sets (memo_zoo.tasks.experiment.generation_key); the option at its default must
+        # not rename the existing ones.
+        data = handler(self)
+        if isinstance(data, dict) and self.interval is None:
+            data.pop("interval", None)
+        return data
+
+    def guided_at(self, t: float) -> bool:
+        """Whether an evaluation at flow time ``t`` is guided (``interval``; grid times are floats,
+        so an edge written as 0.5 also takes a grid time of 0.5 +- 1e-9)."""
+        if self.interval is None:
+            return True
+        low, high = self.interval
+        return low - INTERVAL_SLACK <= t <= high + INTERVAL_SLACK
 
     def scales(self) -> tuple[float, float, float]:
         """(reference, audio, emotion) scales; all ``scale`` in joint mode."""
@@ -66,6 +107,31 @@ class GuidanceConfig(Strict):
             return (self.scale, self.scale, self.scale)
         pick = lambda value: self.scale if value is None else value  # noqa: E731
         return (pick(self.reference), pick(self.audio), pick(self.emotion))
+
+
+class StepCacheConfig(Strict):
+    """Reuse the network's output between close denoising steps (TeaCache's rule; spec I3's loop).
+
+    Per clip, each velocity evaluation measures the relative L1 change of its input sample z_t
+    against the previous evaluation's, ``mean|z - z_prev| / mean|z_prev|``, and adds it to a sum
+    started at the last full evaluation. While the sum stays below ``threshold`` the network is not
+    run: ``output`` returns the last full evaluation's (guided) velocity, ``residual`` returns the
+    current input plus its residual (velocity - input). Otherwise the network runs and the sum
+    restarts at 0. The first evaluation of a clip, and the first after the guidance interval's edge
+    changes which levels are evaluated, always runs the network. Threshold 0 never reuses.
+
+    The input is z_t rather than a timestep-embedded feature (TeaCache's choice inside a DiT) so the
+    rule wraps any network family's ``forward`` unchanged. For rectified flow the velocity is
+    constant along a straight path, which is why reusing the ``output`` is the natural default.
+    """
+
+    kind: Literal["none", "output", "residual"] = Field(
+        "none", description="'none': every evaluation runs the network; 'output': reuse the last computed "
+                            "velocity; 'residual': reuse the last computed velocity minus its input, added to the "
+                            "current input (TeaCache)")
+    threshold: float = Field(
+        0.1, ge=0, description="reuse while the relative L1 change of the input, summed since the last full "
+                               "evaluation, is below this (0 = never reuse; larger = fewer evaluations)")
 
 
 class EmotionSegment(Strict):
@@ -106,6 +172,12 @@ class GenerateConfig(Strict):
         16, ge=1, description="the first clip's temporal context: the reference latent repeated this many times "
                               "(spec §10); later clips fold every frame of the previous clip into it (T6)")
     cfg: GuidanceConfig = Field(default_factory=GuidanceConfig, description="classifier-free guidance (spec I2)")
+    fast_path: FastPathConfig = Field(
+        default_factory=FastPathConfig, description="GPU fast path switches (memo_zoo.generate.fast_path): reference "
+                                                    "K/V cache, channels-last, torch.compile, VAE decode chunk")
+    cache: StepCacheConfig = Field(
+        default_factory=StepCacheConfig, description="reuse the network's output between close denoising steps "
+                                                     "(TeaCache's rule); kind none = off")
     noise: Literal["per_clip", "sequential"] = Field(
         "per_clip", description="'per_clip': each clip's noise from its own generator seeded by (seed, clip), so a "
                                 "clip does not depend on how many came before; 'sequential': ONE generator seeded "
@@ -143,6 +215,11 @@ class GenerateConfig(Strict):
         None, description="autocast dtype of the networks; null = bfloat16 on CUDA, float32 on CPU. The sampler "
                           "integrates in float32 either way")
 
+    @model_serializer(mode="wrap")
+    def _without_cache_off(self, handler: Any) -> Any:
+        # Left out when off, so the dumped options of an existing run stay as they were.
+        return without_cache_off(handler(self), self.cache)
+
     @field_validator("emotion")
     @classmethod
     def _schedule_not_overlapping(cls, value):
@@ -175,6 +252,14 @@ class GenerateConfig(Strict):
         if value is not None and value != "auto" and not (value == "cpu" or value.startswith("cuda")):
             raise ValueError(f"unknown device {value!r}; use auto, cpu, cuda or cuda:N")
         return value
+
+
+def without_cache_off(data: Any, cache: StepCacheConfig) -> Any:
+    """``data`` (a dumped options model) without its ``cache`` entry when step caching is off:
+    a new option at its default must not change the experiment task's video keys."""
+    if isinstance(data, dict) and cache.kind == "none":
+        data.pop("cache", None)
+    return data
 
 
 def check_output(config: GenerateConfig) -> None:

@@ -4,6 +4,9 @@
 batched forward and the weight of each in the guided velocity. The unconditional level has a
 zero face embedding, zero audio tokens, the "no emotion" index and reference attention off;
 ``memo_zoo.generate.sampling`` builds each level's inputs.
+
+Outside ``GuidanceConfig.interval`` the velocity is the conditional level's alone
+(``conditional_levels``): one pass instead of all the guided levels.
 """
 
 from __future__ import annotations
@@ -37,3 +40,14 @@ def guidance_levels(cfg: GuidanceConfig, has_audio: bool = True) -> list[tuple[L
             level = Level(level.reference, False, level.emotion)
         merged[level] = merged.get(level, 0.0) + weight
     return [(level, weight) for level, weight in merged.items() if weight != 0.0]
+
+
+def conditional_levels(has_audio: bool = True) -> list[tuple[Level, float]]:
+    """The one branch evaluated outside the guidance interval: every condition, weight 1 (I2's v_c)."""
+    return [(Level(True, has_audio, True), 1.0)]
+
+
+def levels_at(cfg: GuidanceConfig, t: float, has_audio: bool = True) -> list[tuple[Level, float]]:
+    """The branches evaluated at flow time ``t``: ``guidance_levels`` inside ``cfg.interval`` (or with
+    no interval), the conditional level alone outside it."""
+    return guidance_levels(cfg, has_audio) if cfg.guided_at(t) else conditional_levels(has_audio)

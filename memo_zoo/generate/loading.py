@@ -8,6 +8,8 @@ videos (the experiment task's held-out set, the benchmarks), and tests build a m
 (``resolve_checkpoint``), refuses weights of another architecture, reads the weights through the
 one reader of checkpoint files (``memo_zoo.model.checkpoint_files``) and returns a
 ``GeneratorModel``: the parts plus the defaults the recipe implies (fps, size, audio window).
+With ``fast_path`` (a ``memo_zoo.generate.fast_path.FastPathConfig``) the network gets the GPU fast
+path's switches (reference K/V cache, channels-last, ``torch.compile``) once loaded.
 The network of either family (the zoo's ``MemoNet``, or the released network of preset
 ``memo_released``, with its release's weights when ``model.network.weights`` names one) comes from
 the one builder and loader of ``memo_zoo.model.memo_net`` (``build_network`` / ``load_network``).
@@ -25,6 +27,7 @@ from pydantic import BaseModel
 from torch import nn
 
 from memo_zoo.errors import MemoZooError
+from memo_zoo.generate.fast_path import FastPathConfig, apply_fast_path
 from memo_zoo.generate.warning import GenerationWarning
 from memo_zoo.model.checkpoint_files import (ENCODERS_FILE, MODEL_DIR, STATE_FILE, latest_checkpoint,
                                              load_encoder_weights)
@@ -56,6 +59,7 @@ class GeneratorModel:
     checkpoint: Path | None = None
     name: str = "memo"
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    fast_path: FastPathConfig | None = None  # the switches applied to ``net`` (apply_fast_path), None = none
 
     @property
     def emotion_classes(self) -> int | None:
@@ -114,9 +118,11 @@ def _training_samples(recipe: BaseModel) -> Any | None:
     return getattr(recipe.task, "samples", None)
 
 
-def load_generator_model(checkpoint_dir: Path | str | None, recipe: BaseModel, registry: Any) -> GeneratorModel:
+def load_generator_model(checkpoint_dir: Path | str | None, recipe: BaseModel, registry: Any,
+                         fast_path: FastPathConfig | None = None) -> GeneratorModel:
     """The recipe's network, autoencoder, encoders, sampler and emotion detector, with the weights
-    of ``checkpoint_dir`` (any layout of ``resolve_checkpoint``; None = random weights, warned).
+    of ``checkpoint_dir`` (any layout of ``resolve_checkpoint``; None = random weights, warned),
+    and ``fast_path``'s switches applied to the network when given (``apply_fast_path``).
 
     The recipe's ``model.network``/``temporal``/``audio_fusion`` are the architecture; a
     checkpoint that does not fit it raises ``MemoZooError`` naming the differing config fields
@@ -175,7 +181,7 @@ def load_generator_model(checkpoint_dir: Path | str | None, recipe: BaseModel, r
     # Full-size presets: 30 fps, 512 px (spec §0; the released inference.yaml)
     sd15 = net.network_config.preset in ("sd15", "memo_released")
     encoder_window = getattr(getattr(audio_encoder, "config", None), "window", None)
-    return GeneratorModel(
+    generator = GeneratorModel(
         net=net, vae=vae, image_encoder=image_encoder, audio_encoder=audio_encoder, scheduler=scheduler,
         registry=registry, emotion_detector=detector,
         fps=float(samples.fps) if samples is not None else (30.0 if sd15 else 25.0),
@@ -184,6 +190,7 @@ def load_generator_model(checkpoint_dir: Path | str | None, recipe: BaseModel, r
         audio_window=int(samples.audio_window) if samples is not None else int(encoder_window or 2),
         label_set=getattr(samples, "label_set", None), seed=int(recipe.seed), checkpoint=checkpoint,
         name=str(recipe.name))
+    return generator if fast_path is None else apply_fast_path(generator, fast_path)
 
 
 def _check_parts(net: MemoNet, vae: Any, image_encoder: Any, audio_encoder: Any | None) -> None:

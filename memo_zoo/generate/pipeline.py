@@ -29,6 +29,7 @@ from memo_zoo.devices import resolve_device
 from memo_zoo.errors import MemoZooError
 from memo_zoo.generate.config import GenerateConfig, check_output
 from memo_zoo.generate.emotion import clip_emotions, emotion_labels, no_emotion_index
+from memo_zoo.generate.fast_path import apply_fast_path
 from memo_zoo.generate.inputs import frame_count, load_audio, load_portrait, mux_audio
 from memo_zoo.generate.loading import GeneratorModel
 from memo_zoo.generate.sampling import ClipSampler
@@ -41,6 +42,10 @@ class GenerationResult:
     """What ``generate_video`` made: the file, its frames, the wall time and the speed.
 
     ``seconds`` is wall-clock generation time; ``fps_rate`` generated frames per wall second.
+    ``network_evaluations``: forward passes of the diffusion net, one per guidance level evaluated
+    (I2: a guided step of the default joint CFG counts 2); ``evaluations_per_frame``: the count a
+    generated frame went through, averaged over the frames (``ClipSampler.evaluations_per_frame``:
+    steps x levels for plain Euler, fewer with a guidance interval or the step cache).
     """
 
     path: Path
@@ -51,6 +56,8 @@ class GenerationResult:
     audio_seconds: float = 0.0
     clips: int = 0
     emotion_schedule: list[dict[str, Any]] = field(default_factory=list)
+    network_evaluations: int = 0
+    evaluations_per_frame: float = 0.0
 
     @property
     def seconds_per_frame(self) -> float:
@@ -89,6 +96,7 @@ def generate_video(model: GeneratorModel, config: GenerateConfig, progress: bool
     _check_size(model, size)
     device, dtype = device_and_dtype(config)
     model.to(device)
+    apply_fast_path(model, config.fast_path)
     seed = int(config.seed if config.seed is not None else model.seed)
 
     portrait = load_portrait(config.image, size, config.check_face)
@@ -115,4 +123,6 @@ def generate_video(model: GeneratorModel, config: GenerateConfig, progress: bool
     seconds = time.perf_counter() - started
     return GenerationResult(path=Path(config.out), frames=frames, seconds=seconds, fps_rate=frames / max(seconds, 1e-9),
                             video_fps=fps, audio_seconds=audio.size / AUDIO_RATE,
-                            clips=math.ceil(frames / config.clip_frames), emotion_schedule=schedule)
+                            clips=math.ceil(frames / config.clip_frames), emotion_schedule=schedule,
+                            network_evaluations=clips.network_evaluations,
+                            evaluations_per_frame=clips.evaluations_per_frame)

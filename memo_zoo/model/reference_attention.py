@@ -21,12 +21,23 @@ kept on the processors would not survive that). Layers are matched by name: the 
 a plain ``UNet2DConditionModel`` (``down_blocks.0.attentions.0.transformer_blocks.0.attn1``), the
 same in both nets because they share one geometry.
 
-The attention arithmetic follows diffusers' ``AttnProcessor2_0`` operation for operation, so the
+The attention arithmetic follows diffusers' ``AttnProcessor2_0`` operation for operation (softmax
+attention through ``F.scaled_dot_product_attention``, so a GPU takes its fused kernels), so the
 ``plain`` path (and ``read`` with nothing to read) is bit-identical to an unmodified UNet.
+
+Reference K/V cache (the GPU fast path, ``memo_zoo.generate.fast_path``): the reference states are
+made once per video (A2) and every denoising step of every clip reads the same tensors, so a
+``read`` processor with ``cache_kv`` on keeps the keys and values it projected from them and reuses
+them while the same tensor object comes back (held by weak reference: a new video's states are a
+new object) with the same weights and autocast dtype. It is off while gradients are recorded
+(training: each step needs its own graph) and inside ``torch.compile`` (the lookup is Python-side;
+the projections stay in the graph). Reusing the very tensors projected before makes it
+bit-identical to recomputing them.
 """
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass, field
 from typing import Literal, Mapping
 
@@ -37,6 +48,10 @@ from diffusers.models.attention_processor import Attention
 from torch import Tensor, nn
 
 from memo_zoo.model.attention import merge_heads, split_heads
+
+CACHE_ENTRIES = 4
+"""Reference states a read site keeps keys/values of at once: a sampler may alternate between a few
+sets per video (guided and conditional branches of a guidance interval), each read many times."""
 
 REFERENCE_KWARG = "memo_reference"
 """Key of the per-call reference object in ``cross_attention_kwargs``."""
@@ -74,6 +89,8 @@ class MemoAttnProcessor:
             raise ValueError(f"unknown reference-attention role {role!r}")
         self.role = role
         self.layer = layer
+        self.cache_kv = False  # set by memo_zoo.generate.fast_path (see the module docstring)
+        self._kv: list[tuple[weakref.ref, tuple, tuple[Tensor, Tensor]]] = []  # newest last
 
     def __call__(
         self,
@@ -97,9 +114,59 @@ class MemoAttnProcessor:
                 if self.layer not in memo_reference.states:
                     raise KeyError(f"reference states lack layer {self.layer!r}; were they made by a "
                                    "Reference Net of the same geometry?")
-                return reference_attention(attn, hidden_states, memo_reference.states[self.layer],
-                                           memo_reference.frames, memo_reference.mask)
+                reference = memo_reference.states[self.layer]
+                # Under torch.compile the projections stay in the graph (a lookup would break it).
+                kv = self._reference_kv(attn, reference, hidden_states.dtype) \
+                    if self.cache_kv and not torch.compiler.is_compiling() else None
+                return reference_attention(attn, hidden_states, reference, memo_reference.frames,
+                                           memo_reference.mask, kv)
         return plain_attention(attn, hidden_states, encoder_hidden_states, attention_mask)
+
+    @torch.compiler.disable  # Python-side bookkeeping; the caller skips it while compiling, and it is never traced
+    def _reference_kv(self, attn: Attention, reference: Tensor, dtype: torch.dtype) -> tuple[Tensor, Tensor] | None:
+        """The cached (keys, values) of ``reference`` (B, L_ref, inner), projecting them on a miss;
+        None while gradients are recorded (no cache then)."""
+        if torch.is_grad_enabled():
+            return None
+        key = kv_cache_key(attn, reference, dtype)
+        for ref, entry_key, kv in self._kv:
+            if ref() is reference and entry_key == key:
+                return kv
+        kv = reference_kv(attn, reference, dtype)
+        owner = weakref.ref(self)
+
+        def forget(dead: weakref.ref) -> None:  # the video's states are gone: free their keys/values
+            processor = owner()
+            if processor is not None:
+                processor._kv = [entry for entry in processor._kv if entry[0] is not dead]
+
+        # Entries of the same states under other weights / dtypes are stale; the oldest goes first.
+        kept = [entry for entry in self._kv if entry[0]() is not reference]
+        self._kv = (kept + [(weakref.ref(reference, forget), key, kv)])[-CACHE_ENTRIES:]
+        return kv
+
+    def clear_cache(self) -> None:
+        """Drop the cached reference keys/values."""
+        self._kv = []
+
+
+def kv_cache_key(attn: Attention, reference: Tensor, dtype: torch.dtype) -> tuple:
+    """What a cached projection of ``reference`` depends on besides its values: the dtype it is cast
+    to, the autocast state of its device, and the k/v weights (object, in-place version, storage)."""
+    device = reference.device.type
+    try:
+        autocast = (torch.is_autocast_enabled(device), torch.get_autocast_dtype(device))
+    except RuntimeError:  # a device type without autocast
+        autocast = None
+    weights = tuple((id(p), p._version, p.data_ptr(), p.dtype) for proj in (attn.to_k, attn.to_v)
+                    for p in proj.parameters())
+    return dtype, autocast, weights
+
+
+def reference_kv(attn: Attention, reference: Tensor, dtype: torch.dtype) -> tuple[Tensor, Tensor]:
+    """Keys and values of the reference tokens (B, L_ref, C), once per video (not per frame)."""
+    tokens = reference.to(dtype)
+    return attn.to_k(tokens), attn.to_v(tokens)
 
 
 def plain_attention(attn: Attention, hidden_states: Tensor, encoder_hidden_states: Tensor | None,
@@ -122,12 +189,13 @@ def plain_attention(attn: Attention, hidden_states: Tensor, encoder_hidden_state
 
 
 def reference_attention(attn: Attention, hidden_states: Tensor, reference: Tensor, frames: int,
-                        mask: Tensor | None = None) -> Tensor:
+                        mask: Tensor | None = None, kv: tuple[Tensor, Tensor] | None = None) -> Tensor:
     """Self-attention over [own tokens ; reference tokens] (A3).
 
     hidden_states: (B*F, L, C), frames of B videos folded into the batch, video-major.
     reference:     (B, L_ref, C), one set per video, shared by its F frames.
     mask:          optional (B,) bool, False = this video attends to its own tokens only.
+    kv:            optional precomputed ``reference_kv(attn, reference, hidden_states.dtype)``.
     """
     total, _, channels = hidden_states.shape
     batch = reference.shape[0]
@@ -136,8 +204,7 @@ def reference_attention(attn: Attention, hidden_states: Tensor, reference: Tenso
                          f"hidden states of {frames} frames per video")
     query = attn.to_q(hidden_states)
     # Project the reference once per video, not once per frame, then share it over the frames.
-    ref_key, ref_value = (_per_frame(proj(reference.to(hidden_states.dtype)), frames)
-                          for proj in (attn.to_k, attn.to_v))
+    ref_key, ref_value = (_per_frame(t, frames) for t in (kv or reference_kv(attn, reference, hidden_states.dtype)))
     key = torch.cat([attn.to_k(hidden_states), ref_key], dim=1)
     value = torch.cat([attn.to_v(hidden_states), ref_value], dim=1)
     keep = None

@@ -22,6 +22,8 @@ class Task(Protocol):
     helper. Two optional methods: ``preflight(context)``, called with no MLflow run before any run
     is created (a check that the task can start at all), and ``finish_sweep(context, children)``,
     called on a sweep's parent run once every variant has finished, with the variants' run ids.
+    A task config with an integer ``seeds`` above 1 is run once per seed (the recipe's ``seed``,
+    ``seed + 1``, ...) as nested runs ``<variant>.seed<S>`` tagged ``memo_zoo.seed``.
     """
 
     def run(self, context: RunContext) -> None: ...  # noqa: F821 (module docstring)

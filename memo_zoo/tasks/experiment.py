@@ -26,6 +26,10 @@ A re-run after an interruption resumes the training from its last checkpoint and
 the videos not finished; variants that differ only in generation (e.g. the CFG ablation) train
 once. A video counts as finished when its ``<clip>.json`` record exists (written after the MP4,
 which is itself written atomically).
+With ``task.seeds`` > 1 the runner runs each variant once per seed (``memo_zoo.runner.replicates``:
+the recipe's ``seed`` set to seed, seed + 1, ...), so this task sees one seed per run as always and
+its keys, which hold the seed, give each seed its own training, stage 1 and videos; the report on
+the parent gives each variant's mean and spread over its seeds (``memo_zoo.eval.report``).
 """
 
 from __future__ import annotations
@@ -252,6 +256,7 @@ class ExperimentTask:
         model = None
         done: dict[str, tuple[Path, Any]] = {}
         speeds: list[float] = []
+        evaluations: list[float] = []
         for clip in clips:
             out, record = video_dir / f"{clip.id}.mp4", video_dir / f"{clip.id}{RECORD_SUFFIX}"
             portrait_path = video_dir / f"{clip.id}_portrait.png"
@@ -266,20 +271,26 @@ class ExperimentTask:
                     emotion = truth_schedule(clip, held_out.max_seconds)
                 config = GenerateConfig(image=portrait_path, audio=clip.record.audio_source, out=out,
                                         checkpoint=train_dir, clip_frames=options.clip_frames,
-                                        motion_frames=options.motion_frames, cfg=options.cfg,
+                                        motion_frames=options.motion_frames, cfg=options.cfg, cache=options.cache,
                                         emotion=emotion, seed=options.seed, max_seconds=held_out.max_seconds,
                                         check_face=False, device=options.device)
                 result = generate_video(model, config, progress=True)
                 _write_json(record, {"clip": clip.record.clip_id, "frames": result.frames,
                                      "seconds": result.seconds, "seconds_per_frame": result.seconds_per_frame,
-                                     "fps": result.video_fps, "emotion_schedule": result.emotion_schedule})
+                                     "fps": result.video_fps, "emotion_schedule": result.emotion_schedule,
+                                     "network_evaluations": result.network_evaluations,
+                                     "evaluations_per_frame": result.evaluations_per_frame})
             info = json.loads(record.read_text(encoding="utf-8"))
             speeds.append(info["seconds_per_frame"])
+            if "evaluations_per_frame" in info:  # records written before the count existed have none
+                evaluations.append(info["evaluations_per_frame"])
             done[clip.id] = (out, portrait)
             if self.config.log_videos:
                 context.run.log_artifact(out, "videos")
             context.run.set_tags({"memo_zoo.experiment.fps": info["fps"]})
         context.run.log_metrics({"gen/seconds_per_frame": sum(speeds) / len(speeds)})
+        if evaluations:  # diffusion-net forwards per generated frame (guidance levels counted; issue 19)
+            context.run.log_metrics({"gen/evaluations_per_frame": sum(evaluations) / len(evaluations)})
         return done
 
     def _evaluate(self, context: RunContext, clips: list[HeldOutClip], generated: dict[str, tuple[Path, Any]]) -> None:

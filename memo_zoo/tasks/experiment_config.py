@@ -6,7 +6,10 @@ generates the same held-out videos from each held-out clip's first frame and aud
 (``held_out``, ``generation``) and measures them with the recipe's ``metrics`` against the clips
 themselves and their truth. ``train_detector`` and ``train_vae`` hold the options of the
 ``train_emotion`` and ``train_vae`` tasks, which the components' plugins register
-(``memo_zoo.tasks.stages``).
+(``memo_zoo.tasks.stages``). ``seeds`` > 1 repeats every variant with the recipe's ``seed``,
+``seed + 1``, ...: the runner makes the replicates (``memo_zoo.runner``) and the report gives
+each variant's mean and spread over them (``memo_zoo.eval.report``). It is a count, not a list,
+so that the recipe's ``seed`` stays the one field that says which seed a run uses.
 """
 
 from __future__ import annotations
@@ -14,9 +17,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, Literal, Optional, Union
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_serializer
 
-from memo_zoo.generate.config import GuidanceConfig
+from memo_zoo.generate.config import GuidanceConfig, StepCacheConfig, without_cache_off
 from memo_zoo.tasks.stages import AUTOENCODER, EMOTION_DETECTOR
 from memo_zoo.train.config import TrainConfig
 
@@ -44,6 +47,9 @@ class GenerationOptions(Strict):
     to an ablation; sizes and fps come from the training recipe)."""
 
     cfg: GuidanceConfig = Field(default_factory=GuidanceConfig, description="classifier-free guidance (spec I2)")
+    cache: StepCacheConfig = Field(
+        default_factory=StepCacheConfig, description="reuse the network's output between close denoising steps "
+                                                     "(TeaCache's rule, GenerateConfig.cache); kind none = off")
     clip_frames: int = Field(16, ge=1, description="frames per autoregressive clip (spec I1: 16)")
     motion_frames: int = Field(16, ge=1, description="first clip's context: the reference repeated (spec §10)")
     emotion: Union[Literal["detected", "truth"], str] = Field(
@@ -52,6 +58,11 @@ class GenerationOptions(Strict):
                                 "every clip (E4 override; 'none' = no emotion)")
     seed: Optional[int] = Field(None, ge=0, description="noise seed; null = the recipe's seed (same for all variants)")
     device: Optional[str] = Field(None, description="cpu, cuda, cuda:N or auto; null = $MEMO_ZOO_DEVICE")
+
+    @model_serializer(mode="wrap")
+    def _without_cache_off(self, handler: Any) -> Any:
+        # Left out when off: generation_key hashes these options into the video sets' folder names.
+        return without_cache_off(handler(self), self.cache)
 
 
 class ExperimentConfig(Strict):
@@ -80,5 +91,11 @@ class ExperimentConfig(Strict):
                           "<out_dir>/stage1-<hash> for every variant and recipe that has the same stage 1, and train "
                           "each variant's later phases from it (memo_zoo.tasks.shared_stage1); false = "
                           "every variant trains all its phases itself")
+    seeds: int = Field(
+        1, ge=1, description="training seeds per variant: each variant trains, generates and is evaluated once "
+                             "per seed, the recipe's seed, seed + 1, ... (one nested MLflow run each, "
+                             "<variant>.seed<N>), and the report gives every variant's mean and spread over "
+                             "them; 1 = one run per variant with the recipe's seed (docs/recipes.md, "
+                             "'Several seeds per variant')")
     log_videos: bool = Field(True, description="log the generated videos (with audio) as MLflow artifacts")
     report: bool = Field(True, description="write the comparison report (Markdown + HTML + plots) at the end")

@@ -54,7 +54,8 @@ class GenerateTask:
             return
         run.log_metrics({"seconds_per_frame": result.seconds_per_frame, "frames_per_second": result.fps_rate,
                          "frames": result.frames, "clips": result.clips, "audio_seconds": result.audio_seconds,
-                         "wall_seconds": result.seconds})
+                         "wall_seconds": result.seconds, "network_evaluations": result.network_evaluations,
+                         "evaluations_per_frame": result.evaluations_per_frame})
         run.set_tags({"memo_zoo.generate.out": str(result.path), "memo_zoo.generate.video_fps": result.video_fps,
                       "memo_zoo.generate.checkpoint": str(config.checkpoint) if config.checkpoint else "random"})
         run.log_dict(result.emotion_schedule, "emotion_schedule.json")

@@ -13,14 +13,35 @@ The two networks run the block differently:
 * Diffusion Net (A3, ``TemporalBasicTransformerBlock``): ``attn1`` attends over [own tokens ;
   the reference image's tokens at this layer] for conditional rows, and over the own tokens only
   for rows marked unconditional (Q10); ``attn2`` reads the image tokens (A4).
+
+Reference K/V cache (the GPU fast path, ``memo_zoo.generate.fast_path``): the reference tokens a
+Diffusion Net block receives are the same at every denoising step of a video (the Reference Net
+runs once per video, A2), but they arrive as rows rebuilt at every call. With
+``cache_reference_kv`` on (and no gradients recorded), a block keeps the last reference rows with
+the keys and values it projected from them (the last ``CACHE_ENTRIES`` sets: a sampler may
+alternate between a few) and reuses those while the rows come back equal
+(``torch.equal``: exact, and far cheaper than the two projections it saves), with the same
+weights and autocast dtype. Both attention paths are ``F.scaled_dot_product_attention`` (diffusers'
+``AttnProcessor2_0`` for the plain one); the cached path projects [own ; reference] tokens in two
+pieces instead of one, equal to the uncached path up to float rounding. The cache holds the
+reference rows and their keys and values per block until newer ones push them out or
+``clear_cache``.
+
+Under ``torch.compile`` the block takes a graph-friendly path: the unconditional rows get the
+reference keys masked out of one SDPA call instead of being split off by a data-dependent branch,
+and the cache is not consulted, so the Diffusion Net traces as one graph.
 """
 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from diffusers.models.attention import FeedForward
 from diffusers.models.attention_processor import Attention
 from torch import Tensor, nn
+
+from memo_zoo.model.attention import merge_heads, split_heads
+from memo_zoo.model.reference_attention import CACHE_ENTRIES, kv_cache_key
 
 
 class ReleasedTransformerBlock(nn.Module):
@@ -31,6 +52,8 @@ class ReleasedTransformerBlock(nn.Module):
                  upcast_attention: bool = False, dropout: float = 0.0) -> None:
         super().__init__()
         self.final = final
+        self.cache_reference_kv = False  # set by memo_zoo.generate.fast_path (module docstring)
+        self._kv: list[tuple[Tensor, tuple, tuple[Tensor, Tensor]]] = []  # newest last
         self.norm1 = nn.LayerNorm(dim)
         if final:
             return
@@ -68,9 +91,13 @@ class ReleasedTransformerBlock(nn.Module):
         normed = self.norm1(tokens)
         if reference is None:
             return self._rest(self.attn1(normed) + tokens, context)
-        keys = torch.cat([normed, reference.to(normed.dtype)], dim=1)
+        reference = reference.to(normed.dtype)
+        if torch.compiler.is_compiling():
+            # Under torch.compile: no data-dependent branch or row gather (each would break the
+            # graph at every block); unconditional rows mask the reference keys out instead.
+            return self._rest(self._attend_masked(normed, reference, uncond) + tokens, context)
         if uncond is None or not bool(uncond.any()):
-            attended = self.attn1(normed, encoder_hidden_states=keys)
+            attended = self._attend_with_reference(normed, reference)
         else:
             # Each row's attention is independent of the others, so the two kinds of rows are
             # computed apart and put back in place.
@@ -78,8 +105,57 @@ class ReleasedTransformerBlock(nn.Module):
             cond = ~uncond
             attended[uncond] = self.attn1(normed[uncond])
             if bool(cond.any()):
-                attended[cond] = self.attn1(normed[cond], encoder_hidden_states=keys[cond])
+                attended[cond] = self._attend_with_reference(normed[cond], reference[cond])
         return self._rest(attended + tokens, context)
+
+    def _attend_with_reference(self, normed: Tensor, reference: Tensor) -> Tensor:
+        """attn1 of ``normed`` (N, L, C) over [normed ; reference] (N, L + L', C) (A3)."""
+        attn = self.attn1
+        if not self.cache_reference_kv or torch.is_grad_enabled():
+            return attn(normed, encoder_hidden_states=torch.cat([normed, reference], dim=1))
+        return self._attend(normed, self._reference_kv(reference))
+
+    def _attend_masked(self, normed: Tensor, reference: Tensor, uncond: Tensor | None) -> Tensor:
+        """attn1 of every row over [normed ; reference], the reference keys hidden from the rows
+        where ``uncond`` (N,) is True: the split of ``diffusion_forward`` as one masked call (Q10).
+        The reference K/V cache is not consulted (its lookup would break a compiled graph)."""
+        attn = self.attn1
+        keep = None
+        if uncond is not None:
+            n, length = normed.shape[:2]
+            own = torch.ones(n, length, dtype=torch.bool, device=normed.device)
+            ref = (~uncond.to(device=normed.device, dtype=torch.bool))[:, None].expand(n, reference.shape[1])
+            keep = torch.cat([own, ref], dim=1)[:, None, None, :]
+        return self._attend(normed, (attn.to_k(reference), attn.to_v(reference)), keep)
+
+    def _attend(self, normed: Tensor, reference_kv: tuple[Tensor, Tensor], keep: Tensor | None = None) -> Tensor:
+        """attn1 with the reference's keys/values given: SDPA over [own ; reference] keys."""
+        attn = self.attn1
+        query = attn.to_q(normed)
+        key = torch.cat([attn.to_k(normed), reference_kv[0]], dim=1)
+        value = torch.cat([attn.to_v(normed), reference_kv[1]], dim=1)
+        out = F.scaled_dot_product_attention(*(split_heads(t, attn.heads) for t in (query, key, value)),
+                                             attn_mask=keep)
+        # attn1 has no residual, rescale or norms (diffusers' defaults, as built above): out-projection, dropout
+        return attn.to_out[1](attn.to_out[0](merge_heads(out).to(query.dtype)))
+
+    @torch.compiler.disable  # Python-side bookkeeping and a data-dependent check; never traced (see the caller)
+    def _reference_kv(self, reference: Tensor) -> tuple[Tensor, Tensor]:
+        """attn1's (keys, values) of the reference rows (N, L', C), cached (module docstring)."""
+        key = kv_cache_key(self.attn1, reference, reference.dtype)
+        for rows, entry_key, kv in self._kv:
+            if entry_key != key:
+                continue
+            if rows is reference or (rows.shape == reference.shape and rows.device == reference.device
+                                     and torch.equal(rows, reference)):
+                return kv
+        kv = (self.attn1.to_k(reference), self.attn1.to_v(reference))
+        self._kv = (self._kv + [(reference, key, kv)])[-CACHE_ENTRIES:]  # the oldest goes first
+        return kv
+
+    def clear_cache(self) -> None:
+        """Drop the cached reference rows and their keys/values."""
+        self._kv = []
 
 
 class ReleasedSpatialTransformer(nn.Module):
