@@ -20,22 +20,11 @@ from memo_zoo.model.released.folder import PARTS, read_part_config, read_part_st
 from memo_zoo.model.released.networks import load_diffusion_net
 from tests.e2e.cli_helpers import memo_zoo
 from tests.unit.released.helpers import TINY, audio_options, diffusion_config, motion_options
+from tests.unit.released.test_release_folder import tiny_wav2vec2_like_the_release
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 CHANGED = "conv_in.bias"  # a diffusion_net tensor the checkpoint changes
-
-
-def tiny_wav2vec2(folder: Path, part: dict) -> Path:
-    """A random wav2vec2 whose stacked hidden states have the release's blocks x channels."""
-    from transformers import Wav2Vec2Config, Wav2Vec2Model
-
-    torch.manual_seed(0)
-    config = Wav2Vec2Config(hidden_size=part["channels"], num_hidden_layers=part["blocks"], num_attention_heads=2,
-                            intermediate_size=24, conv_dim=(8, 8), conv_kernel=(10, 3), conv_stride=(5, 2),
-                            num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=2, vocab_size=10)
-    Wav2Vec2Model(config).save_pretrained(folder)
-    return folder
 
 
 def write_recipe(path: Path, weights: Path, wav2vec2: Path, preset: str = "memo_released") -> Path:
@@ -60,7 +49,7 @@ def setup(tmp_path_factory, registry):
     from memo_zoo.recipe.loader import load_recipe
 
     folder = tmp_path_factory.mktemp("export_cli")
-    wav2vec2 = tiny_wav2vec2(folder / "wav2vec2", read_part_config(TINY, "audio_proj"))
+    wav2vec2 = tiny_wav2vec2_like_the_release(folder / "wav2vec2", read_part_config(TINY, "audio_proj"))
     recipe = write_recipe(folder / "recipe.yaml", TINY, wav2vec2)
     net = build_network(load_recipe(recipe, registry).recipe.model, slot_factories(registry))
     with torch.no_grad():

@@ -54,7 +54,8 @@ from memo_zoo.atomic import current_umask
 from memo_zoo.errors import MemoZooError
 from memo_zoo.model.released.folder import (CONFIG_FILE, PARTS, SAFETENSORS_FILE, SHARD_INDEX_FILE, part_named,
                                             read_part_config)
-from memo_zoo.model.released.unet_config import ReleasedReferenceNetConfig, ReleasedUNet3DConfig
+from memo_zoo.model.released.unet_config import (ReleasedReferenceNetConfig, ReleasedUNet3DConfig,
+                                                motion_module_options)
 
 RELEASED_DIFFUSERS_VERSION = "0.31.0"  # memoavatar/memo's pyproject pins diffusers==0.31.0
 DEFAULT_MAX_SHARD_BYTES = 10 * 10**9  # diffusers' save_pretrained default max_shard_size "10GB"
@@ -70,11 +71,6 @@ RELEASED_KINDS = {"temporal": "motion_module", "audio_fusion": "joint_audio"}
 # The reference net's private constructor arguments: register_to_config registers them with their
 # code defaults (it drops "_" keyword arguments before filling defaults), so the release writes these.
 _REFERENCE_PRIVATE = {"_center_input_sample": False, "_out_channels": 4}
-# motion_module option -> the motion_module_kwargs key it must agree with (read as the option is).
-_MOTION_KWARGS = {"heads": "num_attention_heads", "transformer_blocks": "num_transformer_block",
-                  "attention_blocks": "attention_block_types", "pe": "temporal_position_encoding",
-                  "pe_max_len": "temporal_position_encoding_max_len", "dim_div": "temporal_attention_dim_div"}
-_AS_OPTION = {"attention_block_types": len, "temporal_position_encoding": bool}
 # Options the released code hard-codes, with the released value and where the golden README says so.
 _MOTION_FIXED = {"decay": (0.9, "the memory decay of MemoryLinearAttnProcessor (Q3)"),
                  "norm_groups": (32, "the motion module's GroupNorm groups (Q9)"),
@@ -188,12 +184,11 @@ def check_released_components(net: nn.Module) -> None:
                 if ours != value:
                     problems.append(f"model.{slot}.{name} is {ours!r}: the released code hard-codes {what} as "
                                     f"{value!r}; export needs {name}: {value!r}")
-        released = net.config.motion_kwargs
-        for option, key in _MOTION_KWARGS.items():
-            ours, theirs = getattr(temporal, option, None), _AS_OPTION.get(key, lambda v: v)(released[key])
+        for option, (theirs, what) in motion_module_options(net.config.motion_kwargs).items():
+            ours = getattr(temporal, option, None)
             if ours is not None and ours != theirs:
-                problems.append(f"model.temporal.{option} is {ours!r} but diffusion_net config.json "
-                                f"motion_module_kwargs.{key} gives {theirs!r}")
+                problems.append(f"model.temporal.{option} is {ours!r} but diffusion_net config.json {what} gives "
+                                f"{theirs!r}")
         null_row = net.config.emo_drop_rate > 0
         if getattr(audio, "null_emotion_row", null_row) != null_row:
             problems.append(f"model.audio_fusion.null_emotion_row is {audio.null_emotion_row!r} but the released "

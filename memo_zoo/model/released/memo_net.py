@@ -57,7 +57,8 @@ from memo_zoo.model.released.folder import (CONFIG_FILE as PART_CONFIG, load_str
 from memo_zoo.model.released.reference_unet import ReleasedReferenceNet
 from memo_zoo.model.released.small_parts import build_image_projector
 from memo_zoo.model.released.unet3d import ReleasedDiffusionNet, ReleasedState
-from memo_zoo.model.released.unet_config import ReleasedReferenceNetConfig, ReleasedUNet3DConfig
+from memo_zoo.model.released.unet_config import (ReleasedReferenceNetConfig, ReleasedUNet3DConfig,
+                                                motion_module_options)
 from memo_zoo.recipe.network import PRESETS, RELEASED, RELEASED_GEOMETRY, NetworkConfig
 from memo_zoo.slots.audio_fusion import AudioFusionFactory
 from memo_zoo.slots.temporal import TemporalFactory
@@ -276,15 +277,7 @@ def released_component_configs(resolved: ResolvedRelease, temporal: BaseModel | 
     diffusion = ReleasedUNet3DConfig.from_mapping(resolved.parts["diffusion_net"], resolved.sources["diffusion_net"])
     source = resolved.sources["diffusion_net"]
     motion = diffusion.motion_kwargs
-    derived_temporal = {
-        "heads": (motion["num_attention_heads"], "motion_module_kwargs.num_attention_heads"),
-        "transformer_blocks": (motion["num_transformer_block"], "motion_module_kwargs.num_transformer_block"),
-        "attention_blocks": (len(motion["attention_block_types"]), "len(motion_module_kwargs.attention_block_types)"),
-        "pe": (bool(motion["temporal_position_encoding"]), "motion_module_kwargs.temporal_position_encoding"),
-        "pe_max_len": (motion["temporal_position_encoding_max_len"],
-                       "motion_module_kwargs.temporal_position_encoding_max_len"),
-        "dim_div": (motion["temporal_attention_dim_div"], "motion_module_kwargs.temporal_attention_dim_div"),
-    }
+    derived_temporal = motion_module_options(motion)
     null_row = diffusion.emo_drop_rate > 0
     derived_audio = {"null_emotion_row": (null_row, f"emo_drop_rate ({diffusion.emo_drop_rate} > 0)"),
                      "double_audio_residual": (True, "the released audio stream (README Q7)")}

@@ -306,3 +306,25 @@ class ReleasedUNet3DConfig(_ReleasedConfig):
         """Every motion-module argument: ``motion_module_kwargs`` over the released defaults (for the
         code that makes the temporal factory)."""
         return {**self.MOTION_DEFAULTS, **(self.motion_module_kwargs or {})}
+
+
+def motion_module_options(motion_kwargs: dict[str, Any]) -> dict[str, tuple[Any, str]]:
+    """The ``motion_module`` temporal options a release's ``motion_module_kwargs`` (released defaults
+    filled in: ``ReleasedUNet3DConfig.motion_kwargs``) implies, each with the released field it
+    comes from. The one mapping of the two vocabularies: the network builder, export and the parity
+    tests all read it. ``zero_initialize`` only initialises (the weights are loaded)."""
+    kwargs = dict(motion_kwargs)
+    types = list(kwargs.pop("attention_block_types"))
+    kwargs.pop("zero_initialize", None)
+    options = {
+        "heads": (kwargs.pop("num_attention_heads"), "motion_module_kwargs.num_attention_heads"),
+        "transformer_blocks": (kwargs.pop("num_transformer_block"), "motion_module_kwargs.num_transformer_block"),
+        "attention_blocks": (len(types), "len(motion_module_kwargs.attention_block_types)"),
+        "pe": (bool(kwargs.pop("temporal_position_encoding")), "motion_module_kwargs.temporal_position_encoding"),
+        "pe_max_len": (kwargs.pop("temporal_position_encoding_max_len"),
+                       "motion_module_kwargs.temporal_position_encoding_max_len"),
+        "dim_div": (kwargs.pop("temporal_attention_dim_div"), "motion_module_kwargs.temporal_attention_dim_div"),
+    }
+    if kwargs:
+        raise ReleasedConfigError(f"motion_module_kwargs fields the motion_module kind does not map: {sorted(kwargs)}")
+    return options

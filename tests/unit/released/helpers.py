@@ -18,7 +18,8 @@ from memo_zoo.model.released.networks import (diffusion_net_config, load_diffusi
                                               reference_net_config)
 from memo_zoo.model.released.reference_unet import ReleasedReferenceNet
 from memo_zoo.model.released.unet3d import ReleasedDiffusionNet, ReleasedState
-from memo_zoo.model.released.unet_config import ReleasedReferenceNetConfig, ReleasedUNet3DConfig
+from memo_zoo.model.released.unet_config import (ReleasedReferenceNetConfig, ReleasedUNet3DConfig,
+                                                motion_module_options)
 from memo_zoo.plugin.manager import ComponentFactory
 from memo_zoo_plugins.audio_fusion.joint_audio import JointAudioConfig
 from memo_zoo_plugins.audio_fusion.joint_audio import build as build_joint_audio
@@ -41,18 +42,7 @@ def diffusion_config(**overrides: Any) -> ReleasedUNet3DConfig:
 
 def motion_options(config: ReleasedUNet3DConfig) -> MotionModuleConfig:
     """The ``motion_module`` options equal to ``motion_module_kwargs`` (every released field read)."""
-    kwargs = config.motion_kwargs  # released defaults filled in; only Temporal_Self blocks (checked there)
-    types = kwargs.pop("attention_block_types")
-    options = {
-        "heads": kwargs.pop("num_attention_heads"),
-        "transformer_blocks": kwargs.pop("num_transformer_block"),
-        "attention_blocks": len(types),
-        "pe": kwargs.pop("temporal_position_encoding"),
-        "pe_max_len": kwargs.pop("temporal_position_encoding_max_len"),
-        "dim_div": kwargs.pop("temporal_attention_dim_div"),
-    }
-    kwargs.pop("zero_initialize", None)  # initialisation only: the weights are loaded
-    assert not kwargs, f"motion_module_kwargs fields this helper does not map: {sorted(kwargs)}"
+    options = {name: value for name, (value, _) in motion_module_options(config.motion_kwargs).items()}
     return MotionModuleConfig(**options)
 
 

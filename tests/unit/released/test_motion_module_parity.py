@@ -17,8 +17,9 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from tests.golden import GoldenSet
+from memo_zoo.model.released.unet_config import ReleasedUNet3DConfig, motion_module_options
 from memo_zoo_plugins.temporal.motion_module import MotionModule, MotionModuleConfig, build
+from tests.golden import GoldenSet
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -41,18 +42,8 @@ def module_site() -> tuple[str, str]:
 def released_config(part: str) -> MotionModuleConfig:
     """The zoo options equal to the part's ``motion_module_kwargs`` (every released field read)."""
     path = GOLDEN.path(f"tiny/{part}/config.json")
-    kwargs = dict(json.loads(path.read_text())["motion_module_kwargs"])
-    types = kwargs.pop("attention_block_types")
-    assert all(t == "Temporal_Self" for t in types), f"{path}: attention_block_types {types}: only Temporal_Self"
-    options = {
-        "heads": kwargs.pop("num_attention_heads"),
-        "transformer_blocks": kwargs.pop("num_transformer_block"),
-        "attention_blocks": len(types),
-        "pe": kwargs.pop("temporal_position_encoding"),
-        "pe_max_len": kwargs.pop("temporal_position_encoding_max_len"),
-        "dim_div": kwargs.pop("temporal_attention_dim_div"),
-    }
-    assert not kwargs, f"{path}: motion_module_kwargs fields this test does not map: {sorted(kwargs)}"
+    kwargs = ReleasedUNet3DConfig.from_mapping(json.loads(path.read_text()), str(path)).motion_kwargs
+    options = {name: value for name, (value, _) in motion_module_options(kwargs).items()}
     return MotionModuleConfig(**options)
 
 
