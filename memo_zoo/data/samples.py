@@ -15,6 +15,8 @@ P = samples per video frame = round(audio_sample_rate / fps)):
     emotion           0-dim int64: index in the label set (E4), len(labels) = "no emotion"
     speaker           int: index in ``speakers`` (sorted), -1 when the clip has no speaker
     clip_id, start    which clip and which first frame the target is
+    reference_key     (2,) int64: the reference's (clip index, frame index) in this dataset
+    target_keys       (F, 2), motion_keys (M, 2) int64: the same for each target and motion frame
 
 Frame i of a clip is shown during [i / fps, (i + 1) / fps), and its audio is the samples in that
 interval, so ``audio[i, audio_window]`` is exactly the sound under ``target[i]``.
@@ -213,12 +215,16 @@ class TalkingHeadSamples(Dataset):
         other = self._partner(clip, rng)
         if other is not None:
             other_frames, _ = self._open(other)
-            reference = _to_image(np.asarray(other_frames[int(rng.integers(other_frames.shape[0]))]))
+            pick = int(rng.integers(other_frames.shape[0]))
+            reference = _to_image(np.asarray(other_frames[pick]))
+            reference_key = (other, pick)
             source = "other_emotion"
         else:
             # Uniform over the frames outside [start, start + F); the constructor guarantees some exist.
             pick = int(rng.integers(count - F))
-            reference = _to_image(np.asarray(frames[pick if pick < start else pick + F]))
+            pick = pick if pick < start else pick + F
+            reference = _to_image(np.asarray(frames[pick]))
+            reference_key = (clip, pick)
             source = "same_clip"
 
         first_real = max(0, start - M)
@@ -227,10 +233,13 @@ class TalkingHeadSamples(Dataset):
         if cfg.motion_padding == "reference" and padding:
             past = _to_image(np.asarray(frames[real])) if len(real) else reference.new_empty((0, *reference.shape))
             motion = torch.cat([reference.expand(padding, *reference.shape), past])
+            motion_keys = [reference_key] * padding + [(clip, int(i)) for i in real]
         else:
             # Only a target near the clip's start needs padding, and then first_real == 0: the
             # clip's first frame repeated, i.e. edge padding of the real motion frames.
-            motion = _to_image(np.asarray(frames[np.concatenate([np.zeros(padding, np.int64), real])]))
+            shown = np.concatenate([np.zeros(padding, np.int64), real])
+            motion = _to_image(np.asarray(frames[shown]))
+            motion_keys = [(clip, int(i)) for i in shown]
         mask = torch.zeros(M, dtype=torch.bool)
         mask[padding:] = True
 
@@ -252,6 +261,11 @@ class TalkingHeadSamples(Dataset):
             "speaker": self._speaker_index.get(self.clips[clip].speaker, -1),
             "clip_id": self.clips[clip].clip_id,
             "start": start,
+            # Which frame each image is, as (clip index, frame index): the trainer's latent cache
+            # (memo_zoo.train.latent_cache) encodes a frame once however often it comes back.
+            "reference_key": torch.tensor(reference_key, dtype=torch.long),
+            "target_keys": torch.tensor([(clip, start + i) for i in range(F)], dtype=torch.long),
+            "motion_keys": torch.tensor(motion_keys, dtype=torch.long).reshape(M, 2),
         }
 
     def _sample_starts(self, frame_ids: np.ndarray) -> np.ndarray:
@@ -291,16 +305,25 @@ def collate(batch: Sequence[dict[str, Any]]) -> dict[str, Any]:
     if not batch:
         raise ValueError("cannot collate an empty batch")
     longest = max(item["motion"].shape[0] for item in batch)
-    motions, masks = [], []
+    motions, masks, motion_keys = [], [], []
     for item in batch:
-        motion, mask = item["motion"], item["motion_mask"]
+        motion, mask, keys = item["motion"], item["motion_mask"], item.get("motion_keys")
         missing = longest - motion.shape[0]
         if missing:
             motion = torch.cat([motion[:1].expand(missing, *motion.shape[1:]), motion])
             mask = torch.cat([torch.zeros(missing, dtype=torch.bool), mask])
+            if keys is not None:
+                keys = torch.cat([keys[:1].expand(missing, 2), keys]) if len(keys) else keys.new_zeros(missing, 2)
         motions.append(motion)
         masks.append(mask)
+        motion_keys.append(keys)
+    keyed = {}
+    if all(keys is not None for keys in motion_keys):
+        keyed = {"reference_key": torch.stack([item["reference_key"] for item in batch]),
+                 "target_keys": torch.stack([item["target_keys"] for item in batch]),
+                 "motion_keys": torch.stack(motion_keys)}
     return {
+        **keyed,
         "reference": torch.stack([item["reference"] for item in batch]),
         "reference_source": [item["reference_source"] for item in batch],
         "target": torch.stack([item["target"] for item in batch]),

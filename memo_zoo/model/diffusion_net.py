@@ -125,6 +125,17 @@ class DiffusionNet(SpatialUNet):
                          for block, ctx, motion in zip(blocks, state.contexts, motion_features))
         return MemoState(state.batch, contexts)
 
+    def merge_states(self, parts: Sequence[tuple[Tensor, MemoState]], batch: int) -> MemoState | None:
+        """One state for ``batch`` videos from the states of disjoint groups of them (``parts``:
+        each group's video indices with its state), site by site through the temporal modules'
+        optional ``merge_contexts``; None when a site's module has none (the caller then runs
+        one forward per group)."""
+        merges = [getattr(block.temporal, "merge_contexts", None) for block in self.blocks]
+        if any(merge is None for merge in merges):
+            return None
+        return MemoState(batch, tuple(merge([(index, state.contexts[site]) for index, state in parts], batch)
+                                      for site, merge in enumerate(merges)))
+
     def forward(
         self,
         latents: Tensor,

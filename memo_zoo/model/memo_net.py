@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Mapping, Protocol
+from typing import Any, Mapping, Protocol, Sequence
 
 from pydantic import BaseModel, ValidationError
 import torch
@@ -119,6 +119,10 @@ class MemoNet(nn.Module):
                                     image_tokens.repeat_interleave(fm, dim=0))
         features = [block.reshape(b, fm, *block.shape[1:]) for block in frames.blocks]
         return self.diffusion_net.update_state(self.new_state(b) if state is None else state, features)
+
+    def merge_states(self, parts: Sequence[tuple[Tensor, MemoState]], batch: int) -> MemoState | None:
+        """``DiffusionNet.merge_states``: one state from the states of disjoint groups of videos."""
+        return self.diffusion_net.merge_states(parts, batch)
 
     def forward(
         self,

@@ -95,6 +95,9 @@ class TrainConfig(Strict):
                                 "L7; the tiny model trains from scratch and needs a larger one)")
     lr_warmup_steps: int = Field(0, ge=0, description="linear warm-up from 0 to lr over this many steps (paper: none)")
     optimizer: Literal["adamw"] = Field("adamw", description="optimizer (torch AdamW)")
+    fused_adamw: bool = Field(
+        True, description="torch's fused AdamW kernel (the same update within float rounding, one kernel for all "
+                          "parameters instead of about ten small ops per parameter; several times faster on CPU)")
     weight_decay: float = Field(0.01, ge=0, description="AdamW decoupled weight decay")
     adam_betas: tuple[float, float] = Field((0.9, 0.999), description="AdamW betas")
     adam_eps: float = Field(1e-8, gt=0, description="AdamW epsilon")
@@ -110,6 +113,10 @@ class TrainConfig(Strict):
     log_every: int = Field(10, ge=1, description="log MLflow metrics every N optimizer steps (means over the N)")
     num_workers: int = Field(0, ge=0, description="DataLoader worker processes per training process")
     vae_batch: int = Field(32, ge=1, description="frames per frozen-VAE encode call (bounds memory at 512 px)")
+    latent_cache_mb: int = Field(
+        2048, ge=0, description="keep up to this many MiB of frozen-VAE latents per training process, so a frame "
+                                "drawn again is not encoded again (memo_zoo.train.latent_cache; only with a VAE "
+                                "whose encoding is deterministic and no colour_augment); 0: encode every step")
     init_weights: Optional[Path] = Field(
         None, description="start the network from a saved MemoNet folder (memo_net.safetensors) or a training "
                           "checkpoint folder (its model/ and the trainable encoders of its encoders.safetensors), "

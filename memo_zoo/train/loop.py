@@ -61,8 +61,16 @@ from memo_zoo.train.config import TrainConfig
 from memo_zoo.train.out_dir import STALE_STATUS, OutDirLock, close_stale_runs, read_run_record, write_run_record
 from memo_zoo.train.step_loop import StepLoop
 from memo_zoo.train.stop import StopRequest
+from memo_zoo.train.latent_cache import LatentCache, deterministic_encoder
 from memo_zoo.train.step import (TrainModules, apply_phase, check_parts, new_module_prefixes, prepare_inputs,
                                  robust_objective)
+
+
+def fused_supported(wanted: bool, params: list[nn.Parameter]) -> bool | None:
+    """``fused=`` for AdamW: torch's fused kernel where asked and every parameter is a floating
+    tensor on CPU or CUDA (the devices it supports); None (torch's choice) otherwise."""
+    ok = all(p.is_floating_point() and p.device.type in ("cpu", "cuda") for p in params)
+    return True if wanted and ok else None
 
 
 def derived_seed(*parts: int) -> int:
@@ -325,7 +333,7 @@ class Trainer:
         if not allowed:
             raise MemoZooError("task train: nothing to train (every parameter is frozen)")
         optimizer = torch.optim.AdamW(allowed, lr=cfg.lr, betas=cfg.adam_betas, eps=cfg.adam_eps,
-                                      weight_decay=cfg.weight_decay)
+                                      weight_decay=cfg.weight_decay, fused=fused_supported(cfg.fused_adamw, allowed))
         warmup = cfg.lr_warmup_steps
         scheduler = torch.optim.lr_scheduler.LambdaLR(
             optimizer, lambda step: min(1.0, (step + 1) / warmup) if warmup else 1.0)
@@ -336,6 +344,9 @@ class Trainer:
         if isinstance(vae, nn.Module):
             vae.to(device).eval().requires_grad_(False)
         scaler = getattr(accelerator, "scaler", None)
+        # Built after the VAE is on its device; one per run (frames are keyed by this run's dataset).
+        latent_cache = (LatentCache(cfg.latent_cache_mb * 2**20)
+                        if cfg.latent_cache_mb and deterministic_encoder(vae) else None)
 
         names_digest = hashlib.sha256("\n".join(n for n, _ in modules.named_parameters()).encode()).hexdigest()[:16]
         state = self._start_state(existing, modules, trainable_names, optimizer, scheduler, scaler, world,
@@ -387,7 +398,7 @@ class Trainer:
                                 motion_padding=cfg.motion_padding, audio_window=self.sample_config.audio_window,
                                 no_emotion=no_emotion, device=device, vae_batch=cfg.vae_batch,
                                 loss_regions=cfg.loss_regions, motion_augment=cfg.motion_augment,
-                                colour_augment=cfg.colour_augment)
+                                colour_augment=cfg.colour_augment, latent_cache=latent_cache)
                         last = micro == cfg.grad_accumulation - 1
                         with contextlib.nullcontext() if last else accelerator.no_sync(model):
                             with accelerator.autocast():
@@ -456,6 +467,8 @@ class Trainer:
         done = state.step - start_step
         result.samples_per_second = done * global_batch / result.wall_seconds if result.wall_seconds else 0.0
         if run is not None:
+            if latent_cache is not None:
+                run.log_metrics(latent_cache.stats(), step=state.step)
             run.log_dict({"steps": state.step, "steps_this_run": done, "samples_seen": state.samples_seen,
                           "dropped_samples_total": state.dropped_total, "wall_seconds": result.wall_seconds,
                           "samples_per_second": result.samples_per_second,

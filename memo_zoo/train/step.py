@@ -17,10 +17,12 @@ Per micro-batch (B samples, F target frames, M motion slots; ``memo_zoo.data.sam
 
 Motion mask (T5): padding frames (mask False) never enter the memory in ``motion_padding='drop'``
 mode. Temporal contexts are opaque per component (a linear memory, a frame window, ...), so they
-cannot be zeroed or merged per sample; instead samples are grouped by how many real frames they
-have (padding is always at the front, the oldest end, so the real frames are the newest ``n``)
-and each group gets its own ``motion_state`` and forward. Samples do not interact inside the
-network (no batch statistics), so this equals one call per sample, at the cost of a few calls.
+cannot be zeroed per sample; instead samples are grouped by how many real frames they have
+(padding is always at the front, the oldest end, so the real frames are the newest ``n``) and
+each group gets its own ``motion_state``. Where the temporal modules can merge memories of
+disjoint groups (``merge_contexts``, e.g. the linear memory), the groups' states are merged and
+the Diffusion Net runs once for the batch; otherwise each group gets its own forward. Samples do
+not interact inside the network (no batch statistics), so either equals one call per sample.
 
 Phases (L2, L3): ``apply_phase`` sets ``requires_grad`` per module group; in the ``spatial`` phase
 the step uses single frames (F = 1) with no audio, no emotion and no memory (stage 1 trains the
@@ -43,6 +45,7 @@ from memo_zoo.errors import MemoZooError
 from memo_zoo.model.memo_net import MemoNet
 from memo_zoo.train.colour_augment import ColourAugmentConfig, draw_colour
 from memo_zoo.train.config import ConditionDropoutConfig, LossTarget, TimestepConfig
+from memo_zoo.train.latent_cache import LatentCache
 from memo_zoo.train.loss import data_loss_from_velocity_loss, noisy_latents, sample_times, velocity_loss
 from memo_zoo.train.motion_augment import MotionAugmentConfig, augment_motion
 from memo_zoo.train.regions import LossRegion, region_weight_map
@@ -117,13 +120,22 @@ def encode_frames(vae: Any, frames: Tensor, chunk: int) -> Tensor:
     return torch.cat(outs).float()
 
 
+def encode_keyed(vae: Any, frames: Tensor, keys: Tensor | None, chunk: int, cache: LatentCache | None) -> Tensor:
+    """``encode_frames`` through ``cache`` when there is one and the frames carry their (clip,
+    frame) ``keys`` (N, 2); the batch layout of the result is the same either way."""
+    if cache is None or keys is None:
+        return encode_frames(vae, frames, chunk)
+    return cache.encode(frames, keys, lambda missing: encode_frames(vae, missing, chunk))
+
+
 @torch.no_grad()
 def prepare_inputs(batch: dict[str, Any], vae: Any, generator: torch.Generator, *, single_frame: bool,
                    use_audio: bool, timesteps: TimestepConfig, dropout: ConditionDropoutConfig,
                    motion_padding: str, audio_window: int, no_emotion: int, device: torch.device,
                    vae_batch: int = 32, loss_regions: list[LossRegion] | None = None,
                    motion_augment: MotionAugmentConfig | None = None,
-                   colour_augment: ColourAugmentConfig | None = None) -> dict[str, Any]:
+                   colour_augment: ColourAugmentConfig | None = None,
+                   latent_cache: LatentCache | None = None) -> dict[str, Any]:
     """The tensors ``TrainModules.forward`` reads, from a collated batch (see the module docstring).
 
     ``single_frame``: the spatial phase (L2): the first target frame only, no memory, no audio,
@@ -132,16 +144,22 @@ def prepare_inputs(batch: dict[str, Any], vae: Any, generator: torch.Generator, 
     corruption of the motion latents (``memo_zoo.train.motion_augment``), drawn after everything else.
     ``colour_augment``: a colour shift of the sample's frames (``memo_zoo.train.colour_augment``),
     drawn before everything else and applied to the frames before they are encoded.
+    ``latent_cache``: latents of frames already encoded this run, looked up by the batch's frame
+    keys (``memo_zoo.train.latent_cache``); not used when the frames are recoloured.
     """
     target = batch["target"].to(device)
+    target_keys = batch.get("target_keys")
     if single_frame:
         target = target[:, :1]
+        target_keys = None if target_keys is None else target_keys[:, :1]
     b, f = target.shape[:2]
     reference = batch["reference"].to(device)
     colour = draw_colour(b, colour_augment, generator) if colour_augment is not None else None
     if colour is not None:
         target, reference = colour[0].apply(target), colour[0].apply(reference)
-    z0 = encode_frames(vae, target.flatten(0, 1), vae_batch)
+        latent_cache = None  # recoloured frames are not the frames the keys name
+    z0 = encode_keyed(vae, target.flatten(0, 1), None if target_keys is None else target_keys.flatten(0, 1),
+                      vae_batch, latent_cache)
     z0 = z0.reshape(b, f, *z0.shape[1:])
     draws = draw(generator, tuple(z0.shape), timesteps, dropout)
     keep = {name: mask.to(device) for name, mask in draws.keep.items()}
@@ -150,7 +168,7 @@ def prepare_inputs(batch: dict[str, Any], vae: Any, generator: torch.Generator, 
         "noise": draws.noise.to(device=device, dtype=z0.dtype),
         "t": draws.t.to(device),
         "reference_images": reference,
-        "reference_latents": encode_frames(vae, reference, vae_batch),
+        "reference_latents": encode_keyed(vae, reference, batch.get("reference_key"), vae_batch, latent_cache),
         "keep_reference": keep["reference"],
         "keep_audio": keep["audio"],
         "num_frames": f,
@@ -169,7 +187,9 @@ def prepare_inputs(batch: dict[str, Any], vae: Any, generator: torch.Generator, 
     used = torch.arange(m).unsqueeze(0) >= (m - counts).unsqueeze(1)  # (B, M): the newest count frames
     latents = None
     if bool(used.any()):
-        encoded = encode_frames(vae, motion[used].to(device), vae_batch)
+        motion_keys = batch.get("motion_keys")
+        encoded = encode_keyed(vae, motion[used].to(device), None if motion_keys is None else motion_keys[used],
+                               vae_batch, latent_cache)
         latents = encoded.new_zeros(b, m, *encoded.shape[1:])
         latents[used.to(device)] = encoded
         if motion_augment is not None:
@@ -201,6 +221,9 @@ class TrainModules(nn.Module):
         self.fps = float(fps)
         self.audio_window = int(audio_window)
         self.loss_target = loss_target
+        # One forward for samples of every motion-frame count where the temporal modules can merge
+        # their memories (``_merged_state``); off = one forward per count, the reference path.
+        self.merge_groups = True
 
     def forward(self, inputs: dict[str, Any]) -> Tensor:
         """Per-sample loss (B,) float32: the velocity MSE (L1), or with ``loss_target="data"`` the
@@ -224,6 +247,12 @@ class TrainModules(nn.Module):
         counts = inputs["motion_count"]
         motion = inputs["motion_latents"]
         groups = torch.unique(counts).tolist()
+        mask = None if bool(keep_reference.all()) else keep_reference
+        merged = self._merged_state(groups, counts, motion, tokens) if len(groups) > 1 else None
+        if merged is not None:
+            # One forward for the whole batch: the per-group memories merged into one state.
+            velocity = net(z_t, t, tokens, audio, emotion, reference, merged, mask)
+            return self._loss(velocity, z0, noise, t, inputs)
         losses = z0.new_zeros(b, dtype=torch.float32)
         for count in groups:
             idx = None if len(groups) == 1 else (counts == count).nonzero().squeeze(1)
@@ -236,14 +265,32 @@ class TrainModules(nn.Module):
             if count > 0:
                 state = net.motion_state(pick(motion)[:, motion.shape[1] - count:], group_tokens)
             group_keep = pick(keep_reference)
-            mask = None if bool(group_keep.all()) else group_keep
+            group_mask = None if bool(group_keep.all()) else group_keep
             velocity = net(pick(z_t), pick(t), group_tokens, pick(audio), pick(emotion),
-                           {name: pick(states) for name, states in reference.items()}, state, mask)
-            group_loss = velocity_loss(velocity, pick(z0), pick(noise), inputs.get("loss_weights"))
-            if self.loss_target == "data":
-                group_loss = data_loss_from_velocity_loss(group_loss, pick(t))
+                           {name: pick(states) for name, states in reference.items()}, state, group_mask)
+            group_loss = self._loss(velocity, pick(z0), pick(noise), pick(t), inputs)
             losses = group_loss if idx is None else losses.index_copy(0, idx, group_loss)
         return losses
+
+    def _loss(self, velocity: Tensor, z0: Tensor, noise: Tensor, t: Tensor, inputs: dict[str, Any]) -> Tensor:
+        loss = velocity_loss(velocity, z0, noise, inputs.get("loss_weights"))
+        return data_loss_from_velocity_loss(loss, t) if self.loss_target == "data" else loss
+
+    def _merged_state(self, groups: list[int], counts: Tensor, motion: Tensor | None, tokens: Tensor) -> Any:
+        """The memories of the motion-count groups (each built from its own count, T5) merged into
+        one state for the batch, or None when the network's temporal modules cannot merge theirs
+        (``merge_states``) or ``merge_groups`` is off: the caller then runs a forward per group.
+        Samples do not interact in the network, so both give the same loss (tests/unit/test_train_step.py)."""
+        merge = getattr(self.net, "merge_states", None)
+        if not self.merge_groups or merge is None:
+            return None
+        parts = []
+        for count in groups:
+            idx = (counts == count).nonzero().squeeze(1)
+            state = (self.net.motion_state(motion[idx][:, motion.shape[1] - count:], tokens[idx]) if count > 0
+                     else self.net.new_state(len(idx)))
+            parts.append((idx, state))
+        return merge(parts, counts.shape[0])
 
 
 def robust_objective(losses: Tensor, threshold: float | None) -> tuple[Tensor, Tensor]:

@@ -127,6 +127,26 @@ class LinearMemoryTemporal(FrameAttention):
             batch=ctx.batch, kv=new_kv, k=new_k, frames_seen=ctx.frames_seen + a, spatial=spatial
         )
 
+    def merge_contexts(self, parts: list[tuple[Tensor, LinearMemoryContext]], batch: int) -> LinearMemoryContext:
+        """One memory for ``batch`` videos from the memories of disjoint groups of them: ``parts``
+        pairs each group's video indices (long) with its memory. A group's empty memory becomes
+        zero M_KV and M_K, which ``forward`` reads exactly as no memory (it adds them). Training
+        builds memories from different motion-frame counts per group (T5) and then runs one
+        forward for the whole batch; gradients reach every group's memory."""
+        full = [ctx for _, ctx in parts if not ctx.empty]
+        if not full:
+            return self.new_context(batch)
+        first = full[0]
+        cells = first.spatial[0] * first.spatial[1]
+        kv = first.kv.new_zeros(batch, cells, *first.kv.shape[1:])
+        k = first.k.new_zeros(batch, cells, *first.k.shape[1:])
+        for index, ctx in parts:
+            if not ctx.empty:
+                kv = kv.index_copy(0, index, ctx.kv.reshape(len(index), cells, *ctx.kv.shape[1:]).to(kv))
+                k = k.index_copy(0, index, ctx.k.reshape(len(index), cells, *ctx.k.shape[1:]).to(k))
+        return LinearMemoryContext(batch=batch, kv=kv.flatten(0, 1), k=k.flatten(0, 1),
+                                   frames_seen=max(ctx.frames_seen for _, ctx in parts), spatial=first.spatial)
+
     def forward(self, x: Tensor, ctx: LinearMemoryContext | None = None) -> Tensor:
         """(B, F, C, H, W) -> same shape and dtype; reads ``ctx`` (None = empty memory) (T1, T3)."""
         b, f, c, h, w = x.shape

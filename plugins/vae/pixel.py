@@ -19,6 +19,9 @@ from memo_zoo_plugins.vae.configs import PixelVAEConfig
 
 
 class PixelVAE(torch.nn.Module):
+    # encode is a fixed function of the frames: training may cache latents (memo_zoo.train.latent_cache)
+    deterministic_encode = True
+
     def __init__(self, config: PixelVAEConfig):
         super().__init__()
         self.scaling_factor = config.scaling_factor

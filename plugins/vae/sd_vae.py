@@ -78,6 +78,12 @@ class SDVAE(torch.nn.Module):
         self.latent_channels = int(vae_config.latent_channels)
         self.downsample = 2 ** (len(vae_config.block_out_channels) - 1)
 
+    @property
+    def deterministic_encode(self) -> bool:
+        """The posterior mean is a fixed function of the frames (training may cache it,
+        ``memo_zoo.train.latent_cache``); a posterior draw is not."""
+        return not self.config.sample
+
     def train(self, mode: bool = True) -> "SDVAE":
         super().train(mode)
         self.vae.eval()  # frozen: keep it deterministic whatever the host's mode

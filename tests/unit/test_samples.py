@@ -302,3 +302,28 @@ def test_config_is_strict_and_labels_follow_the_label_set(clips, tmp_path):
     with pytest.raises(ValueError, match="not in the paper label set"):
         TalkingHeadSamples([ClipRecord("x", clips[0].video, emotion="contempt")], _config(), cache_dir=tmp_path)
     assert len(TalkingHeadSamples(clips, _config(samples_per_epoch=7), cache_dir=tmp_path)) == 7
+
+
+@pytest.mark.parametrize("padding", ["first_frame", "reference"])
+def test_frame_keys_name_the_clip_and_frame_of_every_image_before_and_after_collate(clips, tmp_path, padding):
+    """reference_key / target_keys / motion_keys are (clip index, frame index) of each image: the
+    identity the trainer's latent cache looks latents up by, so a wrong key would train on
+    another frame's latent. The test clips paint the frame index and the clip into the pixels."""
+    config = _config(motion_frames=[4, 8, 12], samples_per_clip=6, motion_padding=padding)
+    samples = TalkingHeadSamples(clips, config, cache_dir=tmp_path)
+    items = [samples[i] for i in range(12)]
+    decoupled = 0
+    for item in items:
+        for images, keys in ((item["reference"][None], item["reference_key"][None]),
+                             (item["target"], item["target_keys"]), (item["motion"], item["motion_keys"])):
+            assert keys.dtype == torch.long and keys.shape == (images.shape[0], 2)
+            assert list(_frame_index(images)) == keys[:, 1].tolist()
+            assert list(_clip_code(images)) == keys[:, 0].tolist()
+        decoupled += item["reference_source"] == "other_emotion"
+    assert decoupled > 0  # a reference from the partner clip was keyed too
+    batch = collate(items)
+    assert batch["motion_keys"].shape == (12, batch["motion"].shape[1], 2)
+    for row in range(12):
+        assert list(_frame_index(batch["motion"][row])) == batch["motion_keys"][row, :, 1].tolist()
+        assert list(_clip_code(batch["motion"][row])) == batch["motion_keys"][row, :, 0].tolist()
+    assert torch.equal(batch["target_keys"], torch.stack([item["target_keys"] for item in items]))

@@ -333,3 +333,43 @@ def test_checkpoints_are_atomic_pruned_and_restore_weights_optimizer_and_rng(tmp
     moments = [s["exp_avg"] for s in optimizer.state_dict()["state"].values()]
     loaded = [s["exp_avg"] for s in fresh_optimizer.state_dict()["state"].values()]
     assert len(moments) == len(loaded) > 0 and all(torch.equal(a, b) for a, b in zip(moments, loaded))
+
+
+def test_one_forward_over_merged_memories_gives_the_loss_and_gradients_of_a_forward_per_group():
+    """Samples with 0, 2 and 4 motion frames (T5) and a dropped reference (L6): the linear memories
+    of each count, merged, then one Diffusion Net call, equal one call per count, gradients too."""
+    modules = make_modules()
+    mask = [[False, False, True, True], [True, True, True, True], [False, False, True, True]]
+    batch = make_batch(3, batch=3, mask=mask)
+    inputs = inputs_for(batch)
+    inputs["motion_count"] = torch.tensor([2, 4, 0])  # sample 2's motion dropped
+    inputs["keep_reference"] = torch.tensor([True, False, True])
+    merges = []
+    original = modules.net.merge_states
+    modules.net.merge_states = lambda parts, b: merges.append(len(parts)) or original(parts, b)
+    results = {}
+    for merged in (True, False):
+        modules.merge_groups = merged
+        modules.zero_grad()
+        losses = modules(inputs)
+        losses.sum().backward()
+        results[merged] = losses.detach(), [p.grad.clone() for p in modules.parameters() if p.grad is not None]
+    assert merges == [3]  # the merged path ran, once, over the three groups
+    torch.testing.assert_close(results[True][0], results[False][0], rtol=1e-5, atol=1e-6)
+    assert len(results[True][1]) == len(results[False][1])
+    for merged_grad, grouped_grad in zip(results[True][1], results[False][1]):
+        torch.testing.assert_close(merged_grad, grouped_grad, rtol=1e-4, atol=1e-6)
+
+
+def test_temporal_modules_that_cannot_merge_memories_run_a_forward_per_group():
+    torch.manual_seed(0)
+    net = build_memo_net(NETWORK, FACTORIES("temporal", {"kind": "self_attention", "motion_frames": 4, "heads": 2}),
+                         FACTORIES("audio_fusion", {"kind": "multimodal_attention", "heads": 2}))
+    assert net.merge_states([(torch.tensor([0]), net.new_state(1))], 1) is None
+    modules = TrainModules(net, build_conv(ConvImageEncoderConfig(embed_dim=8, channels=(8,))),
+                           build_log_mel(LogMelConfig(token_count=4, token_dim=8, hidden=16, n_mels=16,
+                                                      window=WINDOW)), FPS, WINDOW)
+    inputs = inputs_for(make_batch(4, batch=2, mask=[[False, False, True, True], [True, True, True, True]]))
+    with torch.no_grad():
+        losses = modules(inputs)
+    assert losses.shape == (2,) and torch.isfinite(losses).all()
