@@ -312,8 +312,8 @@ def collate(batch: Sequence[dict[str, Any]]) -> dict[str, Any]:
         if missing:
             motion = torch.cat([motion[:1].expand(missing, *motion.shape[1:]), motion])
             mask = torch.cat([torch.zeros(missing, dtype=torch.bool), mask])
-            if keys is not None:
-                keys = torch.cat([keys[:1].expand(missing, 2), keys]) if len(keys) else keys.new_zeros(missing, 2)
+            if keys is not None:  # the padding repeats the first motion frame: so does its key
+                keys = torch.cat([keys[:1].expand(missing, 2), keys])
         motions.append(motion)
         masks.append(mask)
         motion_keys.append(keys)

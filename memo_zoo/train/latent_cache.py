@@ -12,8 +12,8 @@ in one VAE call and keeps them while the cache is under its byte budget. What is
 change: a cached latent is the latent the VAE gives that frame (up to the float rounding of
 another batch composition, tested in tests/unit/test_latent_cache.py).
 
-It is only used where that holds (``usable``): the VAE says its encoding is deterministic
-(``deterministic_encode``, set by the built-in VAEs; a VAE that samples its posterior, or a
+It is only used where that holds: the VAE says its encoding is deterministic
+(``deterministic_encode``, read by ``deterministic_encoder``, set by the built-in VAEs; a VAE that samples its posterior, or a
 third-party one that does not say, is encoded every step), and no colour augmentation changes
 the frames before encoding.
 """

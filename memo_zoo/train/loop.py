@@ -58,10 +58,10 @@ from memo_zoo.train.checkpoint import (ENCODERS_FILE, MODEL_DIR, CorruptCheckpoi
                                        latest_checkpoint, list_checkpoints, load_checkpoint, load_encoder_weights,
                                        read_state, save_checkpoint, verify_checkpoint)
 from memo_zoo.train.config import TrainConfig
+from memo_zoo.train.latent_cache import LatentCache, deterministic_encoder
 from memo_zoo.train.out_dir import STALE_STATUS, OutDirLock, close_stale_runs, read_run_record, write_run_record
 from memo_zoo.train.step_loop import StepLoop
 from memo_zoo.train.stop import StopRequest
-from memo_zoo.train.latent_cache import LatentCache, deterministic_encoder
 from memo_zoo.train.step import (TrainModules, apply_phase, check_parts, new_module_prefixes, prepare_inputs,
                                  robust_objective)
 

@@ -247,26 +247,27 @@ class TrainModules(nn.Module):
         counts = inputs["motion_count"]
         motion = inputs["motion_latents"]
         groups = torch.unique(counts).tolist()
-        mask = None if bool(keep_reference.all()) else keep_reference
-        merged = self._merged_state(groups, counts, motion, tokens) if len(groups) > 1 else None
-        if merged is not None:
-            # One forward for the whole batch: the per-group memories merged into one state.
-            velocity = net(z_t, t, tokens, audio, emotion, reference, merged, mask)
-            return self._loss(velocity, z0, noise, t, inputs)
-        losses = z0.new_zeros(b, dtype=torch.float32)
+        # Each group's memory from its own motion-frame count (T5), built once whichever path runs.
+        parts = []
         for count in groups:
             idx = None if len(groups) == 1 else (counts == count).nonzero().squeeze(1)
+            rows = slice(None) if idx is None else idx
+            state = net.motion_state(motion[rows][:, motion.shape[1] - count:], tokens[rows]) if count > 0 else None
+            parts.append((idx, state))
+        merged = self._merged_state(parts, b) if len(parts) > 1 else None
+        if merged is not None:
+            # One forward for the whole batch: the groups' memories merged into one state.
+            mask = None if bool(keep_reference.all()) else keep_reference
+            return self._loss(net(z_t, t, tokens, audio, emotion, reference, merged, mask), z0, noise, t, inputs)
+        losses = z0.new_zeros(b, dtype=torch.float32)
+        for idx, state in parts:
 
             def pick(x: Any) -> Any:
                 return x if idx is None or x is None else x[idx]
 
-            group_tokens = pick(tokens)
-            state = None
-            if count > 0:
-                state = net.motion_state(pick(motion)[:, motion.shape[1] - count:], group_tokens)
             group_keep = pick(keep_reference)
             group_mask = None if bool(group_keep.all()) else group_keep
-            velocity = net(pick(z_t), pick(t), group_tokens, pick(audio), pick(emotion),
+            velocity = net(pick(z_t), pick(t), pick(tokens), pick(audio), pick(emotion),
                            {name: pick(states) for name, states in reference.items()}, state, group_mask)
             group_loss = self._loss(velocity, pick(z0), pick(noise), pick(t), inputs)
             losses = group_loss if idx is None else losses.index_copy(0, idx, group_loss)
@@ -276,21 +277,17 @@ class TrainModules(nn.Module):
         loss = velocity_loss(velocity, z0, noise, inputs.get("loss_weights"))
         return data_loss_from_velocity_loss(loss, t) if self.loss_target == "data" else loss
 
-    def _merged_state(self, groups: list[int], counts: Tensor, motion: Tensor | None, tokens: Tensor) -> Any:
-        """The memories of the motion-count groups (each built from its own count, T5) merged into
-        one state for the batch, or None when the network's temporal modules cannot merge theirs
-        (``merge_states``) or ``merge_groups`` is off: the caller then runs a forward per group.
-        Samples do not interact in the network, so both give the same loss (tests/unit/test_train_step.py)."""
+    def _merged_state(self, parts: list[tuple[Tensor, Any]], batch: int) -> Any:
+        """The groups' memories (``parts``: each group's sample indices with its state, None for an
+        empty memory) merged into one state for the batch, or None when ``merge_groups`` is off or
+        the network's temporal modules cannot merge theirs (``merge_states``): the caller then runs
+        a forward per group. Samples do not interact in the network, so both give the same loss
+        (tests/unit/test_train_step.py)."""
         merge = getattr(self.net, "merge_states", None)
         if not self.merge_groups or merge is None:
             return None
-        parts = []
-        for count in groups:
-            idx = (counts == count).nonzero().squeeze(1)
-            state = (self.net.motion_state(motion[idx][:, motion.shape[1] - count:], tokens[idx]) if count > 0
-                     else self.net.new_state(len(idx)))
-            parts.append((idx, state))
-        return merge(parts, counts.shape[0])
+        return merge([(idx, self.net.new_state(len(idx)) if state is None else state) for idx, state in parts],
+                     batch)
 
 
 def robust_objective(losses: Tensor, threshold: float | None) -> tuple[Tensor, Tensor]:
