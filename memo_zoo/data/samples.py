@@ -195,6 +195,19 @@ class TalkingHeadSamples(Dataset):
             arrays = self._arrays[clip] = (entry.frames(), entry.audio())
         return arrays
 
+    # -- whole clips, for the trainer's latent store (memo_zoo.train.latent_cache) ---------------
+
+    def clip_directory(self, clip: int) -> Path:
+        """The frame-cache folder of clip ``clip`` (content-keyed: source file, fps, size)."""
+        return self._entries[clip].directory
+
+    def clip_length(self, clip: int) -> int:
+        return self._entries[clip].frame_count
+
+    def clip_images(self, clip: int) -> torch.Tensor:
+        """Every frame of clip ``clip`` as (T, 3, S, S) float in [-1, 1], as items carry them."""
+        return _to_image(np.asarray(self._open(clip)[0]))
+
     def rng(self, index: int) -> np.random.Generator:
         """The generator of item ``index`` in the current epoch (all of the item's draws)."""
         return np.random.default_rng([self.config.seed, self.epoch, index])

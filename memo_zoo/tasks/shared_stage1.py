@@ -32,7 +32,7 @@ from memo_zoo.train.config import TrainConfig
 # task.train fields that do not change the trained weights (where and how often things are written,
 # how fast: a cached latent is the latent the VAE gives that frame).
 NON_LEARNING_TRAIN_FIELDS = {"out_dir", "resume", "log_every", "checkpoint_every", "keep_checkpoints", "num_workers",
-                             "latent_cache_mb", "fused_adamw"}
+                             "latent_cache_mb", "latent_store", "fused_adamw"}
 
 # task.train fields added after trainings had been keyed: in a key only when not at their default,
 # so that the folders of earlier trainings keep their names and are reused.

@@ -117,6 +117,10 @@ class TrainConfig(Strict):
         2048, ge=0, description="keep up to this many MiB of frozen-VAE latents per training process, so a frame "
                                 "drawn again is not encoded again (memo_zoo.train.latent_cache; only with a VAE "
                                 "whose encoding is deterministic and no colour_augment); 0: encode every step")
+    latent_store: bool = Field(
+        True, description="keep each clip's frozen-VAE latents on disk beside its decoded frames, encoded once for "
+                          "every training that uses the same VAE (a shared stage 1 and each variant's joint phase; "
+                          "memo_zoo.train.latent_cache.ClipLatentStore); needs latent_cache_mb > 0")
     init_weights: Optional[Path] = Field(
         None, description="start the network from a saved MemoNet folder (memo_net.safetensors) or a training "
                           "checkpoint folder (its model/ and the trainable encoders of its encoders.safetensors), "

@@ -58,12 +58,12 @@ from memo_zoo.train.checkpoint import (ENCODERS_FILE, MODEL_DIR, CorruptCheckpoi
                                        latest_checkpoint, list_checkpoints, load_checkpoint, load_encoder_weights,
                                        read_state, save_checkpoint, verify_checkpoint)
 from memo_zoo.train.config import TrainConfig
-from memo_zoo.train.latent_cache import LatentCache, deterministic_encoder
+from memo_zoo.train.latent_cache import ClipLatentStore, LatentCache, deterministic_encoder, vae_fingerprint
 from memo_zoo.train.out_dir import STALE_STATUS, OutDirLock, close_stale_runs, read_run_record, write_run_record
 from memo_zoo.train.step_loop import StepLoop
 from memo_zoo.train.stop import StopRequest
-from memo_zoo.train.step import (TrainModules, apply_phase, check_parts, new_module_prefixes, prepare_inputs,
-                                 robust_objective)
+from memo_zoo.train.step import (TrainModules, apply_phase, check_parts, encode_frames, new_module_prefixes,
+                                 prepare_inputs, robust_objective)
 
 
 def fused_supported(wanted: bool, params: list[nn.Parameter]) -> bool | None:
@@ -345,8 +345,14 @@ class Trainer:
             vae.to(device).eval().requires_grad_(False)
         scaler = getattr(accelerator, "scaler", None)
         # Built after the VAE is on its device; one per run (frames are keyed by this run's dataset).
-        latent_cache = (LatentCache(cfg.latent_cache_mb * 2**20)
-                        if cfg.latent_cache_mb and deterministic_encoder(vae) else None)
+        latent_cache = None
+        if cfg.latent_cache_mb and deterministic_encoder(vae):
+            store = None
+            if cfg.latent_store and not cfg.colour_augment.enabled:
+                # One fingerprint per run: the VAE is frozen from here on.
+                store = ClipLatentStore(samples, vae_fingerprint(vae),
+                                        lambda images: encode_frames(vae, images.to(device), cfg.vae_batch))
+            latent_cache = LatentCache(cfg.latent_cache_mb * 2**20, store)
 
         names_digest = hashlib.sha256("\n".join(n for n, _ in modules.named_parameters()).encode()).hexdigest()[:16]
         state = self._start_state(existing, modules, trainable_names, optimizer, scheduler, scaler, world,

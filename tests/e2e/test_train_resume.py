@@ -185,3 +185,27 @@ def test_samples_above_the_loss_threshold_are_dropped_and_counted(workdir, world
     assert read_state(checkpoint).dropped_total == 4
     # Every sample dropped: no optimizer update ever happened.
     assert torch.load(checkpoint / "optimizer.pt", weights_only=True)["state"] == {}
+
+
+def test_trainings_share_the_clip_latents_on_disk_and_learn_the_same(workdir, world):
+    """Issue 19 item 5: the first training encodes each clip once into the frame cache, the next
+    (another stage or variant with the same frozen VAE) reads it; the loss curve is the same as
+    with every frame encoded each step."""
+    registry = train_registry()
+    recipe = write_recipe(workdir, world, steps=3)
+    for stale in (world / "cache").rglob("latents-*.npy"):  # written by earlier tests of the session
+        stale.unlink()
+    curves, metrics = {}, {}
+    for name, options in (("first", []), ("second", []),
+                          ("plain", ["task.latent_store=false", "task.latent_cache_mb=0"])):
+        outcome = run_recipe(load_recipe(recipe, registry, [f"task.out_dir={name}", *options]), registry)
+        client = MlflowClient(outcome.tracking_uri)
+        curves[name] = loss_curve(client, outcome.run_id)
+        metrics[name] = client.get_run(outcome.run_id).data.metrics
+    stored = sorted((world / "cache").rglob("latents-*.npy"))
+    assert len(stored) == metrics["first"]["latent_store_clips_encoded"] > 0
+    assert metrics["second"]["latent_store_clips_encoded"] == 0 and metrics["second"]["latent_store_clips_read"] > 0
+    assert "latent_store_clips_encoded" not in metrics["plain"]
+    for step, loss in curves["plain"].items():
+        assert curves["first"][step] == pytest.approx(loss, abs=1e-6)
+        assert curves["second"][step] == pytest.approx(loss, abs=1e-6)

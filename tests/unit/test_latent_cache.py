@@ -2,7 +2,8 @@
 
 A step's inputs and loss with the cache equal those without it; with colour augmentation or a
 VAE whose encoding is random the cache is not used; the fused AdamW update equals the for-loop
-one; neither option changes an experiment's training key.
+one; neither option changes an experiment's training key. The on-disk store encodes a clip once
+for every run with the same VAE and never serves one VAE's latents to another.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import torch
 from memo_zoo.tasks.shared_stage1 import train_key_document
 from memo_zoo.train.colour_augment import ColourAugmentConfig
 from memo_zoo.train.config import ConditionDropoutConfig, TimestepConfig, TrainConfig
-from memo_zoo.train.latent_cache import LatentCache, deterministic_encoder
+from memo_zoo.train.latent_cache import ClipLatentStore, LatentCache, deterministic_encoder, vae_fingerprint
 from memo_zoo.train.loop import fused_supported
 from memo_zoo.train.step import prepare_inputs, robust_objective
 from memo_zoo_plugins.vae.autoencoder_training import build_autoencoder
@@ -161,5 +162,81 @@ def test_fused_adamw_makes_the_update_of_the_for_loop_adamw():
 
 def test_speed_options_do_not_change_what_an_experiment_trains():
     base = TrainConfig()
-    fast = TrainConfig(latent_cache_mb=0, fused_adamw=False)
+    fast = TrainConfig(latent_cache_mb=0, fused_adamw=False, latent_store=False)
     assert train_key_document(fast) == train_key_document(base)
+
+
+class Clips:
+    """A ``ClipSource`` over in-memory clips (clips, T, 3, S, S), each with its own folder."""
+
+    def __init__(self, frames: torch.Tensor, root) -> None:
+        self.frames, self.root, self.opened = frames, root, []
+
+    def clip_directory(self, clip: int):
+        folder = self.root / f"clip{clip}"
+        folder.mkdir(exist_ok=True)
+        return folder
+
+    def clip_length(self, clip: int) -> int:
+        return self.frames.shape[1]
+
+    def clip_images(self, clip: int) -> torch.Tensor:
+        self.opened.append(clip)
+        return self.frames[clip]
+
+
+def test_the_store_encodes_each_clip_once_for_every_run_and_a_step_is_unchanged(sd_vae, tmp_path):
+    frames = clip_frames()
+    clips = Clips(frames, tmp_path)
+    fingerprint = vae_fingerprint(sd_vae)
+    modules = make_modules()
+    modules.eval()
+    for run in range(2):  # the second run (another stage, another variant) reads what the first wrote
+        opened = len(clips.opened)
+        store = ClipLatentStore(clips, fingerprint, lambda images: sd_vae.encode(images))
+        cache = LatentCache(max_bytes=10**9, store=store)
+        for seed in range(3):
+            batch = keyed_batch(frames, seed)
+            plain, stored = prepare(batch, sd_vae, None, seed), prepare(batch, sd_vae, cache, seed)
+            for name in ("z0", "noise", "t", "reference_latents", "motion_latents"):
+                # A whole clip is encoded in other batches than the step's: float rounding only.
+                torch.testing.assert_close(stored[name], plain[name], rtol=1e-5, atol=1e-5)
+        used = sorted({int(c) for c in batch["target_keys"][..., 0].flatten()})
+        if run == 0:
+            assert store.encoded_clips == len(set(clips.opened)) == len(clips.opened) and store.read_clips == 0
+        else:
+            assert store.encoded_clips == 0 and store.read_clips > 0 and len(clips.opened) == opened
+        assert all(store.path(c).is_file() for c in used)
+        assert cache.stats()["latent_store_clips_encoded"] == store.encoded_clips
+    opened = len(clips.opened)
+    # A file that is not a whole clip's latents (a foreign or damaged one) is encoded again.
+    store.path(0).write_bytes(b"not an array")
+    fresh = ClipLatentStore(clips, fingerprint, lambda images: sd_vae.encode(images))
+    torch.testing.assert_close(fresh.latents(0), sd_vae.encode(frames[0]), rtol=1e-5, atol=1e-5)
+    assert fresh.encoded_clips == 1 and len(clips.opened) == opened + 1
+
+
+def test_the_store_keeps_to_the_budget_and_names_a_frame_it_does_not_have(tmp_path):
+    frames = clip_frames(2, 5)
+    store = ClipLatentStore(Clips(frames, tmp_path), "fp", lambda images: images[:, :2] * 3)
+    one_clip = 5 * 2 * SIZE * SIZE * 4
+    cache = LatentCache(max_bytes=one_clip, store=store)
+    keys = torch.tensor([[0, 1], [1, 4], [0, 3], [1, 0]])
+    out = cache.encode(frames[0, :4], keys, lambda _: pytest.fail("the store encodes whole clips"))
+    assert torch.equal(out, torch.stack([frames[c, f, :2] * 3 for c, f in keys.tolist()]))
+    assert cache.bytes == one_clip and cache.misses == 3 and cache.hits == 1  # clip 1 did not fit: read again
+    with pytest.raises(IndexError, match=r"frame 7 of clip 0 .*latents-fp\.npy"):
+        cache.encode(frames[0, :1], torch.tensor([[0, 7]]), lambda _: None)
+
+
+def test_the_fingerprint_follows_the_weights_and_the_encoding_settings(sd_vae):
+    same = SDVAE(SDVAEConfig(weights=sd_vae.config.weights))
+    assert vae_fingerprint(same) == vae_fingerprint(sd_vae)
+    rescaled = SDVAE(SDVAEConfig(weights=sd_vae.config.weights, scaling_factor=0.5))
+    assert vae_fingerprint(rescaled) != vae_fingerprint(sd_vae)
+    with torch.no_grad():
+        next(same.parameters()).view(-1)[0] += 1e-3  # an autoencoder retrained in place
+    assert vae_fingerprint(same) != vae_fingerprint(sd_vae)
+    from memo_zoo_plugins.vae.configs import PixelVAEConfig
+    from memo_zoo_plugins.vae.pixel import PixelVAE
+    assert vae_fingerprint(PixelVAE(PixelVAEConfig(patch_size=8))) != vae_fingerprint(PixelVAE(PixelVAEConfig(patch_size=4)))
