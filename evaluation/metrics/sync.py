@@ -1,9 +1,11 @@
 """``metrics: [{kind: sync}]``: Sync-C and Sync-D with SyncNet (spec §8, Table 1; LSE-C / LSE-D).
 
-The network, its inputs, the face square and the offset search are the core's
+The network, its inputs, the face crop and the offset search are the core's
 (``memo_zoo.perception.syncnet``: the ``lip_sync_filter`` preprocessing stage uses them too); this
 module is the metric: per video Sync-C (median minus minimum distance), Sync-D (the minimum) and
-the AV offset, and the run's figures are their means (spec §8).
+the AV offset, and the run's figures are their means (spec §8). With ``crop_mode: tracked`` (the
+default when a ``face_detector`` is set) each video also reports ``face_tracked``: 1 when its
+crops followed a face track as the reference pipeline's do, 0 when it fell back to the fixed square.
 """
 
 from __future__ import annotations
@@ -39,8 +41,11 @@ class SyncMetric:
         if generated.audio is None:
             raise MemoZooError(f"sync: video {generated.id!r} has no audio to check the lips against")
         result = self.evaluator.search(generated.frames, generated.audio, generated.fps)
-        self.per_video[generated.id] = {"sync_c": result.confidence, "sync_d": result.min_distance,
-                                        "av_offset": float(result.av_offset)}
+        figures = {"sync_c": result.confidence, "sync_d": result.min_distance, "av_offset": float(result.av_offset)}
+        if self.config.crop_mode == "tracked":
+            # 0: no face track was kept (too short, too small, no face), the fixed square was used instead
+            figures["face_tracked"] = float(self.evaluator.last_tracked)
+        self.per_video[generated.id] = figures
 
     def compute(self) -> MetricResult:
         if not self.per_video:

@@ -8,4 +8,5 @@ from __future__ import annotations
 
 
 class GenerationWarning(UserWarning):
-    """Input that generation can use but that deserves a look (no face found, no emotion detector)."""
+    """Input that generation can use but that deserves a look (no face found, no emotion detector, audio
+    with little or no speech)."""

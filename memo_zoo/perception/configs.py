@@ -24,12 +24,18 @@ class FaceOptions(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    face_detector: Literal["none", "lbp", "yunet", "dlib_hog"] = Field(
+    face_detector: Literal["none", "lbp", "yunet", "dlib_hog", "dlib_cnn", "best"] = Field(
         "none", description="none: frames are face crops already, take the centre square; lbp: scikit-image's "
                             "LBP cascade (offline); yunet: cv2.FaceDetectorYN with detector_model; dlib_hog: "
-                            "dlib's HOG detector (offline, no model file)")
-    detector_model: Optional[str] = Field(None, description="yunet: the YuNet ONNX file (a path, or a name under "
-                                                            "MEMO_ZOO_WEIGHTS_DIR)")
+                            "dlib's HOG detector (offline, no model file); dlib_cnn: dlib's MMOD CNN detector "
+                            "(offline from the face-recognition-models package; slow on CPU); best: dlib_cnn, "
+                            "else dlib_hog, else lbp, whichever is installed")
+    detector_model: Optional[str] = Field(None, description="yunet: the YuNet ONNX file; dlib_cnn: another "
+                                                            "mmod_human_face_detector.dat than the "
+                                                            "face-recognition-models copy (a path, or a name "
+                                                            "under MEMO_ZOO_WEIGHTS_DIR)")
+    detector_max_side: int = Field(320, ge=32, description="dlib_cnn: frames are shrunk to this longer side "
+                                                           "before detection (its cost grows with the pixels)")
     crop: float = Field(1.0, gt=0, le=1, description="face_detector none: side of the centre square, as a "
                                                      "fraction of the frame's shorter side")
     sample_every: int = Field(5, ge=1, description="with a detector: detect on every k-th frame")
@@ -42,12 +48,60 @@ class FaceOptions(BaseModel):
 
 
 class SyncNetOptions(FaceOptions):
-    """How SyncNet reads a video: the face square (``FaceOptions``), the offsets searched, the
-    channel order and the batch size."""
+    """How SyncNet reads a video: the face crop, the offsets searched, the channel order and the
+    batch size.
+
+    ``crop_mode`` picks the face crop (``memo_zoo.perception.syncnet``):
+    - ``tracked``: the reference pipeline's (syncnet_python ``run_pipeline.py``): the detector runs
+      on every frame, faces are linked into tracks and each frame gets its own crop that follows
+      the head (``memo_zoo.perception.face_track``). It needs a detector, so it is the default only
+      when ``face_detector`` is set: with the published evaluation's crops, the figures are the
+      published ones' kind.
+    - ``fixed``: one square per video (``FaceOptions``: the median detector box, or the centre square
+      without a detector). The default without a detector, where there is nothing to track:
+      memo-zoo's own videos are face crops already. A video with no kept track falls back to it.
+    """
 
     max_offset: int = Field(15, ge=0, le=50, description="shifts searched: -max_offset..max_offset video frames")
     bgr: bool = Field(True, description="feed BGR channel order, as the reference (OpenCV-read frames)")
     batch_size: int = Field(16, ge=1, description="windows per forward pass")
+    crop_mode: Optional[Literal["tracked", "fixed"]] = Field(
+        None, description="tracked: detect on every frame, track the face and crop each frame around it, as the "
+                          "reference pipeline (needs face_detector); fixed: one square per video (median detector "
+                          "box, or the centre square); null: tracked with a face_detector, else fixed")
+    crop_scale: float = Field(0.4, ge=0, description="tracked: crop margin; the crop is 2 s (1 + crop_scale) wide "
+                                                     "for a box of half-side s (reference: 0.40)")
+    min_track: int = Field(100, ge=0, description="tracked: keep a track only with more than this many detections "
+                                                  "(reference: 100 frames, 4 s at 25 fps)")
+    num_failed_det: int = Field(25, ge=0, description="tracked: frames a face may go undetected and still continue "
+                                                      "its track (reference: 25)")
+    min_face_size: float = Field(100, ge=0, description="tracked: keep a track only when its mean box width or "
+                                                        "height exceeds this many pixels (reference: 100)")
+
+    @model_validator(mode="after")
+    def _resolve_crop_mode(self):
+        if self.crop_mode is None:
+            self.crop_mode = "tracked" if self.face_detector != "none" else "fixed"
+        elif self.crop_mode == "tracked" and self.face_detector == "none":
+            raise ValueError("crop_mode tracked needs a face_detector (lbp, yunet or dlib_hog) to track the face")
+        return self
+
+
+class DlibFaceEmbeddingConfig(BaseModel):
+    """dlib's 128-d face-recognition embedding of an aligned chip (``face_embedding.DlibFaceEmbedder``):
+    the model files default to the face-recognition-models pip package's copies."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    recognition_model: Optional[str] = Field(None, description="dlib_face_recognition_resnet_model_v1.dat: a path "
+                                                               "or a name under MEMO_ZOO_WEIGHTS_DIR; null: the "
+                                                               "face-recognition-models copy")
+    landmark_model: Optional[str] = Field(None, description="shape_predictor_5_face_landmarks.dat (the chip "
+                                                            "alignment's points); null: the package's copy")
+    chip_padding: float = Field(0.25, ge=0, le=1, description="margin around the face in the chip, as a fraction "
+                                                              "of its size (dlib's recipe: 0.25)")
+    jitter: int = Field(0, ge=0, le=100, description="embed this many randomly jittered copies of each chip too "
+                                                     "and average (dlib's num_jitters; slower, a little steadier)")
 
 
 class FaceEmbeddingConfig(BaseModel):

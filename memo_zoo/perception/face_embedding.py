@@ -15,11 +15,24 @@ already in [-1, 1]; ``encode`` takes the centre square (``crop`` x the shorter s
 pipeline's face boxes are scaled by 1.1, spec §7, so ~0.9 recovers the tight box), resizes it to
 ``input_size``, optionally flips RGB -> BGR for networks trained on BGR, and L2-normalises the
 output. No landmark alignment is done here: the reference crops are expected to be aligned or
-near-frontal.
+near-frontal (the ``identity`` metric aligns frames first with ``align``,
+``memo_zoo.perception.landmarks.align_face``).
+
+``DlibFaceEmbedder`` is the offline alternative with real pretrained weights from a pip package
+(face-recognition-models, ``memo_zoo.perception.dlib_models``): dlib's standard recipe, the
+5-point shape predictor inside a face box, ``dlib.get_face_chip`` (150 px aligned chip, padding
+0.25) and the ResNet-29 face-recognition network, a 128-d embedding (99.38% on LFW by dlib's
+report; same person when the Euclidean distance of the raw descriptors is below 0.6). It returns
+the descriptors L2-normalised, so cosine similarities compare like ArcFace's; ArcFace's figures and
+dlib's are not on the same scale (dlib's cosines of different people sit around 0.8-0.9, ArcFace's
+near 0), so a run says which it used.
 """
 
 from __future__ import annotations
 
+from typing import Sequence
+
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -28,7 +41,9 @@ from memo_zoo.errors import MemoZooError, MissingWeightsError
 from memo_zoo.weights import resolve_weights
 from memo_zoo.model.frozen_encoder import FrozenEncoder, check_images, fit_square
 # The torch-free home of these names (issue 17.8); imported here so that old import paths still work.
-from memo_zoo.perception.configs import FaceEmbeddingConfig
+from memo_zoo.perception.configs import DlibFaceEmbeddingConfig, FaceEmbeddingConfig
+from memo_zoo.perception import dlib_models
+from memo_zoo.perception.landmarks import LandmarkPredictor, face_chip
 
 
 class FaceEmbeddingEncoder(FrozenEncoder):
@@ -63,3 +78,31 @@ class FaceEmbeddingEncoder(FrozenEncoder):
             raise MemoZooError(f"face-recognition network returned shape {tuple(out.shape)}, expected "
                                f"(batch, {self.embed_dim}); set embed_dim to the network's width")
         return F.normalize(out.float(), dim=1).to(out.dtype)
+
+
+class DlibFaceEmbedder:
+    """dlib's 128-d face embedding (module docstring): ``embedder(frames, box)``, frames RGB uint8
+    (T, H, W, 3) and one face box (x, y, w, h) for all of them -> (T, 128) float64, unit L2 norm.
+    The 5-point landmarks are found in every frame inside the box, so the chip follows the face."""
+
+    kind = "dlib_resnet_128"
+    embed_dim = 128
+
+    def __init__(self, config: DlibFaceEmbeddingConfig | None = None):
+        self.config = config or DlibFaceEmbeddingConfig()
+        self.landmarks = LandmarkPredictor(5, self.config.landmark_model)
+        self.network = dlib_models.recognition_model(self.config.recognition_model)
+
+    def chips(self, frames: np.ndarray, box: Sequence[float]) -> list[np.ndarray]:
+        """The aligned 150 px chips of the face in ``box`` of each frame."""
+        return [face_chip(self.landmarks, frame, box, 150, self.config.chip_padding) for frame in frames]
+
+    def __call__(self, frames: np.ndarray, box: Sequence[float]) -> np.ndarray:
+        if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
+            raise MemoZooError(f"dlib face embedding: frames must be uint8 (T, H, W, 3) RGB, got {frames.dtype} "
+                               f"{frames.shape}")
+        if not len(frames):
+            return np.zeros((0, self.embed_dim))
+        descriptors = self.network.compute_face_descriptor(self.chips(frames, box), self.config.jitter)
+        out = np.asarray([np.asarray(d) for d in descriptors], dtype=np.float64)
+        return out / np.linalg.norm(out, axis=1, keepdims=True)

@@ -15,7 +15,23 @@ x, y, width, height in pixels:
 - ``yunet``: ``cv2.FaceDetectorYN`` with the YuNet ONNX model from a local file (``model``).
 - ``dlib_hog``: dlib's HOG frontal-face detector, built into the ``dlib-bin`` wheel (no model
   file); frames are enlarged to 256 px first. It finds talking_world's cartoon faces where the
-  cascades miss many, so generation's portrait check uses it (``portrait_detector``).
+  cascades miss many, so generation's portrait check uses it (``portrait_detector``). Frontal
+  faces of about 80 px and up; misses strong profiles and gives the odd false face on textured
+  patches (one on the astronaut photo's suit badge at 512 px). Finds faces of ~40 px and up (its
+  upsample 1). About 40 frames/s at 256 px, 10 at 512 px on a shared CPU core.
+- ``dlib_cnn``: dlib's MMOD CNN face detector (``mmod_human_face_detector.dat`` from the
+  ``face-recognition-models`` pip package, ``dlib_models``; ``model`` gives another copy). The most
+  accurate of these offline (it finds turned heads, e.g. scikit-image's cameraman that the HOG
+  misses, and no false face on the scikit-image photos), but slow on a CPU (about 0.7 frames/s
+  at 512 px, 2-3 at 320 px), so frames are shrunk to ``max_side`` on their longer side (and
+  enlarged to ``min_side`` on their shorter side) and the boxes scaled back. It finds faces of
+  ~80 px and up in that resized frame: right for face crops and portraits, too coarse for wide
+  shots unless ``max_side`` or ``upsample`` (dlib doubles the image that many times, 4x the cost
+  each) is raised. Its boxes are a little tighter and higher than the HOG's.
+- ``best``: the best available offline: ``dlib_cnn`` when dlib and the model file are installed,
+  else ``dlib_hog`` when dlib is, else ``lbp`` (no dependency beyond scikit-image). The built
+  detector's ``kind`` says which it is. Meant for face crops and portraits (the metrics' videos):
+  for small faces in wide shots choose ``dlib_hog``, which is also 10x faster.
 """
 
 from __future__ import annotations
@@ -28,6 +44,7 @@ import numpy as np
 
 from memo_zoo.errors import MemoZooError
 from memo_zoo.weights import resolve_weights
+from memo_zoo.perception import dlib_models
 # The torch-free home of these names (issue 17.8); imported here so that old import paths still work.
 from memo_zoo.perception.configs import HAAR_FILE
 
@@ -43,6 +60,8 @@ def _gray(frame: np.ndarray) -> np.ndarray:
 
 
 class LbpDetector:
+    kind = "lbp"
+
     def __init__(self, cascade: str | None, min_neighbors: int):
         try:
             from skimage import data
@@ -72,6 +91,8 @@ def _cascade_classifier_class():
 
 
 class HaarDetector:
+    kind = "haar"
+
     def __init__(self, cascade: str | None, min_neighbors: int):
         classifier = _cascade_classifier_class()
         if classifier is None:
@@ -99,6 +120,8 @@ class HaarDetector:
 
 
 class YuNetDetector:
+    kind = "yunet"
+
     def __init__(self, model: str, score_threshold: float):
         path = resolve_weights(model, "YuNet face detector (ONNX model for cv2.FaceDetectorYN)")
         try:
@@ -123,11 +146,10 @@ class DlibHogDetector:
     weaker detections, for a yes/no "is there a face" check rather than for cropping.
     """
 
+    kind = "dlib_hog"
+
     def __init__(self, min_side: int = 256, upsample: int = 1, adjust_threshold: float = 0.0):
-        try:
-            import dlib
-        except ImportError:
-            raise MemoZooError("face detector dlib_hog needs dlib (pip install dlib-bin), or choose lbp") from None
+        dlib = dlib_models.import_dlib("face detector dlib_hog (or choose lbp)")
         self.detector = dlib.get_frontal_face_detector()
         self.min_side, self.upsample, self.adjust_threshold = min_side, upsample, adjust_threshold
 
@@ -140,6 +162,49 @@ class DlibHogDetector:
         found, _, _ = self.detector.run(image, self.upsample, self.adjust_threshold)
         boxes = [[r.left(), r.top(), r.width(), r.height()] for r in found]
         return np.asarray(boxes, dtype=np.float64).reshape(-1, 4) / factor
+
+
+class DlibCnnDetector:
+    """dlib's MMOD CNN face detector on a resized frame (module docstring); boxes in the frame's pixels.
+
+    ``max_side``: the frame is shrunk so that its longer side is at most this (the CNN's cost grows
+    with the pixel count); ``min_side``: enlarged so that its shorter side is at least this (small
+    portraits); ``upsample``: dlib's own pyramid upsampling; ``min_confidence``: detections scored
+    below it are dropped (dlib's own cut is 0; faces usually score about 1).
+
+    The network slides an 80 px window, so with ``upsample`` 0 it finds faces of about 80 px and up
+    in the resized frame: at ``max_side`` 320 a face must span a quarter of the frame's longer side
+    (true of face crops and portraits, not of a wide shot; raise max_side or upsample for those).
+    """
+
+    kind = "dlib_cnn"
+
+    def __init__(self, model: str | None = None, max_side: int = 320, min_side: int = 256, upsample: int = 0,
+                 min_confidence: float = 0.0):
+        if min_side > max_side:
+            raise MemoZooError(f"face detector dlib_cnn: min_side {min_side} is above max_side {max_side}")
+        self.detector = dlib_models.cnn_detector(model)
+        self.max_side, self.min_side, self.upsample = max_side, min_side, upsample
+        self.min_confidence = min_confidence
+
+    def __call__(self, frame: np.ndarray) -> np.ndarray:
+        height, width = frame.shape[:2]
+        factor = min(self.max_side / max(height, width), max(1.0, self.min_side / min(height, width)))
+        image = np.ascontiguousarray(frame)
+        if factor != 1.0:
+            image = cv2.resize(image, (max(1, round(width * factor)), max(1, round(height * factor))),
+                               interpolation=cv2.INTER_AREA if factor < 1 else cv2.INTER_CUBIC)
+        found = self.detector(image, self.upsample)
+        boxes = [[d.rect.left(), d.rect.top(), d.rect.width(), d.rect.height()] for d in found
+                 if d.confidence >= self.min_confidence]
+        return np.asarray(boxes, dtype=np.float64).reshape(-1, 4) / factor
+
+
+def best_detector_kind() -> str:
+    """The kind ``best`` stands for here: dlib_cnn, else dlib_hog, else lbp (module docstring)."""
+    if dlib_models.available(dlib_models.CNN_DETECTOR):
+        return "dlib_cnn"
+    return "dlib_hog" if dlib_models.dlib_installed() else "lbp"
 
 
 # For "is there a face in this portrait": on talking_world's 64 px rest portraits (seeds 0-49) dlib's
@@ -157,9 +222,19 @@ def portrait_detector() -> FaceDetector:
         return LbpDetector(None, 4)
 
 
+DETECTOR_KINDS = ("lbp", "haar", "yunet", "dlib_hog", "dlib_cnn", "best")
+
+
 def build_detector(kind: str = "lbp", cascade: str | None = None, model: str | None = None,
-                   min_neighbors: int = 4, score_threshold: float = 0.7) -> FaceDetector:
-    """The detector ``kind`` (lbp, haar, yunet, dlib_hog) with its options (module docstring)."""
+                   min_neighbors: int = 4, score_threshold: float = 0.7, max_side: int = 320,
+                   upsample: int = 0) -> FaceDetector:
+    """The detector ``kind`` (``DETECTOR_KINDS``) with its options (module docstring): ``model`` is
+    yunet's ONNX file or dlib_cnn's .dat file (default: the face-recognition-models copy);
+    ``max_side`` and ``upsample`` are dlib_cnn's. The detector's ``kind`` attribute names it."""
+    if kind == "best":
+        kind = best_detector_kind()
+    if kind == "dlib_cnn":
+        return DlibCnnDetector(model, max_side=max_side, min_side=min(256, max_side), upsample=upsample)
     if kind == "dlib_hog":
         return DlibHogDetector()
     if kind == "haar":
@@ -169,7 +244,7 @@ def build_detector(kind: str = "lbp", cascade: str | None = None, model: str | N
             raise MemoZooError("face detector yunet needs model: the path of the YuNet ONNX file")
         return YuNetDetector(model, score_threshold)
     if kind != "lbp":
-        raise MemoZooError(f"unknown face detector {kind!r}; choose lbp, haar, yunet or dlib_hog")
+        raise MemoZooError(f"unknown face detector {kind!r}; choose one of {', '.join(DETECTOR_KINDS)}")
     return LbpDetector(cascade, min_neighbors)
 
 

@@ -33,9 +33,14 @@ Inputs as the reference evaluation prepares them:
 
 Embeddings of each window go to ``memo_zoo.perception.sync_offsets``: distances over shifts -15..15,
 Sync-D = the minimum of the mean distances, Sync-C = median minus minimum, the AV offset; per
-video, and the run's figures are their means (spec §8). The face crop: see
-``memo_zoo.perception.face_boxes``; with a detector, the square follows the reference pipeline's crop
-geometry (1.4 x the box's larger side, centred 0.4 x half-side below the box centre).
+video, and the run's figures are their means (spec §8). The face crop (``SyncNetOptions.crop_mode``):
+- ``tracked`` (the default with a face detector): as the reference pipeline, the detector runs on
+  every 25 fps frame, the longest face track is kept and every frame gets its own crop, with the
+  track's stretch of the audio (``memo_zoo.perception.face_track``; bit-exact with the reference on
+  its golden data). A video without a kept track falls back to the fixed square.
+- ``fixed``: one square per video (``memo_zoo.perception.face_boxes``): the centre square without a
+  detector; with one, the median box in the reference's crop geometry (1.4 x the box's larger side,
+  centred 0.4 x half-side below the box centre), resized with antialiasing.
 
 The ``lip_sync_filter`` preprocessing stage's ``scorer: syncnet`` is this network
 (``load_sync_scorer``), so both judge lip sync alike; they live in the core because both use it.
@@ -44,6 +49,7 @@ The ``lip_sync_filter`` preprocessing stage's ``scorer: syncnet`` is this networ
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import scipy.fft
@@ -54,6 +60,8 @@ from memo_zoo.data.media import AUDIO_RATE
 from memo_zoo.devices import resolve_device
 from memo_zoo.errors import MemoZooError
 from memo_zoo.perception.face_boxes import FaceLocator, crop_resize
+from memo_zoo.perception.face_track import CROP_SIZE, FaceTrack, crop_face, crop_geometry, main_face_track
+from memo_zoo.perception.faces import FaceDetector, build_detector
 from memo_zoo.perception.sync_offsets import OffsetSearch, search_offsets
 # The torch-free home of these names (issue 17.8); imported here so that old import paths still work.
 from memo_zoo.perception.configs import SyncNetOptions
@@ -180,40 +188,94 @@ def resample_frames(frames: np.ndarray, fps: float, target: float) -> np.ndarray
 
 # ---- evaluation of one video ---------------------------------------------------------------------
 
+SAMPLES_PER_FRAME = AUDIO_RATE // int(SYNCNET_FPS)  # 640 audio samples per video frame at 25 fps
 
-# ---- evaluation of one video ---------------------------------------------------------------------
+# (first, stop) -> float32 (stop - first, 3, 224, 224) RGB [0, 255] crops of those 25 fps frames
+CropSource = Callable[[int, int], torch.Tensor]
 
 
 class SyncNetEvaluator:
-    """Runs SyncNet on one video + audio and searches the offsets (module docstring)."""
+    """Runs SyncNet on one video + audio and searches the offsets (module docstring).
+
+    ``last_tracked`` says whether the last video was cut with a face track (``crop_mode``
+    tracked and a track kept) rather than the fixed square."""
 
     def __init__(self, net: SyncNet, config: SyncNetOptions, device: torch.device):
         self.net = net.to(device)
         self.config = config
         self.device = device
-        self.locator = FaceLocator(config)
+        self._locator: FaceLocator | None = None
+        self._detector: FaceDetector | None = None
+        if config.crop_mode == "tracked":  # built here: a detector's model file fails early, not per video
+            self._detector = build_detector(config.face_detector, model=config.detector_model)
+        else:
+            self._locator = FaceLocator(config)
+        self.last_tracked = False
 
-    @torch.no_grad()
+    @property
+    def locator(self) -> FaceLocator:
+        """The fixed square's finder (tracked mode: only for videos where no track is kept)."""
+        if self._locator is None:
+            self._locator = FaceLocator(self.config)
+        return self._locator
+
     def embeddings(self, frames: np.ndarray, audio: np.ndarray, fps: float) -> tuple[torch.Tensor, torch.Tensor]:
-        """(windows, D) video and audio embeddings; windows = min(T, samples // 640) - 5 at 25 fps."""
+        """(windows, D) video and audio embeddings of RGB uint8 ``frames`` (T, H, W, 3) and 16 kHz
+        ``audio`` in [-1, 1]; windows = min(T, samples // 640) - 5 at 25 fps (of the face track's
+        frames and their audio in tracked mode)."""
         c = self.config
         # SyncNet's windows pair 5 frames with 20 MFCC columns (10 ms each): the video must be at 25 fps
         frames = resample_frames(frames, fps, SYNCNET_FPS)
-        usable = min(len(frames), int(np.floor(len(audio) / (AUDIO_RATE / SYNCNET_FPS))))
+        self.last_tracked = False
+        if self._detector is not None:
+            track = main_face_track(frames, self._detector, c.min_track, c.num_failed_det, c.min_face_size)
+            if track is not None:
+                self.last_tracked = True
+                first, last = int(track.frames[0]), int(track.frames[-1])
+                # the track's stretch of the audio, as the reference cuts it: first / 25 s to (last + 1) / 25 s
+                clip = audio[first * SAMPLES_PER_FRAME:(last + 1) * SAMPLES_PER_FRAME]
+                return self._embed(self._tracked_source(frames, track), len(track), clip)
+        square = self.locator.square(frames, CROP_SCALE, CROP_SHIFT)[:3]
+        return self._embed(lambda a, b: crop_resize(frames[a:b], square, 224, self.device), len(frames), audio)
+
+    def crop_embeddings(self, crops: np.ndarray, audio: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        """As ``embeddings`` for face crops cut already: RGB uint8 (T, 224, 224, 3) at 25 fps (the
+        reference's ``run_syncnet`` on the clips its pipeline wrote)."""
+        crops = np.asarray(crops)
+        if crops.ndim != 4 or crops.shape[1:] != (CROP_SIZE, CROP_SIZE, 3):
+            raise MemoZooError(f"sync: face crops must be (T, {CROP_SIZE}, {CROP_SIZE}, 3), got {crops.shape}")
+        return self._embed(lambda a, b: self._to_tensor(crops[a:b]), len(crops), audio)
+
+    def _to_tensor(self, crops: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(np.ascontiguousarray(crops)).to(self.device).permute(0, 3, 1, 2).float()
+
+    def _tracked_source(self, frames: np.ndarray, track: FaceTrack) -> CropSource:
+        geometry = crop_geometry(track.boxes, self.config.crop_scale)
+        first = int(track.frames[0])
+
+        def cut(a: int, b: int) -> torch.Tensor:
+            return self._to_tensor(np.stack([crop_face(frames[first + i], int(geometry.bsi[i]), geometry.rects[i])
+                                             for i in range(a, b)]))
+        return cut
+
+    @torch.no_grad()
+    def _embed(self, crops: CropSource, count: int, audio: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        """Embeddings of the windows of ``count`` 25 fps crops (``crops``) and their ``audio``."""
+        c = self.config
+        usable = min(count, int(np.floor(len(audio) / SAMPLES_PER_FRAME)))
         windows = usable - WINDOW_FRAMES
         if windows < 1:
             raise MemoZooError(f"sync: {usable} frames with audio at {SYNCNET_FPS:g} fps; SyncNet needs at least "
                                f"{WINDOW_FRAMES + 1}")
         # int16 scale: the reference computes MFCCs on the integer samples of a 16-bit WAV
         cepstra = torch.from_numpy(mfcc(np.asarray(audio, np.float64) * 32768.0).T.copy()).float()  # (13, M)
-        square = self.locator.square(frames, CROP_SCALE, CROP_SHIFT)[:3]
         video_out, audio_out = [], []
         for first in range(0, windows, c.batch_size):
             last = min(windows, first + c.batch_size)
-            crops = crop_resize(frames[first:last + WINDOW_FRAMES - 1], square, 224, self.device)  # (n, 3, 224, 224)
+            batch = crops(first, last + WINDOW_FRAMES - 1)  # (n, 3, 224, 224)
             if c.bgr:
-                crops = crops.flip(1)
-            stacks = torch.stack([crops[i:i + WINDOW_FRAMES] for i in range(last - first)])  # (B, 5, 3, 224, 224)
+                batch = batch.flip(1)
+            stacks = torch.stack([batch[i:i + WINDOW_FRAMES] for i in range(last - first)])  # (B, 5, 3, 224, 224)
             video_out.append(self.net.forward_lip(stacks.permute(0, 2, 1, 3, 4).contiguous()).double().cpu())
             mfcc_windows = torch.stack([cepstra[:, MFCC_PER_FRAME * i:MFCC_PER_FRAME * i + MFCC_WINDOW]
                                         for i in range(first, last)])[:, None]  # (B, 1, 13, 20)

@@ -14,10 +14,19 @@ fractions of the frame, so they need not line up with the latent grid). The per-
 the mean over frames, channels and cells of w_bar * (v_hat - v)^2. Normalising by mean(w) keeps
 the loss of a uniform error unchanged, so robust-loss thresholds (L5) and logged curves keep
 their scale; with no regions it is exactly L1's unweighted MSE.
+
+Real mouth boxes: ``mouth_region(frames, weight)`` measures a clip's mouth box from dlib's
+68-point landmarks (``memo_zoo.perception.landmarks``: detector, landmarks on sampled frames, the
+median lip box with a margin) and returns it as a ``LossRegion``, whose ``box`` a recipe's
+``loss_regions`` takes as is. A recipe holds one box for all clips, so measure a few clips of an
+aligned dataset (the spec §7 crop puts every mouth in about the same place) and write the box, or
+a box around all of theirs, into the recipe; a box per clip would need the data pipeline to carry
+it to the loss (the weight map is one per batch today).
 """
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import Tensor
 # The torch-free home of these names (issue 17.8); imported here so that old import paths still work.
@@ -47,3 +56,19 @@ def region_weight_map(regions: list[LossRegion], height: int, width: int) -> Ten
     for region in regions:
         weights += region.weight * box_coverage(region.box, height, width)
     return (weights / weights.mean()).float()
+
+
+def mouth_region(frames: np.ndarray, weight: float, detector: str = "best", margin: float = 0.3,
+                 sample_every: int = 5, name: str = "mouth") -> LossRegion:
+    """The ``LossRegion`` of a clip's mouth (module docstring): frames RGB uint8 (T, H, W, 3), a
+    face detector kind of ``memo_zoo.perception.faces`` (``best``: dlib's CNN where installed),
+    the lip box widened by ``margin`` x the lips' width, every ``sample_every``-th frame measured."""
+    # imported here: the landmarks need dlib and OpenCV, which training does not otherwise load
+    from memo_zoo.perception.faces import build_detector
+    from memo_zoo.perception.landmarks import LandmarkPredictor, clip_mouth_box, frame_landmarks
+
+    if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
+        raise ValueError(f"mouth_region: frames must be uint8 (T, H, W, 3) RGB, got {frames.dtype} {frames.shape}")
+    found = frame_landmarks(frames, build_detector(detector), LandmarkPredictor(68), sample_every)
+    box = clip_mouth_box(found, frames.shape[1], frames.shape[2], margin)
+    return LossRegion(name=name, box=box, weight=weight)

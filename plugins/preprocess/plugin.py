@@ -28,4 +28,8 @@ def preprocess_components() -> list[ComponentSpec]:
                       lazy("memo_zoo_plugins.preprocess.vocal_separation:build"),
                       "replace a clip's audio by its MDX-Net vocals (Kim_Vocal_2.onnx in ONNX Runtime), as the "
                       "release's data preparation does"),
+        ComponentSpec("voice_activity", configs.VoiceActivityStageConfig,
+                      lazy("memo_zoo_plugins.preprocess.voice_activity:build"),
+                      "drop clips with too little speech, or trim them to their speech span (Silero VAD "
+                      "from the silero-vad package)"),
     ]

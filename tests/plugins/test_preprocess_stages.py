@@ -54,10 +54,10 @@ def clip_of(path: Path, frames: np.ndarray, audio: np.ndarray | None = None, **l
 # ---- registration --------------------------------------------------------------------------------
 
 
-def test_plugin_registers_the_six_stages_with_documented_strict_configs():
+def test_plugin_registers_the_seven_stages_with_documented_strict_configs():
     registry = load_registry(disabled=("builtin_preprocess",), extra_plugins=[("pp", plugin)])
     assert registry.kinds("preprocess") == ["face_crop", "lip_sync_filter", "quality_filter", "resize",
-                                            "scene_split", "vocal_separation"]
+                                            "scene_split", "vocal_separation", "voice_activity"]
     for entry in registry.components["preprocess"].values():
         assert all(field.description for field in entry.spec.config.model_fields.values())
         with pytest.raises(ValidationError):
@@ -113,7 +113,9 @@ def test_scene_split_cuts_long_scenes_and_drops_short_pieces(cut_clip, tmp_path)
 
 @pytest.fixture(scope="module")
 def cropper():
-    return face_crop.build(face_crop.FaceCropConfig(size=64, sample_every=2))
+    # dlib's HOG finds faces from ~40 px: the two 96 px tiles side by side hold ~45 px faces, under
+    # the ~80 px that `best` (dlib's CNN at 320 px) needs; these tests are about the drop rules.
+    return face_crop.build(face_crop.FaceCropConfig(detector="dlib_hog", size=64, sample_every=2))
 
 
 def test_face_crop_keeps_one_face_and_crops_a_fixed_square_around_it(cropper, face, tmp_path):
@@ -141,6 +143,71 @@ def test_face_crop_drops_two_faces_no_face_and_a_face_cut_by_the_border(cropper,
     assert reasons["two"].startswith("2 faces in 3/3 sampled frames")
     assert reasons["blank"] == "no face in 3/3 sampled frames"
     assert reasons["cut"].startswith("partial face")
+
+
+class _Scripted:
+    """A detector that returns given boxes (x, y, w, h) per call, in order."""
+
+    kind = "scripted"
+
+    def __init__(self, boxes):
+        self.boxes = list(boxes)
+
+    def __call__(self, frame):
+        return np.asarray(self.boxes.pop(0), dtype=np.float64).reshape(-1, 4)
+
+
+def test_face_crop_tracks_the_face_so_a_stray_box_is_not_a_second_person(tmp_path):
+    """One face throughout; the detector adds a false box in one sampled frame. Pooling boxes
+    per frame would count 2 faces there; tracking sees a one-sample track and ignores it."""
+    frames = np.full((10, 128, 128, 3), 90, np.uint8)
+    face = [30, 30, 50, 50]
+    boxes = [[face]] * 5
+    boxes[2] = [face, [90, 90, 30, 30]]
+    stage = face_crop.FaceCrop(face_crop.FaceCropConfig(size=None, sample_every=2, max_multi_fraction=0.1,
+                                                        detect_size=128), _Scripted(boxes))
+    result = stage.process(clip_of(tmp_path / "stray.mp4", frames), tmp_path / "out")
+    assert result.kept, result.reason
+    assert "tracked in 5/5 sampled frames" in result.reason
+    # the same false box in every sampled frame is a second face that lasts: dropped
+    lasting = face_crop.FaceCrop(face_crop.FaceCropConfig(size=None, sample_every=2, detect_size=128),
+                                 _Scripted([[face, [90, 90, 30, 30]]] * 5))
+    dropped = lasting.process(clip_of(tmp_path / "two.mp4", frames), tmp_path / "out2")
+    assert not dropped.kept and dropped.reason == "2 faces in 5/5 sampled frames"
+
+
+def test_face_crop_follow_keeps_a_moving_head_centred_where_fixed_does_not(face, tmp_path):
+    """The astronaut's face pans 40 px across a 192 px frame; with crop: follow the face centre
+    stays within a few pixels of the crop centre, with crop: fixed it moves with the head."""
+    count = 25
+    shifts = np.linspace(0, 40, count).round().astype(int)
+    frames = np.stack([on_canvas(face, size=(160, 192), at=(32, 28 + int(d))) for d in shifts])
+    clip = clip_of(tmp_path / "pan.mp4", frames)
+    offsets = {}
+    for mode in ("fixed", "follow"):
+        config = face_crop.FaceCropConfig(detector="dlib_hog", size=None, sample_every=2, crop=mode,
+                                          smooth_seconds=0.2, border_margin=0.0, scale=1.8)
+        stage = face_crop.build(config)
+        result = stage.process(clip, tmp_path / mode)
+        assert result.kept, result.reason
+        out, _ = read_frames(result.clips[0].video)
+        centres = []
+        for k in (4, 12, 20):  # away from the ends, where the moving mean holds the first position
+            boxes = stage.faces(out[k])
+            assert len(boxes) == 1
+            x, y, w, h = boxes[0]
+            centres.append(x + w / 2 - out.shape[2] / 2)
+        offsets[mode] = np.abs(centres)
+    assert offsets["follow"].max() < 4
+    assert offsets["fixed"].max() > 10
+
+
+def test_face_crop_best_detector_is_dlib_cnn_with_the_model_files():
+    from memo_zoo.perception import dlib_models
+
+    stage = face_crop.build(face_crop.FaceCropConfig())
+    expected = "dlib_cnn" if dlib_models.available(dlib_models.CNN_DETECTOR) else "dlib_hog"
+    assert stage.detector.kind == expected
 
 
 def test_square_crop_stays_inside_the_frame():
