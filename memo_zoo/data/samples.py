@@ -204,6 +204,10 @@ class TalkingHeadSamples(Dataset):
     def clip_length(self, clip: int) -> int:
         return self._entries[clip].frame_count
 
+    def clip_frames(self, clip: int) -> np.ndarray:
+        """Every frame of clip ``clip`` as uint8 (T, S, S, 3) RGB (a read-only map of the cache)."""
+        return self._open(clip)[0]
+
     def clip_images(self, clip: int) -> torch.Tensor:
         """Every frame of clip ``clip`` as (T, 3, S, S) float in [-1, 1], as items carry them."""
         return _to_image(np.asarray(self._open(clip)[0]))

@@ -28,6 +28,7 @@ from pydantic import BaseModel
 
 from memo_zoo.tasks.stages import AutoencoderOptions
 from memo_zoo.train.config import TrainConfig
+from memo_zoo.train.part_configs import LossRegion
 
 # task.train fields that do not change the trained weights (where and how often things are written,
 # how fast: a cached latent is the latent the VAE gives that frame).
@@ -37,6 +38,7 @@ NON_LEARNING_TRAIN_FIELDS = {"out_dir", "resume", "log_every", "checkpoint_every
 # task.train fields added after trainings had been keyed: in a key only when not at their default,
 # so that the folders of earlier trainings keep their names and are reused.
 LATER_TRAIN_FIELDS = ("motion_augment", "colour_augment", "loss_target")
+LATER_REGION_FIELDS = ("source", "margin", "sample_every")
 
 # task.train fields stage 1 does not read (it sees single frames, no motion frames): reset to their
 # defaults in stage 1's options, so that variants differing only in them share it.
@@ -69,6 +71,11 @@ def split_stage1(train: TrainConfig) -> tuple[TrainConfig, TrainConfig] | None:
 def train_key_document(train: TrainConfig) -> dict[str, Any]:
     """The options of ``train`` that change the trained weights, as a JSON-able document to hash."""
     document = train.model_dump(mode="json", exclude=NON_LEARNING_TRAIN_FIELDS)
+    for region in document.get("loss_regions") or []:
+        # fields added after trainings had been keyed: in a key only when not at their defaults
+        for name in LATER_REGION_FIELDS:
+            if region.get(name) == LossRegion.model_fields[name].default:
+                del region[name]
     for name in LATER_TRAIN_FIELDS:
         default = TrainConfig.model_fields[name].get_default(call_default_factory=True)
         if document[name] == (default.model_dump(mode="json") if isinstance(default, BaseModel) else default):

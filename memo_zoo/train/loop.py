@@ -58,6 +58,7 @@ from memo_zoo.train.checkpoint import (ENCODERS_FILE, MODEL_DIR, CorruptCheckpoi
                                        latest_checkpoint, list_checkpoints, load_checkpoint, load_encoder_weights,
                                        read_state, save_checkpoint, verify_checkpoint)
 from memo_zoo.train.config import TrainConfig
+from memo_zoo.train.clip_regions import measure_clip_regions
 from memo_zoo.train.latent_cache import ClipLatentStore, LatentCache, deterministic_encoder, vae_fingerprint
 from memo_zoo.train.out_dir import STALE_STATUS, OutDirLock, close_stale_runs, read_run_record, write_run_record
 from memo_zoo.train.step_loop import StepLoop
@@ -345,6 +346,12 @@ class Trainer:
             vae.to(device).eval().requires_grad_(False)
         scaler = getattr(accelerator, "scaler", None)
         # Built after the VAE is on its device; one per run (frames are keyed by this run's dataset).
+        with accelerator.main_process_first():
+            # The main process measures (and caches) the clips' boxes first; the others read them.
+            clip_regions = measure_clip_regions(samples, cfg.loss_regions)
+        if clip_regions is not None and run is not None:
+            run.log_metrics({f"loss_region_{name}_fallback_clips": float(n)
+                             for name, n in clip_regions.fallbacks.items()}, step=0)
         latent_cache = None
         if cfg.latent_cache_mb and deterministic_encoder(vae):
             store = None
@@ -404,7 +411,8 @@ class Trainer:
                                 motion_padding=cfg.motion_padding, audio_window=self.sample_config.audio_window,
                                 no_emotion=no_emotion, device=device, vae_batch=cfg.vae_batch,
                                 loss_regions=cfg.loss_regions, motion_augment=cfg.motion_augment,
-                                colour_augment=cfg.colour_augment, latent_cache=latent_cache)
+                                colour_augment=cfg.colour_augment, latent_cache=latent_cache,
+                                clip_regions=clip_regions)
                         last = micro == cfg.grad_accumulation - 1
                         with contextlib.nullcontext() if last else accelerator.no_sync(model):
                             with accelerator.autocast():

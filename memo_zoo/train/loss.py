@@ -40,15 +40,18 @@ def per_sample_mse(prediction: Tensor, target: Tensor, weights: Tensor | None = 
     """Mean squared error per sample: (B, ...) -> (B,), computed in float32 at least.
 
     Per sample rather than per batch so that robust training (L5) can drop single samples.
-    ``weights`` (H, W), mean 1, multiplies the squared error of each spatial cell (the last two
-    dims; ``memo_zoo.train.regions``).
+    ``weights`` (H, W), or (B, H, W) with a map per sample, each of mean 1, multiplies the squared
+    error of each spatial cell (the last two dims; ``memo_zoo.train.regions``).
     """
     dtype = torch.promote_types(torch.promote_types(prediction.dtype, target.dtype), torch.float32)
     squared = (prediction.to(dtype) - target.to(dtype)).pow(2)
     if weights is not None:
-        if tuple(weights.shape) != tuple(squared.shape[-2:]):
+        spatial = tuple(squared.shape[-2:])
+        if tuple(weights.shape) not in (spatial, (squared.shape[0], *spatial)):
             raise ValueError(f"loss weights {tuple(weights.shape)} do not match the latents' spatial size "
-                             f"{tuple(squared.shape[-2:])}")
+                             f"{spatial} (or {(squared.shape[0], *spatial)}, a map per sample)")
+        if weights.dim() == 3:  # one map per sample: broadcast over the dims between batch and space
+            weights = weights.reshape(weights.shape[0], *([1] * (squared.dim() - 3)), *spatial)
         squared = squared * weights.to(device=squared.device, dtype=dtype)
     return squared.flatten(1).mean(dim=1)
 

@@ -64,6 +64,13 @@ class LossRegion(BaseModel):
     box: tuple[float, float, float, float] = Field(
         ..., description="x0, y0, x1, y1 as fractions of the frame's width and height")
     weight: float = Field(..., gt=0, description="weight added inside the box, on top of 1 everywhere")
+    source: Literal["box", "landmarks"] = Field(
+        "box", description="box: the same box for every clip; landmarks: each training clip's mouth box measured "
+                           "from dlib's 68-point lips (memo_zoo.train.clip_regions), kept in the frame cache, with "
+                           "box the fallback for clips where no face is found")
+    margin: float = Field(0.3, ge=0, description="landmarks: the lip box widened by this x the lips' width on "
+                                                 "every side")
+    sample_every: int = Field(5, ge=1, description="landmarks: measure every k-th frame of a clip (median box)")
 
     @model_validator(mode="after")
     def _inside_frame(self) -> "LossRegion":

@@ -20,8 +20,9 @@ Real mouth boxes: ``mouth_region(frames, weight)`` measures a clip's mouth box f
 median lip box with a margin) and returns it as a ``LossRegion``, whose ``box`` a recipe's
 ``loss_regions`` takes as is. A recipe holds one box for all clips, so measure a few clips of an
 aligned dataset (the spec §7 crop puts every mouth in about the same place) and write the box, or
-a box around all of theirs, into the recipe; a box per clip would need the data pipeline to carry
-it to the loss (the weight map is one per batch today).
+a box around all of theirs, into the recipe. Or let training measure each clip: a region with
+``source: landmarks`` (``memo_zoo.train.clip_regions``) gives every sample its own clip's box, and
+``region_weight_maps`` builds a map per sample.
 """
 
 from __future__ import annotations
@@ -56,6 +57,48 @@ def region_weight_map(regions: list[LossRegion], height: int, width: int) -> Ten
     for region in regions:
         weights += region.weight * box_coverage(region.box, height, width)
     return (weights / weights.mean()).float()
+
+
+def region_weight_maps(regions: list[LossRegion], height: int, width: int,
+                       per_sample: dict[str, list[tuple[float, float, float, float]]]) -> Tensor:
+    """(B, height, width) float32: the map of ``region_weight_map`` for each sample, where a region
+    named in ``per_sample`` takes that sample's box (``memo_zoo.train.clip_regions``) instead of its
+    own, each map normalised by its own mean."""
+    counts = {len(boxes) for boxes in per_sample.values()}
+    if len(counts) != 1:
+        raise ValueError("per-sample loss region boxes: " + ", ".join(
+            f"{name} has {len(boxes)} samples" for name, boxes in per_sample.items()) + "; they must agree")
+    maps = []
+    for b in range(counts.pop()):
+        weights = torch.ones(height, width, dtype=torch.float64)
+        for region in regions:
+            box = per_sample[region.name][b] if region.name in per_sample else region.box
+            weights += region.weight * box_coverage(box, height, width)
+        maps.append(weights / weights.mean())
+    return torch.stack(maps).float()
+
+
+def landmark_measurer():
+    """``(measure, detector kind)``: ``measure(frames, region)`` gives a clip's mouth box in
+    fractions of the frame from dlib's 68-point landmarks (the ``best`` detector, every
+    ``region.sample_every``-th frame, widened by ``region.margin``), or None when no frame shows
+    exactly one face. Loads the models once; ``memo_zoo.train.clip_regions`` calls it per clip."""
+    from memo_zoo.errors import MemoZooError
+    from memo_zoo.perception.faces import build_detector
+    from memo_zoo.perception.landmarks import LandmarkPredictor, clip_mouth_box, frame_landmarks
+
+    detector, predictor = build_detector("best"), LandmarkPredictor(68)
+
+    def measure(frames: np.ndarray, region: LossRegion) -> tuple[float, float, float, float] | None:
+        found = frame_landmarks(frames, detector, predictor, region.sample_every)
+        if not found:
+            return None
+        try:
+            return clip_mouth_box(found, frames.shape[1], frames.shape[2], region.margin)
+        except MemoZooError:  # landmarks outside the frame: no usable box for this clip
+            return None
+
+    return measure, detector.kind
 
 
 def mouth_region(frames: np.ndarray, weight: float, detector: str = "best", margin: float = 0.3,

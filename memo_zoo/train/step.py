@@ -48,7 +48,8 @@ from memo_zoo.train.config import ConditionDropoutConfig, LossTarget, TimestepCo
 from memo_zoo.train.latent_cache import LatentCache
 from memo_zoo.train.loss import data_loss_from_velocity_loss, noisy_latents, sample_times, velocity_loss
 from memo_zoo.train.motion_augment import MotionAugmentConfig, augment_motion
-from memo_zoo.train.regions import LossRegion, region_weight_map
+from memo_zoo.train.clip_regions import ClipRegions
+from memo_zoo.train.regions import LossRegion, region_weight_map, region_weight_maps
 
 # Dropout masks are drawn in this order, so adding a condition later cannot shift the others.
 CONDITIONS = ("emotion", "reference", "audio", "motion")
@@ -128,6 +129,20 @@ def encode_keyed(vae: Any, frames: Tensor, keys: Tensor | None, chunk: int, cach
     return cache.encode(frames, keys, lambda missing: encode_frames(vae, missing, chunk))
 
 
+def loss_weight_maps(regions: list[LossRegion], spatial: tuple[int, int], clip_regions: ClipRegions | None,
+                     target_keys: Tensor | None) -> Tensor | None:
+    """The loss map: (H, W) for fixed boxes, (B, H, W) when regions are measured per clip (the
+    sample's clip is the first target frame's clip index)."""
+    measured = [r.name for r in regions if r.source == "landmarks"]
+    if not measured:
+        return region_weight_map(regions, *spatial)
+    if clip_regions is None or target_keys is None:
+        raise MemoZooError(f"loss regions {measured} are measured per clip (source: landmarks) but the batch "
+                           "carries no clip keys or the trainer measured no boxes")
+    clips = target_keys[:, 0, 0].tolist()
+    return region_weight_maps(regions, *spatial, {name: clip_regions.of(name, clips) for name in measured})
+
+
 @torch.no_grad()
 def prepare_inputs(batch: dict[str, Any], vae: Any, generator: torch.Generator, *, single_frame: bool,
                    use_audio: bool, timesteps: TimestepConfig, dropout: ConditionDropoutConfig,
@@ -135,7 +150,8 @@ def prepare_inputs(batch: dict[str, Any], vae: Any, generator: torch.Generator, 
                    vae_batch: int = 32, loss_regions: list[LossRegion] | None = None,
                    motion_augment: MotionAugmentConfig | None = None,
                    colour_augment: ColourAugmentConfig | None = None,
-                   latent_cache: LatentCache | None = None) -> dict[str, Any]:
+                   latent_cache: LatentCache | None = None,
+                   clip_regions: ClipRegions | None = None) -> dict[str, Any]:
     """The tensors ``TrainModules.forward`` reads, from a collated batch (see the module docstring).
 
     ``single_frame``: the spatial phase (L2): the first target frame only, no memory, no audio,
@@ -146,6 +162,8 @@ def prepare_inputs(batch: dict[str, Any], vae: Any, generator: torch.Generator, 
     drawn before everything else and applied to the frames before they are encoded.
     ``latent_cache``: latents of frames already encoded this run, looked up by the batch's frame
     keys (``memo_zoo.train.latent_cache``); not used when the frames are recoloured.
+    ``clip_regions``: per-clip boxes of ``source: landmarks`` loss regions
+    (``memo_zoo.train.clip_regions``): the loss map is then one per sample, from its clip's boxes.
     """
     target = batch["target"].to(device)
     target_keys = batch.get("target_keys")
@@ -172,7 +190,7 @@ def prepare_inputs(batch: dict[str, Any], vae: Any, generator: torch.Generator, 
         "keep_reference": keep["reference"],
         "keep_audio": keep["audio"],
         "num_frames": f,
-        "loss_weights": region_weight_map(loss_regions or [], *z0.shape[-2:]),
+        "loss_weights": loss_weight_maps(loss_regions or [], z0.shape[-2:], clip_regions, batch.get("target_keys")),
     }
     if single_frame:
         inputs.update(motion_latents=None, motion_count=torch.zeros(b, dtype=torch.long, device=device),
@@ -258,7 +276,8 @@ class TrainModules(nn.Module):
         if merged is not None:
             # One forward for the whole batch: the groups' memories merged into one state.
             mask = None if bool(keep_reference.all()) else keep_reference
-            return self._loss(net(z_t, t, tokens, audio, emotion, reference, merged, mask), z0, noise, t, inputs)
+            return self._loss(net(z_t, t, tokens, audio, emotion, reference, merged, mask), z0, noise, t,
+                              inputs.get("loss_weights"))
         losses = z0.new_zeros(b, dtype=torch.float32)
         for idx, state in parts:
 
@@ -269,12 +288,14 @@ class TrainModules(nn.Module):
             group_mask = None if bool(group_keep.all()) else group_keep
             velocity = net(pick(z_t), pick(t), pick(tokens), pick(audio), pick(emotion),
                            {name: pick(states) for name, states in reference.items()}, state, group_mask)
-            group_loss = self._loss(velocity, pick(z0), pick(noise), pick(t), inputs)
+            weights = inputs.get("loss_weights")
+            group_loss = self._loss(velocity, pick(z0), pick(noise), pick(t),
+                                    pick(weights) if weights is not None and weights.dim() == 3 else weights)
             losses = group_loss if idx is None else losses.index_copy(0, idx, group_loss)
         return losses
 
-    def _loss(self, velocity: Tensor, z0: Tensor, noise: Tensor, t: Tensor, inputs: dict[str, Any]) -> Tensor:
-        loss = velocity_loss(velocity, z0, noise, inputs.get("loss_weights"))
+    def _loss(self, velocity: Tensor, z0: Tensor, noise: Tensor, t: Tensor, weights: Tensor | None) -> Tensor:
+        loss = velocity_loss(velocity, z0, noise, weights)
         return data_loss_from_velocity_loss(loss, t) if self.loss_target == "data" else loss
 
     def _merged_state(self, parts: list[tuple[Tensor, Any]], batch: int) -> Any:

@@ -209,3 +209,21 @@ def test_trainings_share_the_clip_latents_on_disk_and_learn_the_same(workdir, wo
     for step, loss in curves["plain"].items():
         assert curves["first"][step] == pytest.approx(loss, abs=1e-6)
         assert curves["second"][step] == pytest.approx(loss, abs=1e-6)
+
+
+def test_a_mouth_region_measured_per_clip_trains_and_is_measured_once(workdir, world):
+    """Issue 20 item 4: ``source: landmarks`` measures every training clip's mouth box (kept in the
+    frame cache) before the first step; a clip where no face is found uses the recipe's box."""
+    registry = train_registry()
+    region = {"name": "mouth", "box": [0.28, 0.5, 0.72, 0.8], "weight": 4.0, "source": "landmarks", "sample_every": 4}
+    recipe = write_recipe(workdir, world, steps=2, loss_regions=[region])
+    outcome = run_recipe(load_recipe(recipe, registry, ["task.out_dir=measured"]), registry)
+    metrics = MlflowClient(outcome.tracking_uri).get_run(outcome.run_id).data.metrics
+    stored = sorted((world / "cache").rglob("region-*.json"))
+    assert len(stored) == 4  # the world's 4 training clips, one box each
+    boxes = [json.loads(path.read_text())["box"] for path in stored]
+    assert metrics["loss_region_mouth_fallback_clips"] == sum(box is None for box in boxes)
+    assert all(box is None or (0 <= box[0] < box[2] <= 1 and 0 <= box[1] < box[3] <= 1) for box in boxes)
+    mtimes = [path.stat().st_mtime_ns for path in stored]
+    run_recipe(load_recipe(recipe, registry, ["task.out_dir=measured-again"]), registry)
+    assert [path.stat().st_mtime_ns for path in stored] == mtimes  # read back, not measured again
