@@ -40,8 +40,8 @@ import torch
 
 from memo_zoo.errors import MemoZooError
 from memo_zoo.perception.face_boxes import FaceLocator, crop_resize
-from memo_zoo.eval.protocol import (MetricResult, VideoSample, check_new_video, mean_of, reference_image_of,
-                                    resolve_device)
+from memo_zoo.eval.protocol import (MetricResult, PerVideoMerge, VideoSample, check_new_video, mean_of,
+                                    reference_image_of, resolve_device)
 # The torch-free home of these names (issue 17.8); imported here so that old import paths still work.
 from memo_zoo_eval.metrics.configs import IdentityConfig
 
@@ -61,7 +61,9 @@ def identity_figures(similarity: np.ndarray, drift_fraction: float, time_bins: i
     return figures
 
 
-class IdentityMetric:
+class IdentityMetric(PerVideoMerge):
+    """Shardable over workers: its state is its per-video rows (``PerVideoMerge``)."""
+
     name = "identity"
 
     def __init__(self, config: IdentityConfig):

@@ -13,7 +13,8 @@ from __future__ import annotations
 import numpy as np
 
 from memo_zoo.errors import MemoZooError
-from memo_zoo.eval.protocol import MetricResult, VideoSample, check_new_video, mean_of, resolve_device
+from memo_zoo.eval.protocol import (MetricResult, PerVideoMerge, VideoSample, check_new_video, mean_of,
+                                    resolve_device)
 # Re-exported: the network, its loader and its features are what a user of this metric reaches for.
 from memo_zoo.perception.syncnet import (WHAT, WINDOW_FRAMES, SyncNet, SyncNetEvaluator,  # noqa: F401
                                          SyncNetOptions, load_syncnet, mfcc, resample_frames)
@@ -22,7 +23,9 @@ from memo_zoo.weights import resolve_weights
 from memo_zoo_eval.metrics.configs import SyncConfig
 
 
-class SyncMetric:
+class SyncMetric(PerVideoMerge):
+    """Shardable over workers: its state is its per-video rows (``PerVideoMerge``)."""
+
     name = "sync"
 
     def __init__(self, config: SyncConfig):

@@ -21,12 +21,20 @@ with Chan et al.'s pairwise update (batch mean and centred scatter merged into t
 which does not lose the covariance to cancellation as sum(x x^T) - n mu mu^T does when features
 have a large mean. The covariance is the unbiased one (n - 1), as ``np.cov(rowvar=False)`` in the
 reference FID code.
+
+Sharded over workers (``ShardableMetric``, issue 21), a ``FrechetMetric`` hands back each video's
+feature rows (``FrechetVideo``; float32 when that loses nothing, as for networks that compute in
+float32) and the driver replays them into its ``GaussianStats`` in video order: the very updates
+one process makes, so the distance is the same to the last bit. Merging the workers' running
+statistics instead (``GaussianStats.merge``) would be exact only up to rounding and would ship a
+D x D scatter; rows cost (frames x D) per video and only while a shard is gathered.
 """
 
 from __future__ import annotations
 
 import warnings
 from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -34,7 +42,7 @@ import scipy.linalg
 
 from memo_zoo.errors import MemoZooError
 from memo_zoo.weights import resolve_weights
-from memo_zoo.eval.protocol import MetricResult, VideoSample, check_new_video
+from memo_zoo.eval.protocol import MetricResult, VideoSample, check_new_video, checked_state
 
 
 def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray,
@@ -160,6 +168,31 @@ class GaussianStats:
         return stats
 
 
+@dataclass
+class FrechetVideo:
+    """One video's contribution to a Frechet metric: its feature rows, its ground truth's (None
+    when a fixed reference distribution was used) and its per-video figures."""
+
+    id: str
+    features: np.ndarray
+    reference: np.ndarray | None
+    entry: dict[str, float]
+
+
+@dataclass
+class FrechetState:
+    """A shard's state of a Frechet metric (``ShardableMetric``): its videos in measuring order."""
+
+    videos: list[FrechetVideo]
+    extra: dict = field(default_factory=dict)
+
+
+def compact_rows(rows: np.ndarray) -> np.ndarray:
+    """float32 when that holds the rows exactly (features of float32 networks), else float64."""
+    narrow = rows.astype(np.float32)
+    return narrow if np.array_equal(narrow, rows) else rows
+
+
 class FrechetMetric(ABC):
     """Shared body of the Frechet metrics (FID, FVD, E-FID, world_fd): generated features vs reference features.
 
@@ -187,10 +220,13 @@ class FrechetMetric(ABC):
     def prepare(self) -> None:
         if self._prepared:
             return
-        if self._fixed is None and self.reference_stats:
-            self._fixed = GaussianStats.load(self.reference_stats, f"{self.name} {self.stats_what}")
+        self._load_reference_stats()
         self._load()
         self._prepared = True
+
+    def _load_reference_stats(self) -> None:
+        if self._fixed is None and self.reference_stats:
+            self._fixed = GaussianStats.load(self.reference_stats, f"{self.name} {self.stats_what}")
 
     def update(self, generated: VideoSample, reference: VideoSample | None = None) -> None:
         self.prepare()
@@ -215,6 +251,9 @@ class FrechetMetric(ABC):
             else:
                 entry[self.name] = float("nan")
         self.per_video[generated.id] = entry
+        if self._kept is not None:
+            kept_reference = None if reference_features is None else compact_rows(reference_features)
+            self._kept.append(FrechetVideo(generated.id, compact_rows(features), kept_reference, dict(entry)))
 
     def compute(self) -> MetricResult:
         reference = self.reference_statistics()
@@ -231,6 +270,30 @@ class FrechetMetric(ABC):
 
     def reset(self) -> None:
         self._reset_state()
+
+    # ---- sharded over workers (ShardableMetric; module docstring) -------------------------------
+    def begin_shard(self) -> None:
+        """Keep every video's feature rows from now on, for ``state()`` (one process does not)."""
+        self._kept = []
+
+    def state(self) -> FrechetState:
+        if self._kept is None:
+            raise MemoZooError(f"{self.name}: state() needs begin_shard() before the shard's videos (the feature "
+                               "rows are kept only from then on)")
+        return FrechetState(videos=list(self._kept))
+
+    def merge(self, state: object) -> None:
+        """Replay a shard's rows into the statistics, in its order (module docstring). The fixed
+        reference (``reference_stats``) is read here too: compute() needs it, not the network."""
+        checked_state(self.name, state, FrechetState, self.per_video, [v.id for v in getattr(state, "videos", [])])
+        self._load_reference_stats()
+        for video in state.videos:
+            self.generated.update(video.features)
+            if video.reference is not None:
+                self.reference.update(video.reference)
+            self.per_video[video.id] = dict(video.entry)
+            if self._kept is not None:
+                self._kept.append(video)
 
     # ---- reference statistics -----------------------------------------------------------------
     def reference_statistics(self) -> GaussianStats:
@@ -267,3 +330,4 @@ class FrechetMetric(ABC):
         self.generated = GaussianStats()
         self.reference = GaussianStats()
         self.per_video: dict[str, dict[str, float]] = {}
+        self._kept: list[FrechetVideo] | None = None  # each video's rows, between begin_shard() and reset()

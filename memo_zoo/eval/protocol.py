@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping
+from typing import Any, Mapping
 
 import numpy as np
 import torch
@@ -137,9 +137,58 @@ def end_windows(values: np.ndarray, fps: float, window_seconds: float,
     return float(values[:window].mean()), float(values[-window:].mean()), window
 
 
-class PerVideoFigures:
+@dataclass
+class PerVideoState:
+    """A shard's state of a metric whose figures are per video (``ShardableMetric``): its rows and
+    series in the order the videos were measured; ``extra`` for what a metric adds (e.g. the world
+    measurer's check report)."""
+
+    per_video: dict[str, dict[str, float]]
+    series: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def checked_state(metric: str, state: object, kind: type, held: Mapping[str, Any], ids: list[str]) -> None:
+    """A state given to ``merge`` must be this metric's kind and bring only videos it does not hold
+    (checked before anything is merged, so a refused state leaves the metric unchanged)."""
+    if not isinstance(state, kind):
+        raise MemoZooError(f"{metric}: merge() was given a {type(state).__name__}, expected the {kind.__name__} "
+                           f"that {metric}'s state() hands back")
+    seen = set(held)
+    for video_id in ids:
+        if video_id in seen:
+            raise MemoZooError(f"{metric}: video {video_id!r} is in two shards' states (or merged twice)")
+        seen.add(video_id)
+
+
+class PerVideoMerge:
+    """``begin_shard`` / ``state`` / ``merge`` (``memo_zoo.slots.metric.ShardableMetric``) of a metric
+    whose whole state is its ``per_video`` rows (and ``series``, where it has them): a shard hands
+    back its rows, the driver appends them in shard order, so the means over videos are taken over
+    the same values in the same order as in one process."""
+
+    name = "metric"
+    per_video: dict[str, dict[str, float]]
+
+    def begin_shard(self) -> None:
+        """Nothing to keep beyond the rows the metric keeps anyway."""
+
+    def state(self) -> PerVideoState:
+        series = getattr(self, "series", None) or {}
+        return PerVideoState(per_video={k: dict(v) for k, v in self.per_video.items()},
+                             series={k: dict(v) for k, v in series.items()})
+
+    def merge(self, state: object) -> None:
+        checked_state(self.name, state, PerVideoState, self.per_video, list(getattr(state, "per_video", {})))
+        self.per_video.update({k: dict(v) for k, v in state.per_video.items()})
+        if hasattr(self, "series"):
+            self.series.update({k: dict(v) for k, v in state.series.items()})
+
+
+class PerVideoFigures(PerVideoMerge):
     """compute / reset of a metric whose figures are per video (summary: their means over videos,
-    ``mean_of``) with per-frame series; a subclass's ``update`` calls ``record`` once per video."""
+    ``mean_of``) with per-frame series; a subclass's ``update`` calls ``record`` once per video.
+    Shardable over workers (``PerVideoMerge``)."""
 
     name = "metric"
 

@@ -5,6 +5,12 @@
 file and where to put it, and the others still run. Videos are decoded one at a time (``videos``
 yields ``(generated, reference)`` pairs lazily), every remaining metric measures the video, and
 the video is dropped before the next one, so memory holds one video however long the set is.
+An item of ``videos`` may also be a loader that decodes its pair when called
+(``memo_zoo.eval.pairs``: ``FilePair``).
+
+``evaluate(..., workers=N)`` with N > 1 splits the videos into N contiguous shards measured on Ray
+workers and merges what they hand back on this process (``memo_zoo.eval.sharded``): the same
+figures as one process, to the last bit. ``workers=1`` is the path above and needs no Ray.
 
 ``log_evaluation(run, evaluation)`` records the outcome in MLflow: the summary figures as metrics,
 one row per video as a table (``per_video.json``), the per-frame curves as ``series.npz`` (keys
@@ -23,10 +29,11 @@ import numpy as np
 
 from memo_zoo.errors import MissingWeightsError
 from memo_zoo.progress import progress
-from memo_zoo.eval.protocol import MetricResult, VideoSample
+from memo_zoo.eval.pairs import PairItem, load_pair
+from memo_zoo.eval.protocol import MetricResult
 from memo_zoo.slots.metric import Metric
 
-VideoPairs = Iterable[tuple[VideoSample, "VideoSample | None"]]
+VideoPairs = Iterable[PairItem]
 SERIES_FILE = "series.npz"
 PER_VIDEO_FILE = "per_video.json"
 
@@ -69,28 +76,43 @@ class Evaluation:
         return curves
 
 
+def skip_metric(outcome: Evaluation, name: str, error: Exception | str) -> None:
+    """Record a metric that cannot run (its weights are missing) and warn; the others go on."""
+    outcome.skipped[name] = str(error)
+    warnings.warn(f"metric {name} skipped: {error}", MetricSkippedWarning, stacklevel=3)
+
+
 def _unique(existing: dict[str, Any], key: str, metric: str) -> str:
     # Two metrics giving the same key would silently overwrite each other's figure.
     return key if key not in existing else f"{metric}.{key}"
 
 
 def evaluate(metrics: dict[str, Metric], videos: VideoPairs | Callable[[], VideoPairs], total: int | None = None,
-             show_progress: bool = True) -> Evaluation:
-    """Measure ``videos`` with every metric that can run (module docstring)."""
+             show_progress: bool = True, workers: int = 1, engine: str = "ray", address: str | None = None,
+             cpus_per_worker: float = 1.0, gpus_per_worker: float = 0.0) -> Evaluation:
+    """Measure ``videos`` with every metric that can run (module docstring); ``workers`` > 1 shards
+    them over Ray workers (``engine``, on the cluster at ``address``; ``memo_zoo.eval.sharded``)."""
+    if workers > 1:
+        from memo_zoo.eval.eval_options import EvalOptions
+        from memo_zoo.eval.sharded import evaluate_sharded
+
+        options = EvalOptions(workers=workers, engine=engine, address=address, cpus_per_worker=cpus_per_worker,
+                              gpus_per_worker=gpus_per_worker)
+        return evaluate_sharded(metrics, videos, options, show_progress=show_progress)
     outcome = Evaluation()
     ready: dict[str, Metric] = {}
     for name, metric in metrics.items():
         try:
             metric.prepare()
         except MissingWeightsError as error:
-            outcome.skipped[name] = str(error)
-            warnings.warn(f"metric {name} skipped: {error}", MetricSkippedWarning, stacklevel=2)
+            skip_metric(outcome, name, error)
             continue
         metric.reset()
         ready[name] = metric
     pairs = videos() if callable(videos) else videos
     measured = 0
-    for generated, reference in _bar(pairs, total, show_progress):
+    for item in _bar(pairs, total, show_progress):
+        generated, reference = load_pair(item)
         for metric in ready.values():
             metric.update(generated, reference)
         measured += 1
@@ -100,7 +122,7 @@ def evaluate(metrics: dict[str, Metric], videos: VideoPairs | Callable[[], Video
     return outcome
 
 
-def _bar(pairs: VideoPairs, total: int | None, show: bool) -> Iterator[tuple[VideoSample, VideoSample | None]]:
+def _bar(pairs: VideoPairs, total: int | None, show: bool) -> Iterator[PairItem]:
     return iter(progress(pairs, "evaluate", total=total, unit="video")) if show else iter(pairs)
 
 

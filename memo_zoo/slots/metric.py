@@ -50,6 +50,43 @@ class Metric(Protocol):
         """Forget every video seen (networks stay loaded)."""
 
 
+@runtime_checkable
+class ShardableMetric(Metric, Protocol):
+    """A metric that can measure a set of videos split over workers (issue 21; ``memo_zoo.eval.sharded``).
+
+    Optional: a metric without these methods still runs in one process; asked to run on workers it
+    is refused with an error naming it. The contract, on each worker, for its contiguous shard::
+
+        metric.prepare(); metric.reset()
+        metric.begin_shard()                   # keep what state() hands back (may cost memory)
+        for generated, reference in shard:
+            metric.update(generated, reference)
+        state = metric.state()                 # picklable: crosses the wire to the driver
+
+    and on the driver, on a metric built from the same config (not prepared: no network loaded)::
+
+        metric.reset()
+        for state in states:                   # the shards' order, which is the videos' order
+            metric.merge(state)
+        result = metric.compute()              # the figures one process gives on the whole set
+
+    A state holds per-video contributions (figures, series, feature rows), never a running
+    reduction that the driver would have to combine differently from one process: ``merge``
+    replays them in video order, so the figures are the same to the last bit. ``merge`` refuses a
+    video it already holds.
+    """
+
+    def begin_shard(self) -> None:
+        """Start keeping what ``state()`` hands back for the videos measured from now on (called
+        after ``reset()``); a metric whose figures are its state anyway does nothing."""
+
+    def state(self) -> object:
+        """Everything the videos measured since ``reset()`` contributed, picklable, in their order."""
+
+    def merge(self, state: object) -> None:
+        """Take in another shard's ``state()`` as if its videos had been measured here, after these."""
+
+
 SLOT = Slot(
     name="metric",
     recipe_path="metrics",

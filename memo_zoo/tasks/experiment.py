@@ -48,7 +48,7 @@ from memo_zoo.atomic import write_text_atomically
 from memo_zoo.errors import MemoZooError, MissingWeightsError
 from memo_zoo.runner import RunContext
 from memo_zoo.tasks.experiment_config import ExperimentConfig
-from memo_zoo.tasks.held_out import HeldOutClip, evaluation_pair, select_clips, truth_schedule, write_portrait
+from memo_zoo.tasks.held_out import HeldOutClip, select_clips, truth_arrays, truth_schedule, write_portrait
 from memo_zoo.tasks.shared_stage1 import split_stage1, stage1_key_document, train_key_document
 from memo_zoo.tasks.stages import AUTOENCODER, EMOTION_DETECTOR, AutoencoderTraining, stage_task
 from memo_zoo.tracking.prefixed import PrefixedRun
@@ -294,6 +294,7 @@ class ExperimentTask:
         return done
 
     def _evaluate(self, context: RunContext, clips: list[HeldOutClip], generated: dict[str, tuple[Path, Any]]) -> None:
+        from memo_zoo.eval.pairs import FilePair
         from memo_zoo.eval.runner import evaluate, log_evaluation
 
         recipe = context.recipe
@@ -301,14 +302,16 @@ class ExperimentTask:
             context.run.set_tags({"memo_zoo.eval.skipped": "the recipe lists no metrics"})
             return
         metrics = self._metrics(context)
-
-        def pairs():
-            for clip in clips:
-                path, portrait = generated[clip.id]
-                yield evaluation_pair(clip, path, portrait)
-
+        # Loaders, not decoded videos: each is decoded where it is measured (here, or on a worker when
+        # the evaluation is sharded: task.evaluation), one at a time; the truth is read here, since
+        # only the dataset component can read it.
+        pairs = [FilePair(clip.id, generated[clip.id][0], clip.record.video, generated[clip.id][1],
+                          truth_arrays(clip)) for clip in clips]
+        options = self.config.evaluation
         started = time.perf_counter()
-        self.evaluation = evaluate(metrics, pairs, total=len(clips))
+        self.evaluation = evaluate(metrics, pairs, total=len(clips), workers=options.workers,
+                                   engine=options.engine, address=options.address,
+                                   cpus_per_worker=options.cpus_per_worker, gpus_per_worker=options.gpus_per_worker)
         log_evaluation(context.run, self.evaluation, prefix="eval/")
         # The world metrics' measurer was checked against held-out truth when it was trained; its
         # check goes with the figures it produced, so a reader can judge the measuring instrument.

@@ -19,6 +19,7 @@ from typing import Annotated, Any, Literal, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field, model_serializer
 
+from memo_zoo.eval.eval_options import EvalOptions
 from memo_zoo.generate.config import GuidanceConfig, StepCacheConfig, without_cache_off
 from memo_zoo.tasks.stages import AUTOENCODER, EMOTION_DETECTOR
 from memo_zoo.train.config import TrainConfig
@@ -97,5 +98,9 @@ class ExperimentConfig(Strict):
                              "<variant>.seed<N>), and the report gives every variant's mean and spread over "
                              "them; 1 = one run per variant with the recipe's seed (docs/recipes.md, "
                              "'Several seeds per variant')")
+    evaluation: EvalOptions = Field(
+        default_factory=EvalOptions, description="where the held-out videos are measured: workers 1 = in this "
+                                                 "process; more = contiguous shards on Ray workers (address: a "
+                                                 "cluster, else a local one), same figures (docs/scale.md)")
     log_videos: bool = Field(True, description="log the generated videos (with audio) as MLflow artifacts")
     report: bool = Field(True, description="write the comparison report (Markdown + HTML + plots) at the end")

@@ -34,6 +34,11 @@ audio's rounding), both are cut to the shorter.
 Summaries are means over videos (``mean_of``: videos where a figure is undefined, NaN, are left
 out); ``world_fd``'s is the distance of the pooled sets. ``MetricResult.series`` holds the
 per-frame curves named in each metric's docstring.
+
+Sharded over workers (``memo_zoo.slots.metric.ShardableMetric``): the per-video metrics hand back
+their rows and series (``PerVideoFigures``), ``world_fd`` its feature rows (``FrechetMetric``);
+each state also carries the measurer's check report, so the driver, which loads no measurer, can
+log it beside the figures.
 """
 
 from __future__ import annotations
@@ -92,6 +97,16 @@ class _PerVideoMetric(_Measuring, PerVideoFigures):
 
     def prepare(self) -> None:
         self.load_measurer()
+
+    def state(self):
+        state = PerVideoFigures.state(self)
+        state.extra["report"] = self.report
+        return state
+
+    def merge(self, state) -> None:
+        PerVideoFigures.merge(self, state)
+        if self.report is None:
+            self.report = state.extra.get("report")
 
 
 # ---- world_lip_sync ---------------------------------------------------------------------------------
@@ -195,6 +210,21 @@ class WorldFdMetric(FrechetMetric):
 
     def _load(self) -> None:
         self.measuring.load_measurer()
+
+    @property
+    def report(self):
+        """The measurer's check report, once loaded here or merged from a worker's state."""
+        return self.measuring.report
+
+    def state(self):
+        state = super().state()
+        state.extra["report"] = self.measuring.report
+        return state
+
+    def merge(self, state) -> None:
+        super().merge(state)
+        if self.measuring.report is None:
+            self.measuring.report = state.extra.get("report")
 
     def features(self, sample: VideoSample) -> np.ndarray:
         return self.measuring.measure(sample.frames[::self.config.frame_stride]).features
