@@ -1,4 +1,5 @@
-"""Running ``task: train`` in one process or in N (``memo-zoo train --num-processes N``).
+"""Running ``task: train`` in one process, in N (``memo-zoo train --num-processes N``), or through an
+accelerate config file on one node or many (``memo-zoo train --config-file FILE``).
 
 ``run_train(spec)`` runs the recipe in THIS process. When the environment names a rank (RANK /
 WORLD_SIZE, as ``accelerate launch``, ``torchrun`` or ``launch`` below set them), the process is one
@@ -11,6 +12,14 @@ CUDA), each calling ``run_train``; accelerate then joins them into one process g
 GPUs, gloo on CPUs). A failing rank stops the others. Ctrl-C or SIGTERM to the launcher is passed on to every rank; the ranks finish the step,
 write one checkpoint together (``memo_zoo.train.stop``) and exit; the launcher waits for them and
 returns 130 (SIGINT) or 143 (SIGTERM). Ranks that lose their launcher (SIGKILL) stop the same way.
+
+``launch_with_config(spec, AccelerateLaunch(file, machine_rank, ...))`` checks the file (parsed by
+accelerate; FSDP and DeepSpeed options memo-zoo cannot save are refused; the recipe's mixed
+precision, accumulation and clipping must not be contradicted) and re-runs the command as
+``accelerate launch --config_file FILE [--machine_rank R ...] -m memo_zoo train RECIPE ...``. The same
+command on every node of a cluster (each with its machine_rank) makes one job: accelerate's
+torchrun agent starts the node's ranks and joins them at main_process_ip:main_process_port, a
+port that listens on the main node and must only be reachable on the cluster's private network.
 """
 
 from __future__ import annotations
@@ -270,8 +279,182 @@ def _stop_all(processes: list, patience: float = 10.0) -> None:
             process.join()
 
 
-def train_command(spec: TrainSpec, num_processes: int = 1) -> int:
-    """``memo-zoo train``: launch N ranks, or run here (one process, or a rank of an outer launcher)."""
+# ---- through an accelerate config file (``memo-zoo train --config-file``) --------------------------
+
+# The launch types memo-zoo's trainer runs under (accelerate's distributed_type).
+SUPPORTED_TYPES = ("NO", "MULTI_CPU", "MULTI_GPU", "DEEPSPEED")
+
+
+@dataclass(frozen=True)
+class AccelerateLaunch:
+    """An accelerate config file and what this node overrides of it (on a cluster the same file
+    serves every node; each node passes its own ``machine_rank``, and the allocation's first node
+    its address)."""
+
+    config_file: Path
+    machine_rank: int | None = None
+    main_process_ip: str | None = None
+    main_process_port: int | None = None
+    num_processes: int | None = None
+
+
+def read_accelerate_config(path: Path) -> dict[str, object]:
+    """The settings of an accelerate config file, parsed by accelerate itself (unknown keys and
+    wrong types are refused there); ``MemoZooError`` naming the file otherwise."""
+    from accelerate.commands.config.config_args import load_config_from_file
+
+    if not path.is_file():
+        raise MemoZooError(f"--config-file {path}: no such file")
+    try:
+        return load_config_from_file(str(path)).to_dict()
+    except Exception as error:  # yaml errors, unknown keys (TypeError), bad enum values (ValueError)
+        raise MemoZooError(f"--config-file {path}: accelerate cannot read it ({type(error).__name__}: "
+                           f"{error})") from None
+
+
+def check_accelerate_config(path: Path, config: dict[str, object], train: object) -> None:
+    """Refuse, before any process starts, a config file memo-zoo cannot train under or whose values
+    contradict the recipe's ``task`` (``train``: its ``TrainConfig``). The recipe owns what changes
+    what is learned (batch, accumulation, clipping, mixed precision); the file says how to run."""
+    kind = str(config.get("distributed_type", "NO")).split(".")[-1]
+    if kind == "FSDP":
+        raise MemoZooError(f"--config-file {path}: distributed_type FSDP is not supported: memo-zoo's checkpoints "
+                           "save every parameter whole from the main process and its loop steps a plain "
+                           "optimizer, which FSDP shards; use DeepSpeed ZeRO-2 (recipes/launch/zero2.yaml) or DDP")
+    if kind not in SUPPORTED_TYPES:
+        raise MemoZooError(f"--config-file {path}: distributed_type {kind} is not supported; memo-zoo trains under "
+                           f"{', '.join(SUPPORTED_TYPES)}")
+    precision = str(config.get("mixed_precision") or "no")
+    wanted = getattr(train, "mixed_precision")
+    if precision != wanted:
+        raise MemoZooError(f"--config-file {path}: mixed_precision is {precision!r}, the recipe's "
+                           f"task.mixed_precision {wanted!r}; the recipe owns it: add task.mixed_precision={precision} "
+                           f"to the command or change the file")
+    if kind != "DEEPSPEED":
+        return
+    if config.get("use_cpu"):
+        raise MemoZooError(f"--config-file {path}: use_cpu: true makes accelerate drop DeepSpeed and run plain DDP; "
+                           "leave it false (on a machine without GPUs memo-zoo runs DeepSpeed's CPU accelerator "
+                           "over gloo)")
+    deepspeed = dict(config.get("deepspeed_config") or {})
+    if deepspeed.get("deepspeed_config_file"):
+        return  # a DeepSpeed JSON of its own: checked by the trainer once accelerate has read it
+    stage = deepspeed.get("zero_stage", 2)
+    if stage not in (1, 2):
+        raise MemoZooError(f"--config-file {path}: deepspeed_config.zero_stage is {stage}; memo-zoo trains with ZeRO "
+                           "stage 1 or 2 (stage 3 shards the weights its checkpoints save whole)")
+    for key in ("offload_optimizer_device", "offload_param_device"):
+        if deepspeed.get(key) not in (None, "none"):
+            raise MemoZooError(f"--config-file {path}: deepspeed_config.{key} is {deepspeed[key]!r}; memo-zoo's "
+                               "checkpoints need the optimizer state on the training device: set it to none")
+    for key, field in (("gradient_accumulation_steps", "grad_accumulation"), ("gradient_clipping", "max_grad_norm")):
+        value = deepspeed.get(key)
+        ours = getattr(train, field)
+        if field == "max_grad_norm":
+            ours = ours or 0.0
+        if value not in (None, "auto") and float(value) != float(ours):
+            raise MemoZooError(f"--config-file {path}: deepspeed_config.{key} is {value}, the recipe's task.{field} "
+                               f"{getattr(train, field)}; the recipe owns it: leave {key} out of the file or set "
+                               f"task.{field}={value}")
+
+
+def accelerate_command(spec: TrainSpec, how: AccelerateLaunch, config: dict[str, object]) -> list[str]:
+    """``accelerate launch --config_file FILE [node overrides] -m memo_zoo train RECIPE ...``: every
+    rank runs the train command as one rank of the job (``run_train``)."""
+    command = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(how.config_file)]
+    if how.num_processes is not None:
+        command += ["--num_processes", str(how.num_processes)]
+    if how.machine_rank is not None:
+        command += ["--machine_rank", str(how.machine_rank)]
+    if how.main_process_ip is not None:
+        command += ["--main_process_ip", how.main_process_ip]
+    port = how.main_process_port
+    if port is None and int(config.get("num_machines") or 1) == 1 and not config.get("main_process_port"):
+        # One machine and no port named: a free one, not accelerate's fixed 29500 (two jobs on one
+        # machine would meet there).
+        port = free_port()
+    if port is not None:
+        command += ["--main_process_port", str(port)]
+    command += ["-m", "memo_zoo", "train", str(spec.recipe), *spec.overrides]
+    if spec.resume:
+        command.append("--resume")
+    if spec.variant is not None:
+        command += ["--variant", spec.variant]
+    return command
+
+
+def launch_with_config(spec: TrainSpec, how: AccelerateLaunch) -> int:
+    """Run ``spec`` through ``accelerate launch`` with ``how.config_file``; returns its exit code
+    (130 / 143 after a signal). Checked first: the file, its values against the recipe, and on
+    several machines that the main node's address is known."""
+    import subprocess
+
+    from memo_zoo.recipe.loader import load_recipe
+    from memo_zoo.train.launch_env import CONFIG_FILE_VARIABLE
+
+    if world_size() > 1:
+        raise MemoZooError("this process is already one rank of a distributed job (WORLD_SIZE is set); drop "
+                           "--config-file when running under accelerate launch / torchrun")
+    config_file = how.config_file.resolve()
+    how = AccelerateLaunch(config_file, how.machine_rank, how.main_process_ip, how.main_process_port,
+                           how.num_processes)
+    config = read_accelerate_config(config_file)
+    machines = int(config.get("num_machines") or 1)
+    if how.num_processes is not None and (machines > 1 or how.num_processes < 1):
+        raise MemoZooError(f"--num-processes {how.num_processes} with --config-file {config_file}: only a file for one "
+                           f"machine takes it (this one has num_machines {machines}: set num_processes, all "
+                           "machines' ranks together, in the file)")
+    loaded = load_recipe(spec.recipe, registry_for(spec), list(spec.overrides))
+    train = loaded.recipe.task
+    if getattr(train, "kind", None) != "train":
+        raise MemoZooError(f"memo-zoo train needs a recipe with task: {{kind: train}}; {spec.recipe} has task kind "
+                           f"{getattr(train, 'kind', None)!r} (use memo-zoo run for it)")
+    check_accelerate_config(config_file, config, train)
+    rank_here = how.machine_rank if how.machine_rank is not None else int(config.get("machine_rank") or 0)
+    if not 0 <= rank_here < machines:
+        raise MemoZooError(f"--config-file {config_file}: machine_rank {rank_here} is outside 0..{machines - 1} "
+                           f"(num_machines {machines})")
+    if machines > 1 and not (how.main_process_ip or config.get("main_process_ip")):
+        raise MemoZooError(f"--config-file {config_file}: {machines} machines need the main node's address: "
+                           "main_process_ip in the file or --main-process-ip (the first node of the allocation)")
+    environ = {**os.environ, CONFIG_FILE_VARIABLE: str(config_file)}
+    kind = str(config.get("distributed_type", "NO")).split(".")[-1]
+    if kind == "DEEPSPEED":
+        import torch
+
+        if not torch.cuda.is_available():
+            environ.setdefault("DS_ACCELERATOR", "cpu")  # DeepSpeed's CPU accelerator (gloo), not a GPU probe
+    # A session of its own: a terminal's Ctrl-C reaches this launcher alone, which passes it on
+    # once to accelerate's agent; the agent passes it to every rank (and kills them 30 s later,
+    # torchrun's limit, so a checkpoint must be written within that).
+    process = subprocess.Popen(accelerate_command(spec, how, config), cwd=spec.workdir, env=environ,
+                               start_new_session=True)
+    received: list[int] = []
+
+    def forward(signum: int, frame: object) -> None:
+        if not received:
+            received.append(signum)
+            try:
+                process.send_signal(signum)
+            except ProcessLookupError:
+                pass
+
+    previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        code = process.wait()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if received:
+        return exit_code_for(interrupt_for(received[0]))
+    return code
+
+
+def train_command(spec: TrainSpec, num_processes: int = 1, accelerate: AccelerateLaunch | None = None) -> int:
+    """``memo-zoo train``: through an accelerate config file, launch N local ranks, or run here
+    (one process, or a rank of an outer launcher)."""
+    if accelerate is not None:
+        return launch_with_config(spec, accelerate)
     if num_processes > 1:
         return launch(spec, num_processes)
     run_train(spec)

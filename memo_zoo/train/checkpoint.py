@@ -72,7 +72,12 @@ class TrainerState:
 
     step:            optimizer steps done.
     epoch:           epoch the next micro-batch comes from.
-    batch_in_epoch:  micro-batches of that epoch already consumed (per rank).
+    batch_in_epoch:  micro-batches of that epoch already consumed: by the whole job with
+                     data_order "global" (``memo_zoo.train.loop.BatchStream``), per rank in
+                     checkpoints written before it ("" below).
+    data_order:      "global": the epoch's micro-batches are cut from its permutation in one order
+                     and dealt round-robin to the ranks, so a run resumes on another world size;
+                     "" (older checkpoints): each rank cut its own share.
     """
 
     step: int = 0
@@ -88,6 +93,7 @@ class TrainerState:
     sample_seed: int = 0
     run_id: str | None = None
     parameter_names_digest: str = ""
+    data_order: str = ""
     ranks: list[dict[str, Any]] = field(default_factory=list)
 
 
@@ -234,7 +240,8 @@ def save_checkpoint(out_dir: Path, state: TrainerState, modules: nn.Module, trai
 
     ``modules`` is the unwrapped ``TrainModules``; ``trainable_names`` are the qualified names of
     the parameters the run may train (encoder parameters outside it are frozen backbones, rebuilt
-    from their own weights). Returns the checkpoint folder. A checkpoint of the same step that
+    from their own weights). ``optimizer``: the optimizer, or its ``state_dict`` already taken
+    (under DeepSpeed ZeRO that takes a collective, ``memo_zoo.train.zero``). Returns the checkpoint folder. A checkpoint of the same step that
     already exists is kept as it is (the state it holds is the same).
     """
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -248,7 +255,7 @@ def save_checkpoint(out_dir: Path, state: TrainerState, modules: nn.Module, trai
     try:
         modules.net.save_pretrained(temp / MODEL_DIR)
         save_file(_encoder_tensors(modules, trainable_names), str(temp / ENCODERS_FILE), metadata={"format": "pt"})
-        torch.save(optimizer.state_dict(), temp / "optimizer.pt")
+        torch.save(optimizer if isinstance(optimizer, dict) else optimizer.state_dict(), temp / "optimizer.pt")
         torch.save(scheduler.state_dict(), temp / "scheduler.pt")
         if scaler is not None:
             torch.save(scaler.state_dict(), temp / "scaler.pt")
@@ -286,7 +293,9 @@ def load_checkpoint(checkpoint: Path, modules: nn.Module, trainable_names: set[s
                     scheduler: Any, scaler: Any | None) -> TrainerState:
     """Load weights, optimizer, scheduler, scaler and RNG states from ``checkpoint`` into the
     given (already built) objects; returns its ``TrainerState``. Every trainable encoder parameter
-    must be in the checkpoint (frozen backbones come from their own weights)."""
+    must be in the checkpoint (frozen backbones come from their own weights). ``optimizer`` is
+    anything with torch's ``load_state_dict`` (DeepSpeed ZeRO: ``memo_zoo.train.zero``), loaded
+    after the weights."""
     state = read_state(checkpoint)
     modules.net.load_weights(checkpoint / MODEL_DIR / "memo_net.safetensors")
     load_encoder_weights(checkpoint, {prefix: getattr(modules, prefix, None)

@@ -19,9 +19,16 @@ Ctrl-C or SIGTERM asks for a stop (``memo_zoo.train.stop``): every rank finishes
 checkpoint together, then the interrupt goes on (the MLflow run ends FAILED, exit 130 / 143); a
 second signal stops at once and saves the last completed step. DDP runs with
 ``find_unused_parameters=True``: the last site's audio stream and, in the phases, frozen modules
-produce no gradient. Each rank draws its own micro-batches: the epoch's permutation (seed,
-epoch) is dealt round-robin to the ranks and cut to whole batches, so every rank runs the same
-number of steps.
+produce no gradient. The epoch's permutation (seed, epoch) is cut into micro-batches in one
+order, dealt round-robin to the ranks, and each micro-batch's draws are seeded by its number
+(``BatchStream``, ``chunk_seed``): a step's global batch and draws are the same on 2 processes x 1
+accumulation as on 1 x 2, so a checkpoint resumes on another world size with the same loss curve.
+
+Under DeepSpeed ZeRO-1/2 (``accelerate launch`` with a DeepSpeed config, ``memo-zoo train
+--config-file``) the recipe keeps owning the batch, accumulation, clipping and mixed precision
+(``configure_deepspeed``); the weights stay fp32 with memo-zoo's autocast, the engine clips and
+steps inside ``backward``, and checkpoints gather the sharded AdamW state into torch's layout
+(``memo_zoo.train.zero``), so they load into a plain run. FSDP is refused (``fit``).
 """
 
 from __future__ import annotations
@@ -44,7 +51,7 @@ import numpy as np
 import torch
 from pydantic import BaseModel
 from torch import nn
-from torch.utils.data import DataLoader, Sampler
+from torch.utils.data import DataLoader
 
 from memo_zoo.data.samples import TalkingHeadSamples, collate
 from memo_zoo.emotion import LABEL_SETS
@@ -60,9 +67,11 @@ from memo_zoo.train.checkpoint import (ENCODERS_FILE, MODEL_DIR, CorruptCheckpoi
 from memo_zoo.train.config import TrainConfig
 from memo_zoo.train.clip_regions import measure_clip_regions
 from memo_zoo.train.latent_cache import ClipLatentStore, LatentCache, deterministic_encoder, vae_fingerprint
+from memo_zoo.train.launch_env import CONFIG_FILE_VARIABLE
 from memo_zoo.train.out_dir import STALE_STATUS, OutDirLock, close_stale_runs, read_run_record, write_run_record
 from memo_zoo.train.step_loop import StepLoop
 from memo_zoo.train.stop import StopRequest
+from memo_zoo.train.zero import ZeroOptimizerState, zero_optimizer
 from memo_zoo.train.step import (TrainModules, apply_phase, check_parts, encode_frames, new_module_prefixes,
                                  prepare_inputs, robust_objective)
 
@@ -85,69 +94,88 @@ def epoch_order(length: int, seed: int, epoch: int) -> list[int]:
     return torch.randperm(length, generator=generator).tolist()
 
 
-class ShardedEpochSampler(Sampler[int]):
-    """This rank's items of one epoch, from micro-batch ``skip`` on.
-
-    The epoch's permutation is dealt round-robin (item j to rank j mod world) and each rank's share
-    cut to whole batches, so all ranks see disjoint items and the same number of batches. A
-    resumed run skips the batches it already trained on without loading them.
-    """
-
-    def __init__(self, length: int, seed: int, epoch: int, rank: int, world: int, batch_size: int, skip: int = 0):
-        share = epoch_order(length, seed, epoch)[rank::world]
-        usable = (length // world) // batch_size * batch_size
-        self.indices = share[:usable]
-        self.start = skip * batch_size
-
-    @staticmethod
-    def batches_per_epoch(length: int, world: int, batch_size: int) -> int:
-        return (length // world) // batch_size
-
-    def __len__(self) -> int:
-        return len(self.indices) - self.start
-
-    def __iter__(self) -> Iterator[int]:
-        return iter(self.indices[self.start:])
+# TrainerState.data_order of the order below (older checkpoints: "", each rank cut its own share).
+DATA_ORDER = "global"
 
 
 class BatchStream:
-    """Endless micro-batches of one rank, epoch after epoch, with its live position."""
+    """This rank's micro-batches, epoch after epoch, in an order that does not depend on the world size.
+
+    Epoch ``e``'s permutation (seed, e) is cut into ``len // batch_size`` micro-batches ("chunks"),
+    numbered on across epochs: chunk ``g`` is micro-batch ``g mod n`` of epoch ``g // n``. Optimizer
+    step ``k`` takes chunks ``k*C .. k*C + C - 1`` with ``C = processes x grad_accumulation``, chunk
+    ``k*C + m*W + r`` going to rank ``r`` as its micro-batch ``m``: rank r reads every W-th chunk.
+    So the global batch of each step is the same set of micro-batches on 1 process x C
+    accumulations or C processes x 1, and with the draws seeded per chunk (``chunk_seed``) a run
+    resumes on another world size with the same loss curve. On one process this is the order of
+    earlier versions exactly.
+
+    ``position``: chunks the whole job has consumed at the last step boundary (``end_step``); a
+    checkpoint stores it as (epoch, batch_in_epoch).
+    """
 
     def __init__(self, samples: TalkingHeadSamples, seed: int, rank: int, world: int, batch_size: int,
-                 num_workers: int, epoch: int, batch_in_epoch: int, pin_memory: bool):
+                 chunks_per_step: int, num_workers: int, position: int, pin_memory: bool):
         self.samples, self.seed, self.rank, self.world = samples, seed, rank, world
         self.batch_size, self.num_workers, self.pin_memory = batch_size, num_workers, pin_memory
-        self.epoch, self.batch_in_epoch = epoch, batch_in_epoch
-        self.per_epoch = ShardedEpochSampler.batches_per_epoch(len(samples), world, batch_size)
-        if self.per_epoch == 0:
+        self.chunks_per_step = chunks_per_step
+        self.per_epoch = len(samples) // batch_size
+        if self.per_epoch < world:
             raise MemoZooError(f"the dataset gives {len(samples)} samples per epoch, fewer than one batch per "
                                f"process (batch_size {batch_size} x {world} processes); lower task.batch_size or "
                                "raise task.samples.samples_per_clip")
+        self.position = position
+        self._next = position + rank  # the next chunk this rank reads
         self.last_indices: list[int] = []
         self._iterator: Iterator[dict[str, Any]] | None = None
-        self._sampler: ShardedEpochSampler | None = None
+        self._epoch: int | None = None
+        self._order: list[int] = []
 
-    def _open(self) -> None:
-        if self.batch_in_epoch >= self.per_epoch:
-            self.epoch += 1
-            self.batch_in_epoch = 0
-        self.samples.set_epoch(self.epoch)
-        self._sampler = ShardedEpochSampler(len(self.samples), self.seed, self.epoch, self.rank, self.world,
-                                            self.batch_size, self.batch_in_epoch)
-        loader = DataLoader(self.samples, batch_size=self.batch_size, sampler=self._sampler,
-                            num_workers=self.num_workers, collate_fn=collate, pin_memory=self.pin_memory,
-                            generator=torch.Generator().manual_seed(derived_seed(self.seed, self.epoch, self.rank)),
+    @property
+    def epoch(self) -> int:
+        return self.position // self.per_epoch
+
+    @property
+    def batch_in_epoch(self) -> int:
+        return self.position % self.per_epoch
+
+    def chunk_indices(self, order: list[int], chunk: int) -> list[int]:
+        return order[chunk * self.batch_size:(chunk + 1) * self.batch_size]
+
+    def _open(self, epoch: int, first: int) -> None:
+        """A loader over this rank's chunks of ``epoch`` from micro-batch ``first`` on (a resumed run
+        skips what it trained on without loading it)."""
+        self.samples.set_epoch(epoch)
+        self._epoch, self._order = epoch, epoch_order(len(self.samples), self.seed, epoch)
+        base = epoch * self.per_epoch
+        chunks = [self.chunk_indices(self._order, j) for j in range(first, self.per_epoch)
+                  if (base + j) % self.world == self.rank]
+        # The loader's generator seeds its workers; the same on every rank (each sample's content is
+        # drawn from (seed, epoch, index) anyway: memo_zoo.data.samples).
+        loader = DataLoader(self.samples, batch_sampler=chunks, num_workers=self.num_workers, collate_fn=collate,
+                            pin_memory=self.pin_memory,
+                            generator=torch.Generator().manual_seed(derived_seed(self.seed, epoch, 0)),
                             persistent_workers=False)
         self._iterator = iter(loader)
 
     def next(self) -> dict[str, Any]:
-        if self._iterator is None or self.batch_in_epoch >= self.per_epoch:
-            self._open()
+        epoch, chunk = divmod(self._next, self.per_epoch)
+        if self._iterator is None or epoch != self._epoch:
+            self._open(epoch, chunk)
         batch = next(self._iterator)
-        start = self.batch_in_epoch * self.batch_size
-        self.last_indices = self._sampler.indices[start:start + self.batch_size]
-        self.batch_in_epoch += 1
+        self.last_indices = self.chunk_indices(self._order, chunk)
+        self._next += self.world
         return batch
+
+    def end_step(self) -> None:
+        self.position += self.chunks_per_step
+
+
+def chunk_seed(seed: int, step: int, chunk: int) -> int:
+    """Seed of the draws (noise, t, dropout, augmentations) of micro-batch ``chunk`` of step ``step``
+    (``BatchStream``'s numbering: the same on any world size). The 0 stands where the rank was in
+    earlier versions, so the draws of a one-process run are theirs."""
+    return derived_seed(seed, 0, step, chunk)
 
 
 @dataclass
@@ -273,13 +301,28 @@ class Trainer:
     # ---- the run -------------------------------------------------------------------------------
 
     def fit(self) -> TrainResult:
-        from accelerate import Accelerator, DistributedDataParallelKwargs
+        from accelerate import Accelerator, DistributedDataParallelKwargs, InitProcessGroupKwargs
 
         cfg = self.config
         cpu = get_settings().device == "cpu" or not torch.cuda.is_available()
+        deepspeed = os.environ.get("ACCELERATE_USE_DEEPSPEED", "false").lower() == "true"
+        if os.environ.get("ACCELERATE_USE_FSDP", "false").lower() == "true":
+            raise MemoZooError(f"{launch_source()}: distributed_type FSDP is not supported by memo-zoo's trainer (its "
+                               "checkpoints need every parameter whole on the main process, which FSDP shards); use "
+                               "DeepSpeed ZeRO-2 (recipes/launch/zero2.yaml) or DDP")
+        handlers: list[Any] = [DistributedDataParallelKwargs(find_unused_parameters=True)]
+        if deepspeed:
+            check_deepspeed_recipe(cfg)
+            if cpu:
+                # accelerate starts DeepSpeed only when it is not told cpu=True, and without a GPU it
+                # then picks no process-group backend (and counts one process): name gloo.
+                handlers.append(InitProcessGroupKwargs(backend="gloo"))
+                cpu = False
+        # Under DeepSpeed, accelerate's mixed precision would switch on DeepSpeed's bf16 / fp16 mode,
+        # which turns the module's weights to half precision; memo-zoo keeps fp32 weights and
+        # applies task.mixed_precision as its own autocast (``_autocast``) instead.
         accelerator = Accelerator(
-            cpu=cpu, mixed_precision=cfg.mixed_precision,
-            kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)])
+            cpu=cpu, mixed_precision="no" if deepspeed else cfg.mixed_precision, kwargs_handlers=handlers)
         try:
             # Installed before anything is built: a signal during the (long) data preparation is
             # taken at the first step boundary too, by every rank together.
@@ -338,10 +381,18 @@ class Trainer:
         warmup = cfg.lr_warmup_steps
         scheduler = torch.optim.lr_scheduler.LambdaLR(
             optimizer, lambda step: min(1.0, (step + 1) / warmup) if warmup else 1.0)
-        # Every allowed parameter requires grad here: DDP only ever synchronises those it saw at wrap time.
+        plugin = getattr(accelerator.state, "deepspeed_plugin", None)
+        if plugin is not None:
+            configure_deepspeed(plugin.deepspeed_config, cfg, world)
+        # Every allowed parameter requires grad here: DDP only ever synchronises those it saw at wrap
+        # time, and ZeRO builds its flat buffers from them.
         model, optimizer = accelerator.prepare(modules, optimizer)
         modules = accelerator.unwrap_model(model)
+        zero = zero_optimizer(optimizer)
+        # What checkpoints save and load as the optimizer: torch AdamW's state_dict in every case.
+        optimizer_state = ZeroOptimizerState(zero) if zero is not None else optimizer
         device = accelerator.device
+        autocast = _autocast(accelerator, cfg.mixed_precision, device, deepspeed=plugin is not None)
         if isinstance(vae, nn.Module):
             vae.to(device).eval().requires_grad_(False)
         scaler = getattr(accelerator, "scaler", None)
@@ -362,14 +413,16 @@ class Trainer:
             latent_cache = LatentCache(cfg.latent_cache_mb * 2**20, store)
 
         names_digest = hashlib.sha256("\n".join(n for n, _ in modules.named_parameters()).encode()).hexdigest()[:16]
-        state = self._start_state(existing, modules, trainable_names, optimizer, scheduler, scaler, world,
+        stream_start = self._stream_start(existing, len(samples))
+        state = self._start_state(existing, modules, trainable_names, optimizer_state, scheduler, scaler, world,
                                   names_digest)
         start_step = state.step
         if main:
             self.out_dir.mkdir(parents=True, exist_ok=True)
-        global_batch = cfg.batch_size * world * cfg.grad_accumulation
-        stream = BatchStream(samples, self.sample_config.seed, rank, world, cfg.batch_size, cfg.num_workers,
-                             state.epoch, state.batch_in_epoch, pin_memory=device.type == "cuda")
+        chunks_per_step = world * cfg.grad_accumulation
+        global_batch = cfg.batch_size * chunks_per_step
+        stream = BatchStream(samples, self.sample_config.seed, rank, world, cfg.batch_size, chunks_per_step,
+                             cfg.num_workers, stream_start, pin_memory=device.type == "cuda")
         no_emotion = len(LABEL_SETS[self.sample_config.label_set])
         if run is not None:
             run.set_tags({"memo_zoo.train.out_dir": str(self.out_dir), "memo_zoo.train.processes": world,
@@ -381,7 +434,8 @@ class Trainer:
         started = time.perf_counter()
         # The bar moves by the global batch at every step, so its rate reads in samples/s. Every rank
         # agrees on a stop at each step boundary (stop.agreed is a collective with several ranks).
-        save = partial(self._save, accelerator, modules, trainable_names, optimizer, scheduler, scaler, state, stream)
+        save = partial(self._save, accelerator, modules, trainable_names, optimizer_state, scheduler, scaler, state,
+                       stream)
         loop = StepLoop(cfg.steps, f"train {self.recipe.name}", start=start_step, unit="sample",
                         per_step=global_batch, show=main, stop=stop, world=world, device=device, save=save,
                         checkpoint_every=cfg.checkpoint_every)
@@ -399,11 +453,11 @@ class Trainer:
                     losses, keeps = [], []
                     for micro in range(cfg.grad_accumulation):
                         batch = stream.next()
-                        seed = derived_seed(self.seed, rank, state.step, micro)
+                        seed = chunk_seed(self.seed, state.step, micro * world + rank)
                         # Global RNGs too: any randomness inside components (dropout) repeats on resume.
                         torch.manual_seed(seed)
                         generator = torch.Generator().manual_seed(seed)
-                        with accelerator.autocast():
+                        with autocast():
                             inputs = prepare_inputs(
                                 batch, vae, generator, single_frame=phase.trainable == "spatial",
                                 use_audio=phase.trainable != "spatial" and audio_encoder is not None,
@@ -415,17 +469,22 @@ class Trainer:
                                 clip_regions=clip_regions)
                         last = micro == cfg.grad_accumulation - 1
                         with contextlib.nullcontext() if last else accelerator.no_sync(model):
-                            with accelerator.autocast():
+                            with autocast():
                                 per_sample = model(inputs)
                             threshold = (cfg.robust_loss.threshold
                                          if state.step >= cfg.robust_loss.start_step else None)
                             objective, keep = robust_objective(per_sample, threshold)
-                            accelerator.backward(objective / cfg.grad_accumulation)
+                            # DeepSpeed divides by its gradient_accumulation_steps itself (and steps
+                            # its optimizer inside backward at the last micro-batch).
+                            accelerator.backward(objective if zero is not None else objective / cfg.grad_accumulation)
                         losses.append(accelerator.gather(per_sample.detach().float()))
                         # uint8: gloo has no all-gather for bool tensors.
                         keeps.append(accelerator.gather(keep.to(torch.uint8)).bool())
                     params = [p for p in modules.parameters() if p.requires_grad]
+                    # Under DeepSpeed the engine clipped (gradient_clipping, from the recipe) and stepped
+                    # in backward already; this returns the norm it measured.
                     grad_norm = accelerator.clip_grad_norm_(params, cfg.max_grad_norm or math.inf)
+                    grad_norm = math.nan if grad_norm is None else float(grad_norm)
                     step_losses, step_keep = torch.cat(losses).cpu(), torch.cat(keeps).cpu()
                     dropped = int((~step_keep).sum())
                     with loop.update():
@@ -445,6 +504,7 @@ class Trainer:
                         state.step += 1
                         state.samples_seen += global_batch
                         state.dropped_total += dropped
+                        stream.end_step()
                         state.epoch, state.batch_in_epoch = stream.epoch, stream.batch_in_epoch
                     seconds = time.perf_counter() - tick
                     loss = float(step_losses.mean())
@@ -562,20 +622,50 @@ class Trainer:
                   file=sys.stderr)
         write_run_record(self.out_dir, self._run.id, self._run.experiment_id)
 
+    def _stream_start(self, existing: Path | None, length: int) -> int:
+        """Chunks the job had consumed at the checkpoint (``BatchStream.position``); 0 for a fresh run."""
+        if existing is None:
+            return 0
+        saved = read_state(existing)
+        per_epoch = length // self.config.batch_size
+        if saved.data_order == DATA_ORDER or saved.world_size == 1:
+            # One process cut its batches in the global order already.
+            return saved.epoch * per_epoch + saved.batch_in_epoch
+        # Written before the global order, with several processes: each rank had cut its own share,
+        # batch_in_epoch counting per rank. The run goes on from the same epoch and sample count, in
+        # the new order (the samples and draws of the next steps differ from that version's).
+        warnings.warn(f"{existing} was written by an earlier memo-zoo with {saved.world_size} processes, whose "
+                      "data order depended on the process count; the run continues from the same epoch and "
+                      "sample count, but its next batches and draws are not those the earlier version would "
+                      "have drawn", stacklevel=2)
+        return saved.epoch * per_epoch + min(saved.batch_in_epoch * saved.world_size, per_epoch - 1)
+
     def _start_state(self, existing: Path | None, modules: TrainModules, trainable_names: set[str], optimizer: Any,
                      scheduler: Any, scaler: Any, world: int, names_digest: str) -> TrainerState:
         cfg = self.config
         fresh = TrainerState(world_size=world, batch_size=cfg.batch_size, grad_accumulation=cfg.grad_accumulation,
                              seed=self.seed, sample_seed=self.sample_config.seed,
                              run_id=self._run.id if self._run is not None else None,
-                             parameter_names_digest=names_digest)
+                             parameter_names_digest=names_digest, data_order=DATA_ORDER)
         if existing is None:
             return fresh
         saved = read_state(existing)
         mismatched = [f"{name}: checkpoint {getattr(saved, name)!r}, now {getattr(fresh, name)!r}"
-                      for name in ("world_size", "batch_size", "grad_accumulation", "seed", "sample_seed",
-                                   "parameter_names_digest")
+                      for name in ("batch_size", "seed", "sample_seed", "parameter_names_digest")
                       if getattr(saved, name) != getattr(fresh, name)]
+        # The world size may change (BatchStream): what must stay is the global batch, made of the
+        # same micro-batches, i.e. processes x grad_accumulation.
+        saved_chunks, chunks = saved.world_size * saved.grad_accumulation, world * cfg.grad_accumulation
+        if saved_chunks != chunks:
+            hint = (f"; on {world} process(es) resume with task.grad_accumulation={saved_chunks // world}"
+                    if saved_chunks % world == 0 else
+                    f"; {saved_chunks} micro-batches per step cannot be split over {world} processes")
+            mismatched.append(f"micro-batches per step (processes x grad_accumulation): checkpoint "
+                              f"{saved.world_size} x {saved.grad_accumulation} = {saved_chunks}, now {world} x "
+                              f"{cfg.grad_accumulation} = {chunks}{hint}")
+        if saved.world_size != world and saved.data_order != DATA_ORDER and saved.world_size > 1:
+            mismatched.append(f"world_size: checkpoint {saved.world_size}, now {world} (a checkpoint of an earlier "
+                              "memo-zoo with several processes resumes only on as many)")
         if mismatched:
             raise MemoZooError(f"cannot resume {existing} exactly; these differ from the checkpoint:\n  "
                                + "\n  ".join(mismatched))
@@ -583,7 +673,10 @@ class Trainer:
         if self._run is not None:
             self._run.set_tags({"memo_zoo.train.resumed_from": str(existing),
                                 "memo_zoo.train.resumed_from_run": state.run_id or ""})
+            if state.world_size != world:
+                self._run.set_tags({"memo_zoo.train.resumed_world_size": f"{state.world_size} -> {world}"})
             state.run_id = self._run.id
+        state.world_size, state.grad_accumulation, state.data_order = world, cfg.grad_accumulation, DATA_ORDER
         state.ranks = []
         return state
 
@@ -616,6 +709,14 @@ class Trainer:
             torch.distributed.all_gather_object(ranks, mine)
         state.ranks = ranks
         path = self.out_dir / checkpoint_name(state.step)
+        if isinstance(optimizer, ZeroOptimizerState):
+            # Gathered on every rank (a collective), written by the main one. A lone stop (a second
+            # Ctrl-C: other ranks may be gone) cannot gather the shards: it keeps the last checkpoint.
+            if not collective and accelerator.num_processes > 1:
+                warnings.warn("stopped at once under DeepSpeed ZeRO: the optimizer shards cannot be gathered "
+                              "without the other ranks; the last checkpoint stays the newest", stacklevel=2)
+                return path
+            optimizer = optimizer.state_dict()
         if accelerator.is_main_process:
             prints = {r["fingerprint"] for r in ranks}
             if len(prints) > 1:
@@ -634,3 +735,72 @@ def _fingerprint(modules: nn.Module) -> str:
         stats = torch.stack([torch.stack([p.double().sum(), p.double().square().sum()]) for p in modules.parameters()])
     return hashlib.sha256(stats.cpu().numpy().tobytes()).hexdigest()[:16]
 
+
+def launch_source() -> str:
+    """How the running job was configured, for messages: the accelerate config file ``memo-zoo train
+    --config-file`` passed on (``memo_zoo.cli.launch``), else accelerate's launch settings."""
+    return os.environ.get(CONFIG_FILE_VARIABLE) or "the accelerate launch configuration"
+
+
+def check_deepspeed_recipe(cfg: TrainConfig) -> None:
+    """What memo-zoo's loop cannot do under DeepSpeed ZeRO, refused before anything is built."""
+    frozen = [p.name for p in cfg.phases if p.trainable != "all"]
+    if frozen:
+        raise MemoZooError(f"{launch_source()} runs DeepSpeed, and task.phases {frozen} train only part of the "
+                           "network: ZeRO keeps every parameter given to it in its flat optimizer buffers and would "
+                           "move the frozen ones through weight decay; run each phase as its own training "
+                           "(task.init_weights from the previous one's checkpoint) or train these phases with DDP")
+    if cfg.mixed_precision == "fp16":
+        raise MemoZooError(f"{launch_source()} runs DeepSpeed: task.mixed_precision fp16 needs a loss scaler, which "
+                           "memo-zoo's autocast under DeepSpeed does not have; use bf16")
+
+
+# (DeepSpeed config key, TrainConfig field) of the values the recipe owns.
+RECIPE_OWNED = (("train_micro_batch_size_per_gpu", "batch_size"), ("gradient_accumulation_steps", "grad_accumulation"),
+                ("gradient_clipping", "max_grad_norm"))
+
+
+def configure_deepspeed(config: dict[str, Any], cfg: TrainConfig, world: int) -> None:
+    """Fill the DeepSpeed config from the recipe, which owns the batch, the accumulation and the
+    clipping (they change what is learned; the config file says how to run). A value the file
+    leaves out or sets to "auto" is taken from the recipe; one that differs is an error."""
+    zero = config.get("zero_optimization", {}) or {}
+    stage = zero.get("stage", 0)
+    if stage not in (1, 2):
+        raise MemoZooError(f"{launch_source()}: deepspeed_config.zero_stage is {stage}; memo-zoo trains with ZeRO "
+                           "stage 1 or 2 (stage 3 shards the weights its checkpoints save whole)")
+    for section in ("offload_optimizer", "offload_param"):
+        device = (zero.get(section) or {}).get("device", "none")
+        if device not in (None, "none"):
+            raise MemoZooError(f"{launch_source()}: deepspeed_config.{section}_device is {device!r}; memo-zoo's "
+                               f"checkpoints need the optimizer state on the training device: set it to none")
+    for dtype in ("fp16", "bf16"):
+        if str((config.get(dtype) or {}).get("enabled", False)).lower() == "true":
+            raise MemoZooError(f"{launch_source()}: DeepSpeed's {dtype} section turns the weights to half precision; "
+                               "leave it out and set mixed_precision (task.mixed_precision) instead")
+    wanted = {key: getattr(cfg, field) for key, field in RECIPE_OWNED}
+    wanted["gradient_clipping"] = cfg.max_grad_norm or 0.0  # DeepSpeed: 0 = no clipping
+    for key, field in RECIPE_OWNED:
+        value = config.get(key, "auto")
+        if value in (None, "auto"):
+            config[key] = wanted[key]
+        elif float(value) != float(wanted[key]):
+            raise MemoZooError(f"{launch_source()}: deepspeed_config {key} is {value}, the recipe's task.{field} "
+                               f"{getattr(cfg, field)}; the recipe owns it: leave {key} out of the config file (or "
+                               f"'auto') or set task.{field}={value}")
+    total = cfg.batch_size * cfg.grad_accumulation * world
+    if config.get("train_batch_size", "auto") in (None, "auto"):
+        config["train_batch_size"] = total
+    elif int(config["train_batch_size"]) != total:
+        raise MemoZooError(f"{launch_source()}: deepspeed_config train_batch_size is {config['train_batch_size']}, "
+                           f"but task.batch_size x task.grad_accumulation x processes is {total}")
+
+
+def _autocast(accelerator: Any, precision: str, device: torch.device, deepspeed: bool) -> Callable[[], Any]:
+    """The autocast of a forward: accelerate's, or under DeepSpeed torch's own over the fp32 weights."""
+    if not deepspeed:
+        return accelerator.autocast
+    if precision == "no":
+        return contextlib.nullcontext
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+    return partial(torch.autocast, device_type=device.type, dtype=dtype)

@@ -3,8 +3,9 @@
 Per micro-batch (B samples, F target frames, M motion slots; ``memo_zoo.data.samples``):
 
 1. ``draw``: flow times t ~ logit-normal (L1), noise, and four independent dropout masks (L6),
-   from a generator the loop seeds per (seed, rank, step, micro-batch), so a step is the same
-   after a resume and differs between ranks.
+   from a generator the loop seeds per (seed, step, micro-batch number in the step's global
+   order; ``memo_zoo.train.loop.chunk_seed``), so a step is the same after a resume, on any world
+   size, and differs between micro-batches.
 2. ``prepare_inputs`` (no gradient; frozen VAE, A1): target, reference and the REAL motion frames
    to latents; the padded waveform rebuilt from the audio windows; emotion with dropout applied
    (the "no emotion" index, E3); per sample the number of motion frames its memory is built from.
