@@ -19,6 +19,11 @@ files still there, is taken from the report instead of being processed again. Ev
 written atomically (``write_video``, ``_atomic_write``), so a kill leaves no half file behind and a
 report line never points at a partial output. A clip whose media cannot be used (``MediaError``)
 is dropped with that reason; it never stops the run.
+
+This module runs the stages in one process (the ``local`` engine, the default);
+``memo_zoo.data.ray_pipeline`` runs the same stages on a Ray cluster with the same report, manifest
+and files. The pieces both engines share (a report line, a result read back from one, a stage step,
+the manifest) live here, so that the two cannot drift apart.
 """
 
 from __future__ import annotations
@@ -192,7 +197,7 @@ def _atomic_copy(source: Path, target: Path, link: bool) -> None:
         raise
 
 
-def _read_report(path: Path) -> dict[tuple[int, str], dict[str, Any]]:
+def read_report(path: Path) -> dict[tuple[int, str], dict[str, Any]]:
     """Recorded results by (stage index, clip id); the last line of a pair wins.
 
     A kill can cut the last line short; that line is cut off the file so that the lines appended
@@ -214,9 +219,8 @@ def _read_report(path: Path) -> dict[tuple[int, str], dict[str, Any]]:
     return done
 
 
-def _stage_labels(stages: Sequence[Stage]) -> list[str]:
+def stage_labels(names: Sequence[str]) -> list[str]:
     """Stage names, numbered where one stage kind appears more than once (``resize_1``, ``resize_2``)."""
-    names = [stage.name for stage in stages]
     seen: dict[str, int] = {}
     labels = []
     for name in names:
@@ -225,7 +229,8 @@ def _stage_labels(stages: Sequence[Stage]) -> list[str]:
     return labels
 
 
-def _describe_stages(stages: Sequence[Stage], labels: Sequence[str]) -> list[dict[str, Any]]:
+def describe_stages(stages: Sequence[Any], labels: Sequence[str]) -> list[dict[str, Any]]:
+    """What ``pipeline.json`` records of each stage: its label and its ``config`` (when it has one)."""
     described = []
     for stage, label in zip(stages, labels):
         config = getattr(stage, "config", None)
@@ -234,7 +239,7 @@ def _describe_stages(stages: Sequence[Stage], labels: Sequence[str]) -> list[dic
     return described
 
 
-def _prepare(out_dir: Path, described: list[dict[str, Any]], resume: bool) -> None:
+def prepare_out_dir(out_dir: Path, described: list[dict[str, Any]], resume: bool) -> None:
     """Start fresh, or check that the folder was filled by the same stages before resuming."""
     state = out_dir / STATE_FILE
     if not resume:
@@ -281,6 +286,47 @@ class PipelineResult:
     processed: int
 
 
+def report_entry(clip_id: str, source: str, label: str, index: int, result: StageResult) -> dict[str, Any]:
+    """The report line (as a dict) of one stage's result on one clip; both engines write exactly this."""
+    return {"clip": clip_id, "source": source, "stage": label, "index": index, "kept": result.kept,
+            "reason": result.reason or None, "value": result.value,
+            "outputs": [record_to_json(c) for c in result.clips]}
+
+
+def result_from_entry(entry: dict[str, Any] | None, check_files: bool = True) -> StageResult | None:
+    """The result a report line recorded, or None when there is none or (``check_files``) its output
+    files are gone (the resume rule: such a pair is run again)."""
+    if entry is None:
+        return None
+    outputs = tuple(record_from_json(o) for o in entry["outputs"])
+    if check_files and not _outputs_exist(outputs):
+        return None  # its files were removed since: run the stage again
+    if entry["kept"]:
+        return StageResult.keep(*outputs, reason=entry.get("reason") or "", value=entry.get("value"))
+    return StageResult.drop(entry.get("reason") or "dropped", entry.get("value"))
+
+
+def attempt_stage(label: str, work: Callable[[], StageResult]) -> StageResult:
+    """Run one stage on one clip: a clip whose media cannot be used is dropped with the reason."""
+    try:
+        result = work()
+    except MediaError as error:  # a bad clip is dropped and reported, never a crash
+        result = StageResult.drop(error.reason)
+    if not isinstance(result, StageResult):
+        raise TypeError(f"stage {label!r} returned {type(result).__name__}, not a StageResult")
+    return result
+
+
+def stage_folder(out_dir: Path, index: int, label: str) -> Path:
+    """Where stage ``index`` writes its clips: ``work/<NN>_<label>``."""
+    return out_dir / WORK_DIR / f"{index:02d}_{label}"
+
+
+def publish_step(clip: ClipRecord, out_dir: Path) -> StageResult:
+    """The manifest step: the clip published under ``data/video``."""
+    return StageResult.keep(_publish(clip, out_dir / VIDEO_DIR, out_dir))
+
+
 class _Runner:
     def __init__(self, stages: Sequence[Stage], labels: list[str], out_dir: Path,
                  done: dict[tuple[int, str], dict[str, Any]], report: Any):
@@ -294,52 +340,26 @@ class _Runner:
         self.processed = 0
 
     def _record(self, index: int, label: str, clip_id: str, source: str, result: StageResult) -> None:
-        entry = {"clip": clip_id, "source": source, "stage": label, "index": index, "kept": result.kept,
-                 "reason": result.reason or None, "value": result.value,
-                 "outputs": [record_to_json(c) for c in result.clips]}
-        self.report.write(json.dumps(entry) + "\n")
-        # Flushed and synced per line: after a kill, the report says exactly what was finished.
-        self.report.flush()
-        os.fsync(self.report.fileno())
+        entry = report_entry(clip_id, source, label, index, result)
+        append_report_line(self.report, entry)
         self.done[(index, clip_id)] = entry
-
-    def _cached(self, index: int, clip_id: str) -> StageResult | None:
-        entry = self.done.get((index, clip_id))
-        if entry is None:
-            return None
-        outputs = tuple(record_from_json(o) for o in entry["outputs"])
-        if not _outputs_exist(outputs):
-            return None  # its files were removed since: run the stage again
-        if entry["kept"]:
-            return StageResult.keep(*outputs, reason=entry.get("reason") or "", value=entry.get("value"))
-        return StageResult.drop(entry.get("reason") or "dropped", entry.get("value"))
 
     def _step(self, index: int, label: str, clip: ClipRecord, source: str,
               work: Callable[[], StageResult]) -> StageResult:
-        result = self._cached(index, clip.clip_id)
+        result = result_from_entry(self.done.get((index, clip.clip_id)))
         if result is None:
-            try:
-                result = work()
-            except MediaError as error:  # a bad clip is dropped and reported, never a crash
-                result = StageResult.drop(error.reason)
-            if not isinstance(result, StageResult):
-                raise TypeError(f"stage {label!r} returned {type(result).__name__}, not a StageResult")
+            result = attempt_stage(label, work)
             self.processed += 1
             self._record(index, label, clip.clip_id, source, result)
-        counts = self.counts[label]
-        counts.seen += 1
-        if result.kept:
-            counts.kept += 1
-            counts.outputs += len(result.clips)
-        else:
-            counts.dropped += 1
-            self.dropped.append(SkippedClip(str(clip.clip_id), label, _reason(result)))
+        count_result(self.counts[label], result)
+        if not result.kept:
+            self.dropped.append(SkippedClip(str(clip.clip_id), label, drop_reason(result)))
         return result
 
     def run_clip(self, clip: ClipRecord) -> list[tuple[ClipRecord, str]]:
         current = [clip]
         for index, (stage, label) in enumerate(zip(self.stages, self.labels)):
-            folder = self.out_dir / WORK_DIR / f"{index:02d}_{label}"
+            folder = stage_folder(self.out_dir, index, label)
             following: list[ClipRecord] = []
             for item in current:
                 folder.mkdir(parents=True, exist_ok=True)
@@ -350,12 +370,30 @@ class _Runner:
         final = []
         for item in current:
             result = self._step(len(self.stages), MANIFEST_STAGE, item, clip.clip_id,
-                                lambda i=item: StageResult.keep(_publish(i, self.out_dir / VIDEO_DIR, self.out_dir)))
+                                lambda i=item: publish_step(i, self.out_dir))
             final.extend((c, clip.clip_id) for c in result.clips)
         return final
 
 
-def _reason(result: StageResult) -> str:
+def append_report_line(report: Any, entry: dict[str, Any]) -> None:
+    """Append one line to the open report file."""
+    report.write(json.dumps(entry) + "\n")
+    # Flushed and synced per line: after a kill, the report says exactly what was finished.
+    report.flush()
+    os.fsync(report.fileno())
+
+
+def count_result(counts: StageCounts, result: StageResult) -> None:
+    counts.seen += 1
+    if result.kept:
+        counts.kept += 1
+        counts.outputs += len(result.clips)
+    else:
+        counts.dropped += 1
+
+
+def drop_reason(result: StageResult) -> str:
+    """The reason a dropped clip is listed with in ``PipelineResult.dropped``."""
     return result.reason or "dropped"
 
 
@@ -382,6 +420,45 @@ def _manifest_entry(clip: ClipRecord, source: str, out_dir: Path) -> dict[str, A
             "intensity": clip.intensity, "view": clip.view, "fps": clip.fps, "frame_count": clip.frame_count}
 
 
+def load_clips(dataset: ClipDataset, max_clips: int | None) -> tuple[list[ClipRecord], list[SkippedClip]]:
+    """The dataset's clips (its first ``max_clips``) and the files its reader left out; raises
+    ``MemoZooError`` when there is no clip at all."""
+    clips = list(dataset.clips())
+    if max_clips is not None:
+        clips = clips[:max_clips]
+    skipped = list(getattr(dataset, "skipped", []) or [])
+    if not clips:
+        reasons = "; ".join(f"{s.path}: {s.reason}" for s in skipped[:5])
+        raise MemoZooError(f"the dataset has no usable clip{(' (' + reasons + ')') if reasons else ''}")
+    return clips, skipped
+
+
+def record_dataset_skips(skipped: Sequence[SkippedClip], done: dict[tuple[int, str], dict[str, Any]],
+                         report: Any) -> list[SkippedClip]:
+    """Report the files the dataset reader left out (once: a resumed run finds them in ``done``)."""
+    for skip in skipped:
+        if (-1, skip.path) not in done:
+            entry = report_entry(skip.path, skip.path, DATASET_STAGE, -1, StageResult.drop(skip.reason))
+            append_report_line(report, entry)
+            done[(-1, skip.path)] = entry
+    return [SkippedClip(skip.path, DATASET_STAGE, skip.reason) for skip in skipped]
+
+
+def finish(out_dir: Path, survivors: list[tuple[ClipRecord, str]], counts: dict[str, StageCounts],
+           dropped: list[SkippedClip], processed: int) -> PipelineResult:
+    """Write ``metadata.jsonl`` (survivors in dataset order) and return the result; raises
+    ``MemoZooError`` when no clip survived."""
+    report_path = out_dir / REPORT_FILE
+    manifest = out_dir / MANIFEST_FILE
+    _atomic_write(manifest, "".join(json.dumps(_manifest_entry(c, s, out_dir)) + "\n" for c, s in survivors))
+    result = PipelineResult(counts, [c for c, _ in survivors], dropped, report_path, manifest, processed)
+    if not survivors:
+        summary = ", ".join(f"{label}: {c.dropped} dropped" for label, c in counts.items() if c.dropped)
+        raise MemoZooError(f"no clip survived the pipeline ({summary or 'nothing kept'}); "
+                           f"see the reasons in {report_path}")
+    return result
+
+
 def run_pipeline(dataset: ClipDataset, stages: Sequence[Stage], out_dir: str | Path, *, resume: bool = True,
                  max_clips: int | None = None,
                  progress: Callable[..., Iterator[ClipRecord]] = default_progress) -> PipelineResult:
@@ -393,35 +470,16 @@ def run_pipeline(dataset: ClipDataset, stages: Sequence[Stage], out_dir: str | P
     # Absolute, so that the paths in the report still hold when a resume starts from another folder.
     out_dir = Path(out_dir).absolute()
     out_dir.mkdir(parents=True, exist_ok=True)
-    labels = _stage_labels(stages)
-    _prepare(out_dir, _describe_stages(stages, labels), resume)
+    labels = stage_labels([stage.name for stage in stages])
+    prepare_out_dir(out_dir, describe_stages(stages, labels), resume)
     report_path = out_dir / REPORT_FILE
-    done = _read_report(report_path)
-
-    clips = list(dataset.clips())
-    if max_clips is not None:
-        clips = clips[:max_clips]
-    skipped = list(getattr(dataset, "skipped", []) or [])
-    if not clips:
-        reasons = "; ".join(f"{s.path}: {s.reason}" for s in skipped[:5])
-        raise MemoZooError(f"the dataset has no usable clip{(' (' + reasons + ')') if reasons else ''}")
+    done = read_report(report_path)
+    clips, skipped = load_clips(dataset, max_clips)
 
     survivors: list[tuple[ClipRecord, str]] = []
     with report_path.open("a", encoding="utf-8") as report:
         runner = _Runner(stages, labels, out_dir, done, report)
-        for skip in skipped:
-            if (-1, skip.path) not in done:
-                runner._record(-1, DATASET_STAGE, skip.path, skip.path, StageResult.drop(skip.reason))
-            runner.dropped.append(SkippedClip(skip.path, DATASET_STAGE, skip.reason))
+        runner.dropped.extend(record_dataset_skips(skipped, done, report))
         for clip in progress(clips, desc="preprocess", total=len(clips), unit="clip"):
             survivors.extend(runner.run_clip(clip))
-
-    manifest = out_dir / MANIFEST_FILE
-    _atomic_write(manifest, "".join(json.dumps(_manifest_entry(c, s, out_dir)) + "\n" for c, s in survivors))
-    result = PipelineResult(runner.counts, [c for c, _ in survivors], runner.dropped, report_path, manifest,
-                            runner.processed)
-    if not survivors:
-        summary = ", ".join(f"{label}: {c.dropped} dropped" for label, c in runner.counts.items() if c.dropped)
-        raise MemoZooError(f"no clip survived the pipeline ({summary or 'nothing kept'}); "
-                           f"see the reasons in {report_path}")
-    return result
+    return finish(out_dir, survivors, runner.counts, runner.dropped, runner.processed)

@@ -36,6 +36,7 @@ import math
 import os
 from typing import Any, Callable, Iterator, Sequence
 
+from memo_zoo.data.ray_cluster import start_local_cluster
 from memo_zoo.errors import MemoZooError, MissingWeightsError
 from memo_zoo.eval.eval_options import RAY_INSTALL_HINT, EvalOptions
 from memo_zoo.eval.pairs import PairItem, load_pair
@@ -86,8 +87,10 @@ def connect(options: EvalOptions) -> Any:
             if address:
                 ray.init(address=address)
             else:
-                ray.init(address="local", num_cpus=max(1, math.ceil(options.workers * options.cpus_per_worker)),
-                         include_dashboard=False, _node_ip_address="127.0.0.1")
+                # The data pipeline's private cluster: every server on 127.0.0.1 only, no dashboard
+                # (a plain ray.init swaps the loopback for the routable address and listens on all).
+                start_local_cluster(ray, num_cpus=max(1, math.ceil(options.workers * options.cpus_per_worker)),
+                                    num_gpus=None)
         except (ConnectionError, RuntimeError, ValueError) as error:
             where = f"the Ray cluster at {address}" if address else "a local Ray cluster"
             raise MemoZooError(f"evaluation: cannot start or reach {where}: {error}") from None

@@ -183,11 +183,34 @@ def test_without_ray_several_workers_say_how_to_install_it(monkeypatch):
 
 @pytest.fixture(scope="module")
 def ray_cluster():
-    ray = pytest.importorskip("ray")
-    ray.init(address="local", num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1",
-             log_to_driver=False)
+    """The cluster evaluation starts itself when given no address (``sharded.connect``)."""
+    pytest.importorskip("ray")
+    import os
+
+    from memo_zoo.eval.eval_options import EvalOptions
+    from memo_zoo.eval.sharded import connect
+
+    auth_mode, address = os.environ.get("RAY_AUTH_MODE"), os.environ.pop("RAY_ADDRESS", None)
+    ray = connect(EvalOptions(workers=2))
     yield ray
     ray.shutdown()
+    # Ray's start turns its token mode on in this process's environment; later tests start afresh.
+    if auth_mode is None:
+        os.environ.pop("RAY_AUTH_MODE", None)
+    if address is not None:
+        os.environ["RAY_ADDRESS"] = address
+
+
+def test_the_cluster_evaluation_starts_listens_on_the_loopback_only(ray_cluster):
+    import os
+
+    import psutil
+
+    assert ray_cluster.cluster_resources()["CPU"] == 2
+    ours = {p.pid for p in psutil.Process().children(recursive=True)} | {os.getpid()}
+    listening = [c.laddr for c in psutil.net_connections("inet") if c.status == psutil.CONN_LISTEN and c.pid in ours]
+    assert listening, "the cluster's servers were not found"
+    assert all(addr.ip in ("127.0.0.1", "::ffff:127.0.0.1") for addr in listening), listening
 
 
 @pytest.fixture(scope="module")
