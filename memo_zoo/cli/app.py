@@ -33,6 +33,7 @@ BROKEN_PIPE_EXIT_CODE = 141
 
 
 def core_commands() -> list[CommandSpec]:
+    from memo_zoo.cli.demo import DEMO
     from memo_zoo.cli.evaluate import EVALUATE
     from memo_zoo.cli.export import EXPORT
     from memo_zoo.cli.generate import GENERATE
@@ -43,7 +44,7 @@ def core_commands() -> list[CommandSpec]:
     from memo_zoo.cli.train import TRAIN
     from memo_zoo.cli.validate import VALIDATE
 
-    return [RUN, VALIDATE, SCHEMA, LS, REPORT, GENERATE, TRAIN, EXPORT, EVALUATE]
+    return [RUN, VALIDATE, SCHEMA, LS, REPORT, GENERATE, TRAIN, EXPORT, EVALUATE, DEMO]
 
 
 def _short_warning(message, category, filename, lineno, file=None, line=None) -> str:
