@@ -387,7 +387,13 @@ class Trainer:
         # Every allowed parameter requires grad here: DDP only ever synchronises those it saw at wrap
         # time, and ZeRO builds its flat buffers from them.
         model, optimizer = accelerator.prepare(modules, optimizer)
-        modules = accelerator.unwrap_model(model)
+        if plugin is not None:
+            modules = accelerator.unwrap_model(model)
+            quiet_deepspeed_logger()
+        else:
+            # accelerate's unwrap_model imports DeepSpeed whenever it is installed, and DeepSpeed's
+            # import logs to stdout, where `memo-zoo run` prints the run ids scripts read.
+            modules = model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
         zero = zero_optimizer(optimizer)
         # What checkpoints save and load as the optimizer: torch AdamW's state_dict in every case.
         optimizer_state = ZeroOptimizerState(zero) if zero is not None else optimizer
@@ -734,6 +740,18 @@ def _fingerprint(modules: nn.Module) -> str:
     with torch.no_grad():
         stats = torch.stack([torch.stack([p.double().sum(), p.double().square().sum()]) for p in modules.parameters()])
     return hashlib.sha256(stats.cpu().numpy().tobytes()).hexdigest()[:16]
+
+
+def quiet_deepspeed_logger() -> None:
+    """Send DeepSpeed's log lines to stderr: its logger writes to stdout, which ``memo-zoo run``
+    keeps for the run ids that scripts read."""
+    import logging
+
+    from deepspeed.utils.logging import logger
+
+    for handler in logger.handlers:
+        if isinstance(handler, logging.StreamHandler) and handler.stream is sys.stdout:
+            handler.setStream(sys.stderr)
 
 
 def launch_source() -> str:
