@@ -56,7 +56,9 @@ def _head(address: str, origin: str) -> tuple[str, int] | None:
     return host.strip("[]"), int(port)
 
 
-def _check_reachable(address: str, origin: str, timeout: float) -> None:
+def check_reachable(address: str, origin: str, timeout: float) -> None:
+    """Fail in seconds, naming ``address`` and ``origin``, when the head does not answer (instead of
+    Ray's long retry loop)."""
     head = _head(address, origin)
     if head is None:
         return
@@ -110,7 +112,7 @@ def ray_cluster(address: str | None, *, num_cpus: int | None = None, num_gpus: i
         raise MemoZooError(f"num_cpus / num_gpus size a local cluster the run starts; the cluster at {address} "
                            f"({origin}) offers its own. Leave them out, or leave out the address")
     if address:
-        _check_reachable(address, origin, connect_timeout)
+        check_reachable(address, origin, connect_timeout)
     if ray.is_initialized():
         current = ray.get_runtime_context().gcs_address
         if address and _head(address, origin) is not None and _head(address, origin) != _head(current, "ray"):

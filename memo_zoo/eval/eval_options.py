@@ -11,7 +11,7 @@ from typing import Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field
 
-RAY_INSTALL_HINT = "pip install 'memo-zoo[ray]'"
+from memo_zoo.data.ray_cluster import INSTALL_HINT as RAY_INSTALL_HINT
 
 
 class EvalOptions(BaseModel):

@@ -36,7 +36,7 @@ import math
 import os
 from typing import Any, Callable, Iterator, Sequence
 
-from memo_zoo.data.ray_cluster import start_local_cluster
+from memo_zoo.data.ray_cluster import check_reachable, start_local_cluster
 from memo_zoo.errors import MemoZooError, MissingWeightsError
 from memo_zoo.eval.eval_options import RAY_INSTALL_HINT, EvalOptions
 from memo_zoo.eval.pairs import PairItem, load_pair
@@ -83,6 +83,9 @@ def connect(options: EvalOptions) -> Any:
     ray = import_ray()
     if not ray.is_initialized():
         address = options.address or os.environ.get("RAY_ADDRESS") or None
+        if address:
+            origin = "the evaluation's address (task.evaluation.address or --address)" if options.address else "the RAY_ADDRESS environment variable"
+            check_reachable(address, origin, timeout=10.0)
         try:
             if address:
                 ray.init(address=address)

@@ -140,20 +140,10 @@ def test_the_report_opens_with_every_plot_and_a_row_per_variant(browser, tmp_pat
     from mlflow import MlflowClient
 
     from memo_zoo.eval.report import report_run
-    from memo_zoo.eval.runner import evaluate, log_evaluation
-    from memo_zoo.tracking.tracker import Tracker
-    from tests.unit.test_eval_report import MeanBrightness, video
+    from tests.unit.test_eval_report import _experiment
 
     variants = {"self_attention_n2": (40, -0.2), "self_attention_n16": (30, 0.05), "linear_memory": (20, 0.01)}
-    tracker = Tracker(f"file:{tmp_path / 'mlruns'}", "reports", tmp_path / "artifacts", tmp_path)
-    with tracker.run("ablate-memory") as parent:
-        for name, (brightness, drift) in variants.items():
-            with tracker.run(name, parent=parent, tags={"memo_zoo.variant": name,
-                                                        "memo_zoo.experiment.fps": "25"}) as child:
-                outcome = evaluate({"brightness": MeanBrightness()}, [(video("v", brightness, 50), None)],
-                                   show_progress=False)
-                log_evaluation(child, outcome, prefix="eval/")
-                child.log_metrics({"eval/world_identity_drift": drift, "loss": 1.0})
+    tracker, parent = _experiment(tmp_path, variants)
     files = report_run(MlflowClient(tracker.uri), parent.id, tmp_path / "report")
 
     page = browser.new_page(viewport={"width": 1280, "height": 900})

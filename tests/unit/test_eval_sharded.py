@@ -265,3 +265,15 @@ def test_a_worker_error_is_raised_as_itself(ray_cluster, networks):
     metrics = {"sync": sync.build(sync.SyncConfig(weights=networks["sync"], device="cpu"))}
     with pytest.raises(MemoZooError, match="sync: video 'silent' has no audio"):
         evaluate(metrics, [pairs(1, 6, 16)[0], (silent, reference)], workers=2, show_progress=False)
+
+
+def test_an_unreachable_cluster_fails_fast_naming_the_address(monkeypatch):
+    ray = pytest.importorskip("ray")
+    from memo_zoo.eval.eval_options import EvalOptions
+    from memo_zoo.eval.sharded import connect
+
+    # As if no Ray were connected in this process (a module fixture may hold one): the head is
+    # probed before ray.init, which would otherwise retry for a long time.
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+    with pytest.raises(MemoZooError, match=r"127\.0\.0\.1:1 .*task\.evaluation\.address or --address"):
+        connect(EvalOptions(workers=2, address="127.0.0.1:1"))
