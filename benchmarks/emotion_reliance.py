@@ -83,13 +83,16 @@ def split_records(registry: Any, recipe: Any, split: str) -> list[Any]:
     return registry.build("dataset", recipe.data.dataset.model_copy(update={"split": split})).clips()
 
 
-def measurer_and_threshold() -> tuple[Any, float]:
-    """The world metrics' measurer (cached; trained on first use) and world_expression's intensity floor."""
+def measurer_and_threshold(recipe: Any) -> tuple[Any, float]:
+    """The recipe's world_expression measurer (cached; trained on first use) and its intensity floor;
+    the default measurer when the recipe lists no world_expression."""
     from memo_zoo_plugins.datasets.talking_world.measure.configs import WorldExpressionConfig
-    from memo_zoo_plugins.datasets.talking_world.measure.store import MeasurerSource, load_or_train_measurer
+    from memo_zoo_plugins.datasets.talking_world.measure.store import load_or_train_measurer
 
-    measurer, _ = load_or_train_measurer(MeasurerSource())
-    return measurer, WorldExpressionConfig().min_intensity
+    listed = [m for m in recipe.metrics if getattr(m, "kind", None) == "world_expression"]
+    config = WorldExpressionConfig(**listed[0].model_dump(exclude={"kind"})) if listed else WorldExpressionConfig()
+    measurer, _ = load_or_train_measurer(config)
+    return measurer, config.min_intensity
 
 
 def clip_frames(recipe: Any, record: Any) -> np.ndarray:
@@ -225,7 +228,7 @@ def part_vae(args: argparse.Namespace) -> None:
     """
     registry, recipe = recipe_and_registry(args)
     vae = registry.build("vae", recipe.model.vae)
-    measurer, threshold = measurer_and_threshold()
+    measurer, threshold = measurer_and_threshold(recipe)
     names = label_names()
     clips = strong_frames(recipe, split_records(registry, recipe, args.split)[:args.clips], threshold,
                           args.max_frames, args.stride)
@@ -336,7 +339,7 @@ def part_measurer(args: argparse.Namespace) -> None:
 
     registry, recipe = recipe_and_registry(args)
     vae = registry.build("vae", recipe.model.vae)
-    measurer, threshold = measurer_and_threshold()
+    measurer, threshold = measurer_and_threshold(recipe)
     clips = strong_frames(recipe, split_records(registry, recipe, args.split)[:args.clips], threshold,
                           args.max_frames, args.stride)
     frames = np.concatenate([c[1] for c in clips])
@@ -573,7 +576,7 @@ def part_velocity(args: argparse.Namespace) -> None:
 
     registry, recipe, model = load_trained(args)
     model.to(torch.device("cpu"))
-    measurer, threshold = measurer_and_threshold()
+    measurer, threshold = measurer_and_threshold(recipe)
     train = train_config(recipe)
     config = train.samples.model_copy(update={"seed": args.seed})
     records = split_records(registry, recipe, args.split)
@@ -708,7 +711,7 @@ def part_generate(args: argparse.Namespace) -> None:
     from trained_network import load_trained
 
     registry, recipe, model = load_trained(args)
-    measurer, threshold = measurer_and_threshold()
+    measurer, threshold = measurer_and_threshold(recipe)
     names = label_names()
     generation = recipe.task.generation
     out = Path(args.out)
@@ -789,7 +792,7 @@ def part_signal(args: argparse.Namespace) -> None:
 
     registry, recipe = recipe_and_registry(args)
     vae = registry.build("vae", recipe.model.vae)
-    _, threshold = measurer_and_threshold()
+    _, threshold = measurer_and_threshold(recipe)
     clips = strong_frames(recipe, split_records(registry, recipe, args.split)[:args.clips], threshold,
                           args.max_frames, args.stride)
     expression_var, frame_var, mean_square, masks = [], [], [], []

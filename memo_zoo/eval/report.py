@@ -57,7 +57,12 @@ DIRECTIONS: dict[str, int] = {
     "world_fd": -1, "fid": -1, "fvd": -1, "sync_c": 1, "sync_d": -1, "identity": 1, "identity_drift": 0,
     "efid": -1, "train_loss": -1, "seconds_per_frame": -1, "evaluations_per_frame": -1, "background_error": -1,
     "background_error_first": -1, "background_error_last": -1, "background_error_drift": 0,
+    "override_expression_acc": 1, "override_read_as_audio": -1, "override_schedule_acc": 1,
+    "override_lip_sync_r": 1, "override_world_identity": 1,
 }
+OVERRIDE_PREFIX = "override/"  # the manual-override study's figures (memo_zoo.tasks.override)
+# Of the study's figures, the ones the comparison shows (the per-label shares stay in each run).
+OVERRIDE_SHOWN = ("expression_acc", "read_as_audio", "schedule_acc", "lip_sync_r", "world_identity")
 # Per-time-bin figures are plotted as curves, not as table columns.
 _HIDDEN = ("identity_bin", "wall_seconds")
 
@@ -128,6 +133,9 @@ def _variant(client: Any, run: Any) -> VariantResult:
                          ("gen/evaluations_per_frame", "evaluations_per_frame")):
         if source in run.data.metrics:
             figures[name] = run.data.metrics[source]
+    for name in OVERRIDE_SHOWN:  # present when the experiment ran the override study (task.override)
+        if OVERRIDE_PREFIX + name in run.data.metrics:
+            figures[f"override_{name}"] = run.data.metrics[OVERRIDE_PREFIX + name]
     series: dict[str, np.ndarray] = {}
     names = {item.path for item in client.list_artifacts(run.info.run_id)}
     if SERIES_FILE in names:

@@ -97,6 +97,14 @@ def generation_key(recipe: BaseModel, config: ExperimentConfig, train_key: str) 
                         "emotion_detector": document["emotion_detector"], "scheduler": scheduler})
 
 
+def override_key(recipe: BaseModel, config: ExperimentConfig, train_key: str) -> str:
+    """Names the override study's folder: the weights, how it generates, and what it requests."""
+    document = recipe.model_dump(mode="json")
+    return fingerprint({"train": train_key, "generation": config.generation.model_dump(mode="json"),
+                        "override": config.override.model_dump(mode="json"), "seed": document["seed"],
+                        "scheduler": document["scheduler"], "held_out_split": config.held_out.split})
+
+
 def steps_as_keyed(generation: dict[str, Any], scheduler: dict[str, Any],
                    scheduler_type: type[BaseModel]) -> tuple[dict[str, Any], dict[str, Any]]:
     """The generation and scheduler parts of a video key as they were written when the step count
@@ -178,6 +186,10 @@ class ExperimentTask:
         self._detector(context)
         generated = self._generate(context, train_dir, video_dir, clips)
         self._evaluate(context, clips, generated)
+        if config.override is not None:
+            from memo_zoo.tasks.override import OverrideStudy
+
+            OverrideStudy(self, context, train_dir, root / f"override-{override_key(recipe, config, train_key)}").run()
         if config.report and context.variant is None:
             from memo_zoo.eval.report import report_run
 
@@ -247,9 +259,7 @@ class ExperimentTask:
 
     def _generate(self, context: RunContext, train_dir: Path, video_dir: Path,
                   clips: list[HeldOutClip]) -> dict[str, tuple[Path, Any]]:
-        from memo_zoo.generate.config import GenerateConfig
         from memo_zoo.generate.loading import load_generator_model
-        from memo_zoo.generate.pipeline import generate_video
 
         options, held_out = self.config.generation, self.config.held_out
         video_dir.mkdir(parents=True, exist_ok=True)
@@ -269,17 +279,7 @@ class ExperimentTask:
                     emotion = None
                 elif emotion == "truth":
                     emotion = truth_schedule(clip, held_out.max_seconds)
-                config = GenerateConfig(image=portrait_path, audio=clip.record.audio_source, out=out,
-                                        checkpoint=train_dir, clip_frames=options.clip_frames,
-                                        motion_frames=options.motion_frames, cfg=options.cfg, cache=options.cache,
-                                        emotion=emotion, seed=options.seed, max_seconds=held_out.max_seconds,
-                                        check_face=False, device=options.device)
-                result = generate_video(model, config, progress=True)
-                _write_json(record, {"clip": clip.record.clip_id, "frames": result.frames,
-                                     "seconds": result.seconds, "seconds_per_frame": result.seconds_per_frame,
-                                     "fps": result.video_fps, "emotion_schedule": result.emotion_schedule,
-                                     "network_evaluations": result.network_evaluations,
-                                     "evaluations_per_frame": result.evaluations_per_frame})
+                self.generate_one(model, train_dir, clip, portrait_path, out, record, emotion, held_out.max_seconds)
             info = json.loads(record.read_text(encoding="utf-8"))
             speeds.append(info["seconds_per_frame"])
             if "evaluations_per_frame" in info:  # records written before the count existed have none
@@ -292,6 +292,26 @@ class ExperimentTask:
         if evaluations:  # diffusion-net forwards per generated frame (guidance levels counted; issue 19)
             context.run.log_metrics({"gen/evaluations_per_frame": sum(evaluations) / len(evaluations)})
         return done
+
+    def generate_one(self, model: Any, train_dir: Path, clip: HeldOutClip, portrait: Path, out: Path, record: Path,
+                     emotion: Any, max_seconds: float | None) -> dict[str, Any]:
+        """Generate ``clip``'s audio from ``portrait`` with ``emotion`` (None = detected, a label or a
+        schedule) into ``out``, then its ``record`` (the completion marker); returns the record."""
+        from memo_zoo.generate.config import GenerateConfig
+        from memo_zoo.generate.pipeline import generate_video
+
+        options = self.config.generation
+        config = GenerateConfig(image=portrait, audio=clip.record.audio_source, out=out, checkpoint=train_dir,
+                                clip_frames=options.clip_frames, motion_frames=options.motion_frames,
+                                cfg=options.cfg, cache=options.cache, emotion=emotion, seed=options.seed,
+                                max_seconds=max_seconds, check_face=False, device=options.device)
+        result = generate_video(model, config, progress=True)
+        info = {"clip": clip.record.clip_id, "frames": result.frames, "seconds": result.seconds,
+                "seconds_per_frame": result.seconds_per_frame, "fps": result.video_fps,
+                "emotion_schedule": result.emotion_schedule, "network_evaluations": result.network_evaluations,
+                "evaluations_per_frame": result.evaluations_per_frame}
+        _write_json(record, info)
+        return info
 
     def _evaluate(self, context: RunContext, clips: list[HeldOutClip], generated: dict[str, tuple[Path, Any]]) -> None:
         from memo_zoo.eval.pairs import FilePair

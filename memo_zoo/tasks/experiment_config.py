@@ -20,7 +20,7 @@ from typing import Annotated, Any, Literal, Optional, Union
 from pydantic import BaseModel, ConfigDict, Field, model_serializer
 
 from memo_zoo.eval.eval_options import EvalOptions
-from memo_zoo.generate.config import GuidanceConfig, StepCacheConfig, without_cache_off
+from memo_zoo.generate.config import EmotionSegment, GuidanceConfig, StepCacheConfig, without_cache_off
 from memo_zoo.tasks.stages import AUTOENCODER, EMOTION_DETECTOR
 from memo_zoo.train.config import TrainConfig
 
@@ -66,6 +66,32 @@ class GenerationOptions(Strict):
         return without_cache_off(handler(self), self.cache)
 
 
+def _default_schedule() -> list[EmotionSegment]:
+    return [EmotionSegment(start_s=0.0, end_s=2.0, label="neutral"),
+            EmotionSegment(start_s=2.0, end_s=4.0, label="happy"),
+            EmotionSegment(start_s=4.0, end_s=6.0, label="sad")]
+
+
+class OverrideOptions(Strict):
+    """The manual-override study (spec E4, ``memo_zoo.tasks.override``): the same portrait and audio
+    generated under each requested label, and under a schedule of labels; the recipe's world
+    expression metric reads every frame, giving a confusion matrix of measured against requested
+    label, and the measured expression over time against the schedule."""
+
+    clips: int = Field(2, ge=1, description="held-out clips (task.held_out.split, the longest first): each one's "
+                                            "first frame and audio are generated under every label")
+    seconds: float = Field(3.0, gt=0, description="seconds of each clip's audio generated per label")
+    labels: Optional[list[str]] = Field(None, description="labels to request; null = every label of the set (8)")
+    schedule: list[EmotionSegment] = Field(
+        default_factory=_default_schedule,
+        description="labels over time for the schedule video, generated from the first clip (which must be "
+                    "at least as long as the schedule): [{start_s, end_s, label}, ...], contiguous from 0")
+    metrics: list[str] = Field(
+        default_factory=lambda: ["world_expression", "world_lip_sync", "world_identity"],
+        description="kinds of the recipe's metrics to measure the override videos with (their options are the "
+                    "recipe's); the first must give per-frame expression labels (world_expression)")
+
+
 class ExperimentConfig(Strict):
     """Train the recipe's network, generate held-out videos and evaluate them (issue 7, spec §9)."""
 
@@ -102,5 +128,9 @@ class ExperimentConfig(Strict):
         default_factory=EvalOptions, description="where the held-out videos are measured: workers 1 = in this "
                                                  "process; more = contiguous shards on Ray workers (address: a "
                                                  "cluster, else a local one), same figures (docs/scale.md)")
+    override: Optional[OverrideOptions] = Field(
+        None, description="after the evaluation, also generate held-out clips under every requested emotion label "
+                          "and a label schedule, and measure how far the expression follows the request "
+                          "(recipes/emotion_override.yaml); null = no override study")
     log_videos: bool = Field(True, description="log the generated videos (with audio) as MLflow artifacts")
     report: bool = Field(True, description="write the comparison report (Markdown + HTML + plots) at the end")

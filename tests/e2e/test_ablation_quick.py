@@ -77,3 +77,24 @@ def test_ablate_memory_quick_end_to_end(tmp_path, repo_root):
     # ... and still reports the loss that training ended with, for the comparison's train_loss.
     assert child.data.metrics["loss"] == pytest.approx(children["linear_memory"].data.metrics["loss"])
     assert child.data.metrics["eval/lip_sync_r"] == pytest.approx(children["linear_memory"].data.metrics["eval/lip_sync_r"])
+
+    # The manual-override study (issue 23) on the same training: 8 labels + a schedule, measured.
+    override = memo_zoo("run", str(repo_root / "recipes" / "emotion_override.yaml"), "--quick", "--variant", "memo",
+                        cwd=tmp_path, env=env, timeout=600)
+    assert override.returncode == 0, override.stderr[-3000:]
+    run = _children(client, client.get_run(override.stdout.split()[1]))["memo"]
+    assert run.info.status == "FINISHED"
+    assert run.data.tags["memo_zoo.experiment.training"].startswith("reused ")
+    metrics = run.data.metrics
+    assert 0.0 <= metrics["override/expression_acc"] <= 1.0
+    assert {f"override/expression_acc_{label}" for label in ("angry", "happy", "sad", "neutral")} <= set(metrics)
+    assert {"override/schedule_acc", "override/read_as_audio", "override/lip_sync_r", "override/world_identity"} \
+        <= set(metrics)
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "override")}
+    assert {"override/confusion.png", "override/schedule.png", "override/confusion.json", "override/schedule.json",
+            "override/per_video.json", "override/videos"} <= artifacts
+    matrix = client.download_artifacts(run.info.run_id, "override/confusion.json", str(tmp_path))
+    import json
+
+    counts = json.loads(Path(matrix).read_text())["counts"]
+    assert len(counts) == 8 and all(sum(row) == 25 for row in counts)  # 1 s at 25 fps per requested label

@@ -449,3 +449,59 @@ def test_the_metrics_run_end_to_end_on_a_world_clip(tiny_world, cache):
     scale = np.trace(np.cov(features, rowvar=False))
     assert abs(results[3].summary["world_fd"]) <= 1e-4 * scale  # the ground truth against itself
     assert len(list((cache / "world_measurers").glob("*.safetensors"))) == 1  # trained once for the four
+
+
+@settings(max_examples=20, deadline=None)
+@given(st.lists(st.sampled_from([0.0, 0.3, 0.8, 1.5]), min_size=1, max_size=4), st.integers(0, 2**16))
+def test_gaussian_blur_is_each_frames_own_separable_gaussian(sigmas, seed):
+    # Against scipy's gaussian_filter with the same truncation (3 sigma of the largest) and repeated
+    # edges; sigma 0 leaves the frame exactly as it was.
+    from scipy.ndimage import gaussian_filter1d
+
+    x = torch.rand(len(sigmas), 3, 12, 10, generator=torch.Generator().manual_seed(seed)) * 2 - 1
+    out = training.gaussian_blur(x, torch.tensor(sigmas))
+    radius = max(1, int(np.ceil(3 * max(sigmas))))
+    for i, sigma in enumerate(sigmas):
+        if sigma == 0:
+            assert torch.equal(out[i], x[i])
+            continue
+        ref = x[i].double().numpy()
+        for axis in (1, 2):
+            ref = gaussian_filter1d(ref, sigma, axis=axis, mode="nearest", truncate=radius / sigma)
+        assert np.allclose(out[i].numpy(), ref, atol=1e-5)
+
+
+def test_blur_sigmas_draw_the_share_and_range_asked_for():
+    sigma = training.blur_sigmas(20000, torch.Generator().manual_seed(0), 1.5, 0.3)
+    blurred = sigma > 0
+    assert abs(float(blurred.float().mean()) - 0.3) < 0.02 and float(sigma.max()) <= 1.5
+    assert abs(float(sigma[blurred].mean()) - 0.75) < 0.03
+
+
+def test_blur_changes_the_measurers_key_and_its_absence_keeps_the_old_one(tiny_world):
+    plain = training.MeasurerTraining()
+    # the default world's measurer as keyed before the blur options existed (computed on that code)
+    assert store.measurer_key(WorldConfig(), plain) == "c45e2ce8301ebbc6"
+    key = store.measurer_key(tiny_world, plain)
+    # without blur its probability is inert, and the key is the one measurers had before blur existed
+    assert store.measurer_key(tiny_world, plain.model_copy(update={"blur_probability": 0.9})) == key
+    assert key == store.measurer_key(tiny_world, plain.model_copy(update={"blur": 0.0}))
+    blurred = store.measurer_key(tiny_world, plain.model_copy(update={"blur": 1.5}))
+    assert blurred != key
+    assert store.measurer_key(tiny_world, plain.model_copy(update={"blur": 1.5, "blur_probability": 0.9})) != blurred
+
+
+def test_round_trip_renders_are_added_and_key_the_measurer_by_the_autoencoders_weights(tiny_world):
+    # The pixel autoencoder's round trip is exact: the same renders twice, each version with the
+    # same truth. The key names the autoencoder's weights, so another autoencoder is another measurer.
+    options = training.MeasurerTraining(**TINY_TRAINING, round_trip={"kind": "pixel"})
+    measurer, report = training.train_measurer(tiny_world, options, progress=False)
+    assert report.rendered_frames == 2 * 4 * TINY_TRAINING["balanced_frames"]
+    plain = training.MeasurerTraining(**TINY_TRAINING)
+    key = store.measurer_key(tiny_world, options)
+    assert key != store.measurer_key(tiny_world, plain)
+    assert key == store.measurer_key(tiny_world, options.model_copy())
+    other = options.model_copy(update={"round_trip": {"kind": "pixel", "scaling_factor": 0.5}})
+    assert store.measurer_key(tiny_world, other) != key
+    with pytest.raises(MemoZooError, match="round_trip"):
+        store.measurer_key(tiny_world, options.model_copy(update={"round_trip": {"kind": "pixel", "nope": 1}}))

@@ -44,6 +44,10 @@ KEYS = {
     ('ablate_vae_colour.yaml', None, 'vae_colour'): ('2a5d7cd634', '83e7980cd5', '0f04aa4a53'),
     ('ablate_vae_colour.yaml', 'quick', 'memo'): ('4a1ab2d2c5', 'b0064ef78a', 'f85b18e9b2'),
     ('ablate_vae_colour.yaml', 'quick', 'vae_colour'): ('5de6eb3ae3', '60efb70cd6', 'bdfc3fa4b6'),
+    ('emotion_override.yaml', None, 'memo'): ('7e4c7b28e2', '66bf68f545', '7281c801df'),
+    ('emotion_override.yaml', None, 'prosody_mismatch'): ('fa89015b62', '00e0bc4f2d', '2ddfdc0a3a'),
+    ('emotion_override.yaml', 'quick', 'memo'): ('4a1ab2d2c5', 'b0064ef78a', 'f85b18e9b2'),
+    ('emotion_override.yaml', 'quick', 'prosody_mismatch'): ('97154589e9', '4782a855e9', '7f6e92651c'),
     ('experiment_tiny.yaml', None, None): ('7e4c7b28e2', '66bf68f545', 'ddb7e1b001'),
     ('experiment_tiny.yaml', 'quick', None): ('4a1ab2d2c5', 'b0064ef78a', 'f85b18e9b2'),
 }

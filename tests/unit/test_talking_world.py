@@ -306,3 +306,44 @@ def test_load_truth_rejects_other_files(tmp_path):
         load_truth(path)
     world_mod.write_npz(tmp_path / "y.npz", {"a": np.arange(3)})
     assert np.array_equal(np.load(tmp_path / "y.npz")["a"], np.arange(3))
+
+
+def test_prosody_mismatch_changes_only_the_train_speakers_voices(tiny, tmp_path):
+    # Every train clip's voice speaks the face's emotion shifted by one draw per clip: its faces show
+    # the matching world's emotions (the script is as long as the slower or faster voice needs, so the
+    # clip may be cut elsewhere), and
+    # the held-out speaker's clips are those of the matching world, byte for byte.
+    shifted = generate(WorldConfig(root=tmp_path / "w", workers=1, prosody_mismatch=1.0, **TINY), progress=False)
+    assert world_mod.world_hash(WorldConfig(prosody_mismatch=0.0)) == world_mod.world_hash(WorldConfig())
+    assert "prosody_mismatch" not in WorldConfig().model_dump()  # keys of existing worlds and trainings kept
+    plain = {e["clip_id"]: e for e in _entries(tiny)}
+    for e in _entries(shifted):
+        before = plain[e["clip_id"]]
+        labels, matching = [s["emotion"] for s in e["emotions"]], [s["emotion"] for s in before["emotions"]]
+        # the same planned emotions; a clip cut at its maximum length may keep fewer of them
+        assert labels[:len(matching)] == matching[:len(labels)]
+        if e["split"] == "test":
+            assert "voice_emotions" not in e
+            assert (shifted / e["video"]).read_bytes() == (tiny / before["video"]).read_bytes()
+            continue
+        order = list(PAPER_LABELS)
+        shifts = {(order.index(v) - order.index(s["emotion"])) % 8 for v, s in zip(e["voice_emotions"], e["emotions"])}
+        assert len(shifts) == 1 and 0 not in shifts
+        audio, original = media.read_audio(shifted / e["video"]), media.read_audio(tiny / before["video"])
+        assert len(audio) != len(original) or not np.array_equal(audio, original)
+
+
+def test_a_shifted_voice_is_the_matching_voice_of_the_shifted_emotion():
+    from memo_zoo_plugins.datasets.talking_world.speech import synthesize_script
+
+    plan = next(p for p in plan_clips(WorldConfig(prosody_mismatch=1.0, **TINY)) if p.prosody_shift)
+    config = WorldConfig(**TINY)
+    lines = [("We met at noon.", "happy"), ("It rained all day.", "sad")]
+    utt = world_mod._synthesize(lines, plan, config, 0.3, 7)
+    voiced = [(t, world_mod.order_shifted(config, e, plan.prosody_shift)) for t, e in lines]
+    same = synthesize_script(voiced, voice=plan.voice, pause=0.3, seed=7)
+    assert np.array_equal(utt.samples, same.samples)
+    assert [label for label, _, _ in utt.emotion_segments] == ["happy", "sad"]
+    assert [s[1:] for s in utt.emotion_segments] == [s[1:] for s in same.emotion_segments]
+    plain = synthesize_script(lines, voice=plan.voice, pause=0.3, seed=7)
+    assert len(plain.samples) != len(utt.samples) or not np.array_equal(plain.samples, utt.samples)

@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_serializer, model_validator
 
 from memo_zoo.emotion import PAPER_LABELS
 
@@ -60,6 +60,14 @@ class WorldConfig(BaseModel):
                                          "scikit-image)")
     photo_split: Literal["train", "test"] = Field(
         "train", description="split of the real-photo speaker (one person cannot be on both sides of a speaker split)")
+    prosody_mismatch: float = Field(
+        0.0, ge=0.0, le=1.0,
+        description="share of the train speakers' regular clips whose voice speaks every line with another "
+                    "emotion's prosody than the face shows (one shift of the emotion order per clip; the truth "
+                    "and the clip's label stay the face's). In the default world (0) voice and face always "
+                    "agree, so a network can read the emotion from the audio and ignore the label, and a "
+                    "manual label does not override the audio's (docs/emotion_diagnosis.md); held-out "
+                    "speakers always match")
     workers: int = Field(2, ge=1, le=256, description="worker processes (output does not depend on it)")
     seed: int = Field(0, ge=0, le=2**31 - 1, description="master seed: same config and seed -> identical files")
 
@@ -94,6 +102,15 @@ class WorldConfig(BaseModel):
         if unknown or not voices or len(set(voices)) != len(voices):
             raise ValueError(f"voices must be distinct names of {', '.join(VOICES)}, at least one; got {voices}")
         return voices
+
+    @model_serializer(mode="wrap")
+    def _without_later_defaults(self, handler):
+        # Fields added after worlds were first cached are left out while at their no-op value: the
+        # world's hash and every training key that holds this config stay as they were.
+        data = handler(self)
+        if isinstance(data, dict) and not data.get("prosody_mismatch", 1.0):
+            data.pop("prosody_mismatch")
+        return data
 
     @model_validator(mode="after")
     def _train_left(self) -> "WorldConfig":

@@ -36,6 +36,7 @@ silence (or cut, at the maximum length) to ``frames * 16000 / fps`` samples.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import math
@@ -84,7 +85,7 @@ _MALE_MARKERS = ("stubble", "goatee", "full")
 
 # Seed-sequence tags of the kinds of clip, so that a regular, a long and a photo clip with the
 # same indices never share random draws.
-_KIND_TAG = {"regular": 0, "long": 1, "photo": 2, "identity": 3}
+_KIND_TAG = {"regular": 0, "long": 1, "photo": 2, "identity": 3, "prosody": 4}
 
 
 # ----------------------------------------------------------------------------------- plan
@@ -126,6 +127,9 @@ class ClipPlan:
     min_seconds: float
     max_seconds: float
     primary_emotion: str     # the clip's first emotion (cycled per identity for label balance)
+    # The voice speaks emotion k of the world's order with the prosody of emotion k + shift (mod
+    # the count); 0 = the voice matches the face (WorldConfig.prosody_mismatch).
+    prosody_shift: int = 0
 
 
 def _seq(config: WorldConfig, *keys: int) -> np.random.SeedSequence:
@@ -163,7 +167,8 @@ def plan_clips(config: WorldConfig) -> list[ClipPlan]:
         name, seed_i, voice, split, offset = speakers[i]
         for c in range(config.clips_per_identity):
             plans.append(ClipPlan(f"{name}_c{c:02d}", "regular", name, i, seed_i, c, voice, split, lo, hi,
-                                  config.emotions[(offset + c) % len(config.emotions)]))
+                                  config.emotions[(offset + c) % len(config.emotions)],
+                                  _prosody_shift(config, i, c, split)))
     for j in range(config.long_clips):
         # Alternate train / test so that long-video identity retention can be measured on
         # held-out speakers too.
@@ -185,6 +190,16 @@ def plan_clips(config: WorldConfig) -> list[ClipPlan]:
             plans.append(ClipPlan(f"tw_photo_c{k:03d}", "photo", "tw_photo", -1, -1, k, voice, config.photo_split,
                                   lo, hi, config.emotions[k % len(config.emotions)]))
     return sorted(plans, key=lambda p: p.clip_id)
+
+
+def _prosody_shift(config: WorldConfig, identity: int, clip: int, split: str) -> int:
+    """The clip's shift of the voice's emotion against the face's (ClipPlan.prosody_shift)."""
+    if config.prosody_mismatch <= 0 or split != "train" or len(config.emotions) < 2:
+        return 0
+    rng = np.random.default_rng(_seq(config, _KIND_TAG["prosody"], identity, clip))
+    if rng.random() >= config.prosody_mismatch:
+        return 0
+    return int(rng.integers(1, len(config.emotions)))
 
 
 # ----------------------------------------------------------------------------------- one clip
@@ -213,6 +228,9 @@ def _speak(plan: ClipPlan, config: WorldConfig, rng: np.random.Generator) -> Utt
     ends = [share * (k + 1) + (rng.uniform(-0.25, 0.25) * share if k + 1 < len(emotions) else 0.0)
             for k in range(len(emotions))]
 
+    def speak(script: list[tuple[str, str]]) -> Utterance:
+        return _synthesize(script, plan, config, pause, speech_seed)
+
     lines: list[tuple[str, str]] = []
     utt: Utterance | None = None
     spoken_until = 0.0  # where the kept lines end (their last pause included)
@@ -222,7 +240,7 @@ def _speak(plan: ClipPlan, config: WorldConfig, rng: np.random.Generator) -> Utt
             # A batch sized for the remaining time at ~2.5 s per sentence; topped up if short.
             batch = make_script(rng, max(1, int(math.ceil((end - spoken_until) / 2.5))), [emotion])
             candidate = lines + batch
-            utt = synthesize_script(candidate, voice=plan.voice, pause=pause, seed=speech_seed)
+            utt = speak(candidate)
             seg_ends = [e for _, _, e in utt.emotion_segments]
             reached = [k for k in range(first_new, len(candidate)) if seg_ends[k] >= end]
             keep = reached[0] + 1 if reached else len(candidate)
@@ -238,8 +256,24 @@ def _speak(plan: ClipPlan, config: WorldConfig, rng: np.random.Generator) -> Utt
     if utt is None or len(utt.emotion_segments) != len(lines):
         # Line k of a script depends only on (text, emotion, voice, seed, k), so the prefix
         # spoken alone is exactly the prefix of the longer candidate.
-        utt = synthesize_script(lines, voice=plan.voice, pause=pause, seed=speech_seed)
+        utt = speak(lines)
     return utt
+
+
+def _synthesize(lines: list[tuple[str, str]], plan: ClipPlan, config: WorldConfig, pause: float,
+                seed: int) -> Utterance:
+    """Speak ``lines`` = [(text, face emotion)] in the plan's voice; with a prosody shift, each line
+    with the shifted emotion's prosody, its timeline still labelled with the face's emotion."""
+    if not plan.prosody_shift:
+        return synthesize_script(lines, voice=plan.voice, pause=pause, seed=seed)
+    voiced = [(text, order_shifted(config, emotion, plan.prosody_shift)) for text, emotion in lines]
+    utt = synthesize_script(voiced, voice=plan.voice, pause=pause, seed=seed)
+    # one timeline entry per line (synthesize_script), relabelled with the face's emotion
+    segments = [(face, start, end) for (_, face), (_, start, end) in zip(lines, utt.emotion_segments)]
+    spans: dict[str, float] = {}
+    for label, start, end in segments:
+        spans[label] = spans.get(label, 0.0) + end - start
+    return dataclasses.replace(utt, emotion_segments=segments, emotion=max(spans, key=spans.get))
 
 
 def _frame_count(duration: float, plan: ClipPlan, fps: int) -> int:
@@ -340,6 +374,12 @@ class ClipRenderer:
         return self._render(state), _polygon_area(self._inner(state)) / self.scale
 
 
+def order_shifted(config: WorldConfig, emotion: str, shift: int) -> str:
+    """The emotion ``shift`` places after ``emotion`` in the world's order (a mismatched voice's)."""
+    order = config.emotions
+    return order[(order.index(emotion) + shift) % len(order)]
+
+
 def make_clip(plan: ClipPlan, config: WorldConfig, root: Path) -> dict[str, Any]:
     """Generate one clip (video, truth, record) under ``root``; returns its record."""
     from .face import MAX_POSE, FaceState
@@ -413,6 +453,8 @@ def make_clip(plan: ClipPlan, config: WorldConfig, root: Path) -> dict[str, Any]
         "split": plan.split, "truth": f"data/truth/{plan.clip_id}.npz", "duration": duration,
         "frames": frames, "fps": fps, "size": size, "tier": "photo" if plan.kind == "photo" else "cartoon",
         "identity": plan.identity,
+        **({"voice_emotions": [order_shifted(config, s["emotion"], plan.prosody_shift) for s in segments]}
+           if plan.prosody_shift else {}),
         "files": {"video": video_path.stat().st_size, "truth": truth_path.stat().st_size},
     }
     # The record is the completion marker: written last, so its presence means both files are in.

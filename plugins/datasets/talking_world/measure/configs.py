@@ -11,7 +11,7 @@ the rest of the world is still read through ``api`` only).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal, Optional
+from typing import Any, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -46,6 +46,19 @@ class MeasurerTraining(BaseModel):
                                                               "the identity-verification AUC (evenly spread)")
     shift_pixels: int = Field(0, ge=0, le=8, description="augmentation: random whole-pixel shift up to this")
     noise: float = Field(0.0, ge=0, description="augmentation: Gaussian pixel noise (std, on the [-1, 1] scale)")
+    blur: float = Field(0.0, ge=0, le=4, description="augmentation: Gaussian blur of sigma drawn uniformly in "
+                                                     "[0, blur] pixels, on `blur_probability` of the frames; 0 = "
+                                                     "off. Generated frames are as soft as real ones blurred by "
+                                                     "about 1 px, which a measurer trained on sharp frames reads "
+                                                     "as neutral (docs/emotion_diagnosis.md)")
+    blur_probability: float = Field(0.5, ge=0, le=1, description="share of the training frames that are blurred "
+                                                                 "when `blur` > 0")
+    round_trip: Optional[dict[str, Any]] = Field(
+        None, description="an autoencoder, as a recipe's model.vae names one (e.g. {kind: sd_vae, weights: "
+                          "checkpoints/vae-talking-world-64}): every balanced render is also passed through its "
+                          "encode-decode round trip and trained on with the same truth, so that the measurer reads "
+                          "expressions as that autoencoder draws them as well as the world's own; null = off. The "
+                          "autoencoder's weights are part of the cache key (docs/emotion_diagnosis.md)")
     seed: int = Field(0, ge=0, description="seed of the initialisation, batch order, renders and augmentation")
     device: str = Field("cpu", description="where to train: cpu, cuda, cuda:N")
     threads: Optional[int] = Field(None, ge=1, description="torch CPU threads while training; null = leave as set")

@@ -52,10 +52,24 @@ WHAT = ("world measurer (.safetensors written by memo_zoo_plugins.datasets.talki
 _MEMO: dict[tuple, tuple[WorldMeasurer, MeasurerReport]] = {}
 
 
+# Options added after measurers were first cached: left out of the key while they are at their
+# no-op value, so the measurers trained before they existed keep their keys.
+_LATER_FIELDS = {"blur": 0.0, "blur_probability": 0.5, "round_trip": None}
+
+
 def measurer_key(world: WorldConfig, training: MeasurerTraining) -> str:
     """Hash naming the cached measurer of ``world`` + ``training`` (module docstring)."""
-    text = json.dumps({"format": FORMAT_VERSION, "world": generation_fields(world),
-                       "training": training.model_dump(mode="json", exclude=set(NON_LEARNING_FIELDS))},
+    fields = training.model_dump(mode="json", exclude=set(NON_LEARNING_FIELDS))
+    if not fields["blur"]:  # without blur, its probability changes nothing
+        fields = {name: value for name, value in fields.items() if name not in ("blur", "blur_probability")}
+    if fields.get("round_trip") is None:
+        fields.pop("round_trip", None)
+    else:  # the autoencoder's weights, not only where they are (one retrained in place is another)
+        from .training import round_trip_autoencoder
+
+        fields["round_trip"] = {"config": fields["round_trip"],
+                                "fingerprint": round_trip_autoencoder(training.round_trip)[1]}
+    text = json.dumps({"format": FORMAT_VERSION, "world": generation_fields(world), "training": fields},
                       sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 

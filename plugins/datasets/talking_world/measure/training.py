@@ -34,7 +34,14 @@ pulls the shared trunk towards identity so hard that the held-out expression acc
 85 % to 54 %, the identity AUC being 1.0 either way). Augmentation (whole-pixel shifts, pixel
 noise) is available but off: within this training budget it cost held-out accuracy (expression
 85 % -> 68 % with a 1-pixel shift and noise 0.02) and the held-out renders cannot show what it
-would buy on generated frames. AdamW with a one-cycle learning rate.
+would buy on generated frames. Blur (``blur``: a Gaussian of random sigma on ``blur_probability`` of
+the frames, ``gaussian_blur``) is off by default too; it exists because generated frames are as
+soft as real ones blurred by about 1 px, which a measurer trained on sharp frames reads as
+"neutral" (docs/emotion_diagnosis.md). With ``round_trip`` (an autoencoder's config) every
+balanced render is also drawn as that autoencoder decodes it (encode, decode, H.264) and trained on
+with the same truth: the default 8 x 8-latent autoencoder draws expressions in shapes a measurer of
+the world's own renders reads at chance, so without it no generated video in that latent space can
+score. AdamW with a one-cycle learning rate.
 
 Deterministic: initialisation, batch order, renders and augmentation draw from generators seeded
 with ``seed``; on one machine with one thread count, the same world and options give the same
@@ -201,6 +208,42 @@ def _frame_sets(world: WorldConfig, options: MeasurerTraining,
     return sets, train_speakers
 
 
+_AUTOENCODERS: dict[str, tuple[Any, str]] = {}
+
+
+def round_trip_autoencoder(spec: dict[str, Any]) -> tuple[Any, str]:
+    """(autoencoder, fingerprint) of a ``round_trip`` option, built through the registry as a
+    recipe's model.vae is; kept per process (its fingerprint reads every weight)."""
+    import json
+
+    from memo_zoo.plugin.manager import load_registry
+    from memo_zoo.recipe.components import component_factory
+    from memo_zoo.train.latent_cache import vae_fingerprint
+
+    name = json.dumps(spec, sort_keys=True, default=str)
+    if name not in _AUTOENCODERS:
+        try:
+            factory = component_factory(load_registry(), "vae", spec)
+        except MemoZooError as error:
+            raise MemoZooError(f"world measurer: training.round_trip is not a valid autoencoder: {error}") from None
+        vae = factory()  # a missing weights file raises MissingWeightsError, naming it
+        if hasattr(vae, "eval"):
+            vae.eval()
+        _AUTOENCODERS[name] = (vae, vae_fingerprint(vae))
+    return _AUTOENCODERS[name]
+
+
+def _round_tripped(vae: Any, frames: np.ndarray, chunk: int = 64) -> np.ndarray:
+    """uint8 (N, S, S, 3) frames through the autoencoder's encode and decode, back to uint8."""
+    out = []
+    with torch.no_grad():
+        for start in range(0, len(frames), chunk):
+            x = torch.from_numpy(np.ascontiguousarray(frames[start:start + chunk])).permute(0, 3, 1, 2)
+            decoded = vae.decode(vae.encode(x.float() / 127.5 - 1.0))
+            out.append(decoded.clamp(-1, 1).add(1).mul(127.5).round().byte().permute(0, 2, 3, 1).numpy())
+    return np.concatenate(out)
+
+
 def _balanced_chunks(world: WorldConfig, options: MeasurerTraining, truths: dict[str, list[WorldTruth]],
                      train_speakers: list[str], speakers: list[str]) -> list[dict[str, np.ndarray]]:
     """Every speaker showing every emotion of the world in turn (module docstring, "Balanced renders")."""
@@ -228,12 +271,17 @@ def _balanced_chunks(world: WorldConfig, options: MeasurerTraining, truths: dict
                     gaze_y=float(truth.gaze_y[i]))
                 frames[k], area[k] = renderer(state)
                 mouth_open[k] = truth.mouth_open[i]
-            path = Path(temp) / f"{speaker}.mp4"
-            write_video(path, frames, world.fps)
-            frames, _ = read_frames(path)
             identity = train_speakers.index(speaker) if speaker in train_speakers else -1
-            chunks.append(_chunk(frames, area, mouth_open, emotion, intensity, identity, speakers.index(speaker),
-                                 rendered=True))
+            versions = [frames]
+            if options.round_trip is not None:
+                # as a generated video's frames: decoded by the autoencoder, then encoded to H.264
+                versions.append(_round_tripped(round_trip_autoencoder(options.round_trip)[0], frames))
+            for version, drawn in enumerate(versions):
+                path = Path(temp) / f"{speaker}-{version}.mp4"
+                write_video(path, drawn, world.fps)
+                decoded, _ = read_frames(path)
+                chunks.append(_chunk(decoded, area, mouth_open, emotion, intensity, identity, speakers.index(speaker),
+                                     rendered=True))
     return chunks
 
 
@@ -247,6 +295,36 @@ def _shift(x: torch.Tensor, generator: torch.Generator, pixels: int) -> torch.Te
     padded = F.pad(x, (pixels,) * 4, mode="replicate")
     offsets = torch.randint(0, 2 * pixels + 1, (n, 2), generator=generator).tolist()
     return torch.stack([padded[i, :, dy:dy + h, dx:dx + w] for i, (dy, dx) in enumerate(offsets)])
+
+
+def blur_sigmas(count: int, generator: torch.Generator, max_sigma: float, probability: float) -> torch.Tensor:
+    """Each frame's augmentation blur: sigma uniform in [0, ``max_sigma``] pixels on ``probability``
+    of the frames, 0 (unchanged) on the others."""
+    chosen = torch.rand(count, generator=generator) < probability
+    return torch.where(chosen, torch.rand(count, generator=generator) * max_sigma, torch.zeros(count))
+
+
+def gaussian_blur(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+    """Frames (N, C, H, W) each blurred by a Gaussian of its own ``sigma`` (N,) pixels: separable,
+    truncated at 3 sigma of the largest, edges repeated; sigma 0 leaves a frame unchanged."""
+    blurred = sigma > 0
+    if not blurred.any():
+        return x
+    n, c, h, w = x.shape
+    radius = max(1, math.ceil(3 * float(sigma.max())))
+    offsets = torch.arange(-radius, radius + 1, dtype=torch.float32)
+    kernel = torch.exp(-0.5 * (offsets[None] / sigma[blurred, None]) ** 2)
+    kernel = (kernel / kernel.sum(1, keepdim=True)).to(x)
+    rows = blurred.to(x.device)
+    picked = x[rows]
+    groups = len(picked) * c  # one group per (frame, channel): each frame's kernel on its own channels
+    weights = kernel.repeat_interleave(c, 0)
+    flat = F.pad(picked.reshape(1, groups, h, w), (radius,) * 4, mode="replicate")
+    flat = F.conv2d(flat, weights[:, None, None, :], groups=groups)
+    flat = F.conv2d(flat, weights[:, None, :, None], groups=groups)
+    out = x.clone()
+    out[rows] = flat.reshape(len(picked), c, h, w)
+    return out
 
 
 def _check(measurer: WorldMeasurer, sets: dict[str, FrameSet | None], options: MeasurerTraining) -> dict[str, Any]:
@@ -334,6 +412,8 @@ def _train(world: WorldConfig, options: MeasurerTraining, progress: bool) -> tup
             for step in range(steps_per_epoch):
                 rows = order[step * options.batch_size:(step + 1) * options.batch_size]
                 x = _shift(measurer.to_input(train.frames[rows]), generator, options.shift_pixels)
+                if options.blur:
+                    x = gaussian_blur(x, blur_sigmas(len(x), generator, options.blur, options.blur_probability))
                 if options.noise:
                     x = (x + torch.randn(x.shape, generator=generator).to(device) * options.noise).clamp(-1, 1)
                 out = measurer(x)
