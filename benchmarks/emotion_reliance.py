@@ -283,7 +283,8 @@ def part_ceiling(args: argparse.Namespace) -> None:
     from their files as the experiment decodes its generated ones and measured by the recipe's own
     ``world_expression`` metric (built by the registry, with its truth): once as they are (what a
     perfect generator would score) and once after the autoencoder's round trip of every frame
-    (what a perfect generator in this latent space would score).
+    (what a perfect generator in this latent space would score). With ``--videos``, the generated
+    videos of the same clips too (<clip>.mp4 in that folder).
     """
     from dataclasses import replace
 
@@ -293,7 +294,8 @@ def part_ceiling(args: argparse.Namespace) -> None:
     registry, recipe = recipe_and_registry(args)
     vae = registry.build("vae", recipe.model.vae)
     config = next(m for m in recipe.metrics if getattr(m, "kind", None) == "world_expression")
-    metrics = {"real": registry.build("metric", config), "round trip": registry.build("metric", config)}
+    metrics = {"real": registry.build("metric", config), "round trip": registry.build("metric", config),
+               "generated": registry.build("metric", config)}
     clips = select_clips(recipe.data.dataset, registry, recipe.task.held_out)
     for clip in clips:
         video = VideoSample.from_file(clip.record.video, id=clip.id)
@@ -301,7 +303,12 @@ def part_ceiling(args: argparse.Namespace) -> None:
         video = replace(video, reference_image=video.frames[0], truth=truth)
         metrics["real"].update(video)
         metrics["round trip"].update(replace(video, frames=round_trip(vae, video.frames)))
-    results = {name: metric.compute() for name, metric in metrics.items()}
+        if args.videos is not None:
+            made = VideoSample.from_file(args.videos / f"{clip.id}.mp4", id=clip.id)
+            cut = {name: values[:len(made.frames)] for name, values in truth.items()}
+            metrics["generated"].update(replace(made, reference_image=video.frames[0], truth=cut))
+    results = {name: metric.compute() for name, metric in metrics.items()
+               if name != "generated" or args.videos is not None}
     print(f"### (b) world_expression of the real held-out videos ({recipe.model.vae.weights})\n")
     print("| video | frames scored | world_expression_acc, real | after the round trip | clip label right, real | "
           "after the round trip |")
@@ -311,6 +318,11 @@ def part_ceiling(args: argparse.Namespace) -> None:
         print(f"| {clip.id} | {real['world_expression_frames']:.0f} | {real['world_expression_acc']:.3f} | "
               f"{trip['world_expression_acc']:.3f} | {real['world_expression_clip']:.0f} | "
               f"{trip['world_expression_clip']:.0f} |")
+    if "generated" in results:
+        made = results["generated"]
+        print(f"\ngenerated ({args.videos}): " + ", ".join(
+            f"{video} {figures['world_expression_acc']:.3f}" for video, figures in made.per_video.items())
+              + f"; mean **{made.summary['world_expression_acc']:.3f}**\n")
     real, trip = results["real"].summary, results["round trip"].summary
     print(f"| **mean (the run's figure)** | | **{real['world_expression_acc']:.3f}** | "
           f"**{trip['world_expression_acc']:.3f}** | {real['world_expression_clip']:.2f} | "
@@ -871,7 +883,9 @@ def main() -> None:
     sub.add_argument("--stride", type=int, default=1)
     sub.add_argument("--no-templates", dest="templates", action="store_false",
                      help="skip the measurer-free reading (re-rendered expressions)")
-    command("ceiling", part_ceiling)
+    sub = command("ceiling", part_ceiling)
+    sub.add_argument("--videos", type=Path, default=None,
+                     help="a folder of generated videos (<clip>.mp4, an experiment's videos-<hash>): scored too")
     sub = command("measurer", part_measurer)
     sub.add_argument("--clips", type=int, default=9)
     sub.add_argument("--max-frames", type=int, default=100)
