@@ -200,6 +200,16 @@ class ExperimentTask:
         (``_check_metrics``), so that the last variant's broken file does not wait for the first
         variant's training."""
         self._check_metrics(context)
+        self._check_override(context)
+
+    def _check_override(self, context: RunContext) -> None:
+        """The override study reads expression with a metric the recipe lists: say so before training."""
+        override = self.config.override
+        listed = [config.kind for config in context.recipe.metrics]
+        if override is not None and override.metrics[0] not in listed:
+            raise MemoZooError(f"task.override.metrics: the recipe's metrics list no {override.metrics[0]!r}; the "
+                               f"override study reads each frame's expression with it (listed: "
+                               f"{', '.join(listed) or 'none'}; checked before training: nothing was run)")
 
     def _metrics(self, context: RunContext) -> dict[str, Any]:
         """The recipe's metrics, built (nothing loaded yet), by name; a kind listed twice gets a suffix."""

@@ -17,8 +17,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, Literal, Optional, Union
 
-from pydantic import BaseModel, ConfigDict, Field, model_serializer
+from pydantic import BaseModel, ConfigDict, Field, model_serializer, model_validator
 
+from memo_zoo.emotion import PAPER_LABELS
 from memo_zoo.eval.eval_options import EvalOptions
 from memo_zoo.generate.config import EmotionSegment, GuidanceConfig, StepCacheConfig, without_cache_off
 from memo_zoo.tasks.stages import AUTOENCODER, EMOTION_DETECTOR
@@ -90,6 +91,23 @@ class OverrideOptions(Strict):
         default_factory=lambda: ["world_expression", "world_lip_sync", "world_identity"],
         description="kinds of the recipe's metrics to measure the override videos with (their options are the "
                     "recipe's); the first must give per-frame expression labels (world_expression)")
+
+    @model_validator(mode="after")
+    def _readable(self) -> "OverrideOptions":
+        # Checked when the recipe is read, not after a training: the world measurer reads the paper's 8.
+        asked = list(self.labels or []) + [segment.label for segment in self.schedule]
+        unknown = sorted({label for label in asked if label not in PAPER_LABELS})
+        if unknown:
+            raise ValueError(f"labels {unknown} are not labels the world measurer reads ({', '.join(PAPER_LABELS)})")
+        ends = 0.0
+        for segment in self.schedule:
+            if abs(segment.start_s - ends) > 1e-9:
+                raise ValueError(f"schedule must be contiguous from 0 s: a segment starts at {segment.start_s} s "
+                                 f"where the previous one ended at {ends} s")
+            ends = segment.end_s
+        if not self.metrics:
+            raise ValueError("metrics must list at least the expression metric (world_expression)")
+        return self
 
 
 class ExperimentConfig(Strict):

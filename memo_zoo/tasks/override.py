@@ -46,11 +46,7 @@ class OverrideStudy:
     def __init__(self, task: Any, context: Any, train_dir: Path, out_dir: Path):
         self.task, self.context, self.train_dir, self.out_dir = task, context, train_dir, out_dir
         self.options = task.config.override
-        self.labels = list(self.options.labels or PAPER_LABELS)
-        unknown = [label for label in self.labels if label not in PAPER_LABELS]
-        if unknown:
-            raise MemoZooError(f"task.override.labels: {unknown} are not labels the world measurer reads "
-                               f"({', '.join(PAPER_LABELS)})")
+        self.labels = list(self.options.labels or PAPER_LABELS)  # checked against them by OverrideOptions
         self._model = None
 
     def run(self) -> dict[str, float]:
@@ -117,15 +113,12 @@ class OverrideStudy:
     # ---- measuring ------------------------------------------------------------------------------
 
     def _metrics(self) -> dict[str, Any]:
+        """The recipe's metrics of the listed kinds (the first of each kind), with their options."""
+        self.task._check_override(self.context)  # the runner's preflight said it already; a direct call too
         found: dict[str, Any] = {}
         for config in self.context.recipe.metrics:
             if config.kind in self.options.metrics and config.kind not in found:
                 found[config.kind] = self.context.build("metric", config)
-        first = self.options.metrics[0]
-        if first not in found:
-            raise MemoZooError(f"task.override.metrics: the recipe's metrics list no {first!r}; the study reads "
-                               f"each frame's expression with it (listed: "
-                               f"{', '.join(c.kind for c in self.context.recipe.metrics) or 'none'})")
         return found
 
     def _measure(self, clips: list[HeldOutClip], videos: list[dict[str, Any]]) -> dict[str, float]:

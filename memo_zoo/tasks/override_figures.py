@@ -2,8 +2,8 @@
 the requested label, as what else they read, and how the measured expression follows a schedule.
 
 Pure numpy, plus matplotlib for the two plots (files only, the Agg backend). The per-frame labels
-come from the world expression metric's ``expression_measured`` series; -1 marks a frame it did not
-read (none today, kept so that a shorter series cannot shift the others).
+come from the world expression metric's ``expression_measured`` series. A label index outside
+0..labels-1 (the study writes -1 for a frame no schedule segment covers) is left out of the counts.
 """
 
 from __future__ import annotations

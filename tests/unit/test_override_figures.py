@@ -5,9 +5,13 @@ each against a direct count."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from pydantic import ValidationError
+
+from memo_zoo.tasks.experiment_config import OverrideOptions
 from memo_zoo.tasks.override_figures import (confusion, override_accuracy, plot_confusion, plot_schedule,
                                              read_as_audio, row_shares, segment_accuracy)
 
@@ -66,3 +70,31 @@ def test_plots_are_written(tmp_path):
     requested = np.repeat([4, 3, 5], 20)
     schedule = plot_schedule(requested, rng.integers(0, 8, 60), 25.0, labels, tmp_path / "s.png", "t")
     assert path.stat().st_size > 1000 and schedule.stat().st_size > 1000
+
+
+@pytest.mark.parametrize("bad, words", [
+    ({"labels": ["joy"]}, "joy"),
+    ({"schedule": [{"start_s": 0, "end_s": 1, "label": "calm"}]}, "calm"),
+    ({"schedule": [{"start_s": 1, "end_s": 2, "label": "sad"}]}, "contiguous from 0"),
+    ({"schedule": [{"start_s": 0, "end_s": 1, "label": "sad"}, {"start_s": 1.5, "end_s": 2, "label": "sad"}]},
+     "starts at 1.5"),
+    ({"metrics": []}, "world_expression"),
+])
+def test_override_options_refuse_what_the_study_cannot_measure(bad, words):
+    with pytest.raises(ValidationError, match=words):
+        OverrideOptions(**bad)
+
+
+def test_a_recipe_without_the_expression_metric_is_refused_before_training():
+    from types import SimpleNamespace
+
+    from memo_zoo.errors import MemoZooError
+    from memo_zoo.tasks.experiment import ExperimentTask
+    from memo_zoo.tasks.experiment_config import ExperimentConfig
+
+    task = ExperimentTask(ExperimentConfig(override=OverrideOptions()))
+    context = SimpleNamespace(recipe=SimpleNamespace(metrics=[SimpleNamespace(kind="world_lip_sync")]))
+    with pytest.raises(MemoZooError, match="no 'world_expression'.*nothing was run"):
+        task._check_override(context)
+    context.recipe.metrics.append(SimpleNamespace(kind="world_expression"))
+    task._check_override(context)

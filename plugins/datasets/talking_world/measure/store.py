@@ -52,14 +52,11 @@ WHAT = ("world measurer (.safetensors written by memo_zoo_plugins.datasets.talki
 _MEMO: dict[tuple, tuple[WorldMeasurer, MeasurerReport]] = {}
 
 
-# Options added after measurers were first cached: left out of the key while they are at their
-# no-op value, so the measurers trained before they existed keep their keys.
-_LATER_FIELDS = {"blur": 0.0, "blur_probability": 0.5, "round_trip": None}
-
-
 def measurer_key(world: WorldConfig, training: MeasurerTraining) -> str:
     """Hash naming the cached measurer of ``world`` + ``training`` (module docstring)."""
     fields = training.model_dump(mode="json", exclude=set(NON_LEARNING_FIELDS))
+    # Options added after measurers were first cached are left out of the key while they change
+    # nothing, so the measurers trained before they existed keep their keys.
     if not fields["blur"]:  # without blur, its probability changes nothing
         fields = {name: value for name, value in fields.items() if name not in ("blur", "blur_probability")}
     if fields.get("round_trip") is None:
