@@ -505,8 +505,9 @@ def velocities(model: Any, inputs: dict[str, Any], rows: list[dict[str, Any]], t
     """The network's velocity (V, F, c, h, w) for sample ``index`` of ``inputs`` under V variants.
 
     Each row of ``rows`` may replace the sample's ``emotion`` (an index), ``waveform``,
-    ``reference_images`` / ``reference_latents`` (tensors of one sample); everything else (z_t from
-    the same z_0 and noise, t, motion frames) is the sample's. The steps are TrainModules.forward's
+    ``reference_images`` / ``reference_latents`` (tensors of one sample), and empty its memory
+    (``"memory": False``: no motion frames, as condition dropout trains it); everything else (z_t
+    from the same z_0 and noise, t, motion frames) is the sample's. The steps are TrainModules.forward's
     (memo_zoo/train/step.py), without the loss: image embedding -> tokens, Reference Net on the
     reference, audio tokens, memory from the motion frames, Diffusion Net."""
     from memo_zoo.train.loss import noisy_latents
@@ -526,11 +527,22 @@ def velocities(model: Any, inputs: dict[str, Any], rows: list[dict[str, Any]], t
     audio = model.audio_encoder.encode(pick("waveform"), f, model.fps, model.audio_window)
     emotion = torch.tensor([int(row.get("emotion", inputs["emotion"][index])) for row in rows], dtype=torch.long)
     count = int(inputs["motion_count"][index])
-    state = None
-    if count > 0:
-        motion = inputs["motion_latents"][index:index + 1, -count:]
-        state = net.motion_state(motion.expand(v, *motion.shape[1:]), tokens)
-    return net(noisy_latents(z0, noise, times), times, tokens, audio, emotion, reference, state)
+    z_t = noisy_latents(z0, noise, times)
+    with_memory = [bool(row.get("memory", True)) for row in rows]
+    if count == 0 or not any(with_memory):
+        return net(z_t, times, tokens, audio, emotion, reference, None)
+    motion = inputs["motion_latents"][index:index + 1, -count:]
+    out = torch.empty_like(z_t)
+    # The memory state is per batch, so rows with and without it are two forwards.
+    for keep in (True, False):
+        rows_here = [j for j, m in enumerate(with_memory) if m == keep]
+        if not rows_here:
+            continue
+        sel = torch.tensor(rows_here)
+        hidden = {name: h[sel] for name, h in reference.items()}
+        state = net.motion_state(motion.expand(len(rows_here), *motion.shape[1:]), tokens[sel]) if keep else None
+        out[sel] = net(z_t[sel], times[sel], tokens[sel], audio[sel], emotion[sel], hidden, state)
+    return out
 
 
 def world_expression_map(registry: Any, recipe: Any, split: str, size: int, cells: int) -> np.ndarray:
@@ -568,16 +580,21 @@ def part_velocity(args: argparse.Namespace) -> None:
     labels and "no emotion"), and for comparison with the true label and: another sample's audio
     (rolled by one), the reference of the same clip (the sample drawn without decoupling: same
     target, start and motion frames, a reference frame of the target's own clip, mostly the same
-    emotion), and another person's reference (rolled by one).
+    emotion), another person's reference (rolled by one), and an empty memory (no motion frames,
+    under the sample's label and under each other label: the motion frames are the same clip's
+    past, so they show the expression the label asks for and may make the label redundant).
 
     Table 1, per t and region: RMS over cells, frames, channels, samples of the velocity change
     against the true label's velocity: "another label" = RMS over the 7 other labels, "no
-    emotion", "another clip's audio", "same-clip reference", "another person's reference"; and
+    emotion", "another clip's audio", "same-clip reference", "another person's reference", "no
+    motion frames" (the true label), "another label, no motion frames" (against the true label
+    with no motion frames); and
     for scale the RMS of the velocity itself and of its error against the target eps - z_0.
     Table 2: for the 8 requested labels, the predicted clean frame x0 = z_t - t v decoded by the
     autoencoder and read by the world measurer (target frames with truth intensity >= 0.5 that
     show the sample's label only): how often it reads as the requested label, and, for requests
-    of another label than the sample's, how often it still reads as the sample's own label.
+    of another label than the sample's, how often it still reads as the sample's own label; with
+    the sample's motion frames and with none.
     Maps: per latent cell, the emotion change (RMS over the 7 other labels, mean over t) and the
     audio change, beside the pixel difference between the world's own expressions.
     """
@@ -618,13 +635,17 @@ def part_velocity(args: argparse.Namespace) -> None:
           f"{dict(sources)}; {int(sum(masks['background'].flatten(1).sum(1))) // count} background cells of "
           f"{h * w} per sample on average)\n")
     variants = ["another label", "no emotion", "another clip's audio", "same-clip reference",
-                "another person's reference", "|v|", "|v - (eps - z0)|"]
+                "another person's reference", "no motion frames", "another label, no motion frames", "|v|",
+                "|v - (eps - z0)|"]
     sums = {(t, v, r): 0.0 for t in args.times for v in variants for r in masks}
     weights = {(t, r): 0.0 for t in args.times for r in masks}
     emotion_map = torch.zeros(h, w)
     audio_map = torch.zeros(h, w)
     x0_hits = {t: [0, 0] for t in args.times}
     x0_own = {t: [0, 0] for t in args.times}
+    x0_hits_empty = {t: [0, 0] for t in args.times}
+    x0_own_empty = {t: [0, 0] for t in args.times}
+    empty = n_labels + 4  # the rows of the 8 labels with an empty memory start here
     with torch.no_grad():
         for t in args.times:
             for i in range(count):
@@ -635,6 +656,7 @@ def part_velocity(args: argparse.Namespace) -> None:
                           "reference_latents": same_inputs["reference_latents"][i]},
                          {"reference_images": inputs["reference_images"][(i + 1) % count],
                           "reference_latents": inputs["reference_latents"][(i + 1) % count]}]
+                rows += [{"emotion": torch.tensor(c), "memory": False} for c in range(n_labels)]
                 v = velocities(model, inputs, rows, t, i)  # (V, F, c, h, w)
                 own = v[label]
 
@@ -649,6 +671,8 @@ def part_velocity(args: argparse.Namespace) -> None:
                     "another clip's audio": cell_ms(v[n_labels + 1] - own),
                     "same-clip reference": cell_ms(v[n_labels + 2] - own),
                     "another person's reference": cell_ms(v[n_labels + 3] - own),
+                    "no motion frames": cell_ms(v[empty + label] - own),
+                    "another label, no motion frames": cell_ms(v[[empty + c for c in others]] - v[empty + label]),
                     "|v|": cell_ms(own),
                     "|v - (eps - z0)|": cell_ms(own - (inputs["noise"][i] - inputs["z0"][i])),
                 }
@@ -666,32 +690,31 @@ def part_velocity(args: argparse.Namespace) -> None:
                 if not strong.any():
                     continue
                 z_t = (1 - t) * inputs["z0"][i] + t * inputs["noise"][i]
-                x0 = z_t.unsqueeze(0) - t * v[:n_labels]  # (8, F, c, h, w)
-                decoded = to_uint8(torch.cat([model.vae.decode(x0[c][strong]) for c in range(n_labels)]))
-                read = labels_of(measurer, decoded).reshape(n_labels, int(strong.sum()))
-                for c in range(n_labels):
-                    x0_hits[t][0] += int((read[c] == c).sum())
-                    x0_hits[t][1] += read.shape[1]
-                    if c != label:
-                        x0_own[t][0] += int((read[c] == label).sum())
-                        x0_own[t][1] += read.shape[1]
-    print("| t | region | cells / sample | another label | no emotion | another clip's audio | same-clip reference | "
-          "another person's reference | \\|v\\| | \\|v - (eps - z0)\\| |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+                for first, hits, own_hits in ((0, x0_hits, x0_own), (empty, x0_hits_empty, x0_own_empty)):
+                    x0 = z_t.unsqueeze(0) - t * v[first:first + n_labels]  # (8, F, c, h, w)
+                    decoded = to_uint8(torch.cat([model.vae.decode(x0[c][strong]) for c in range(n_labels)]))
+                    read = labels_of(measurer, decoded).reshape(n_labels, int(strong.sum()))
+                    for c in range(n_labels):
+                        hits[t][0] += int((read[c] == c).sum())
+                        hits[t][1] += read.shape[1]
+                        if c != label:
+                            own_hits[t][0] += int((read[c] == label).sum())
+                            own_hits[t][1] += read.shape[1]
+    print("| t | region | cells / sample | " + " | ".join(v.replace("|", "\\|") for v in variants) + " |")
+    print("|---|---|---|" + "---|" * len(variants))
     for t in args.times:
         for region in masks:
             weight = max(weights[t, region], 1e-9)
             values = [math.sqrt(sums[t, name, region] / weight) for name in variants]
             print(f"| {t:g} | {region} | {weights[t, region] / count:.1f} | "
                   + " | ".join(f"{x:.4f}" for x in values) + " |")
-    print("\n| t | x0 read as the requested label (8 labels) | read as the sample's own label when another was "
-          "requested | frames read |")
-    print("|---|---|---|---|")
+    print("\n| t | motion frames | x0 read as the requested label (8 labels) | read as the sample's own label "
+          "when another was requested | frames read |")
+    print("|---|---|---|---|---|")
+    ratio = lambda pair: pct(pair[0] / pair[1] if pair[1] else float("nan"))  # noqa: E731
     for t in args.times:
-        hit, total = x0_hits[t]
-        own, own_total = x0_own[t]
-        print(f"| {t:g} | {pct(hit / total if total else float('nan'))} | "
-              f"{pct(own / own_total if own_total else float('nan'))} | {total} |")
+        for memory, hits, own_hits in (("the sample's", x0_hits, x0_own), ("none", x0_hits_empty, x0_own_empty)):
+            print(f"| {t:g} | {memory} | {ratio(hits[t])} | {ratio(own_hits[t])} | {hits[t][1]} |")
     print_map("velocity change with another label, RMS per latent cell (mean over t):", emotion_map.sqrt().numpy())
     print_map("velocity change with another clip's audio, RMS per latent cell (mean over t):", audio_map.sqrt().numpy())
     size = int(config.size)
