@@ -171,6 +171,11 @@ class GenerateConfig(Strict):
     motion_frames: int = Field(
         16, ge=1, description="the first clip's temporal context: the reference latent repeated this many times "
                               "(spec §10); later clips fold every frame of the previous clip into it (T6)")
+    first_memory: Literal["reference", "empty"] = Field(
+        "reference", description="the first clip's memory: 'reference' = the reference latent repeated "
+                                 "motion_frames times (spec §10); 'empty' = no motion frames, as motion dropout "
+                                 "trains it (L6), so the first clip's expression comes from the emotion label and "
+                                 "the audio rather than from the portrait's own (docs/emotion_diagnosis.md)")
     cfg: GuidanceConfig = Field(default_factory=GuidanceConfig, description="classifier-free guidance (spec I2)")
     fast_path: FastPathConfig = Field(
         default_factory=FastPathConfig, description="GPU fast path switches (memo_zoo.generate.fast_path): reference "
@@ -255,10 +260,14 @@ class GenerateConfig(Strict):
 
 
 def without_cache_off(data: Any, cache: StepCacheConfig) -> Any:
-    """``data`` (a dumped options model) without its ``cache`` entry when step caching is off:
-    a new option at its default must not change the experiment task's video keys."""
-    if isinstance(data, dict) and cache.kind == "none":
-        data.pop("cache", None)
+    """``data`` (a dumped options model) without its ``cache`` entry when step caching is off, and
+    without ``first_memory`` at its default: a new option at its default must not change the
+    experiment task's video keys."""
+    if isinstance(data, dict):
+        if cache.kind == "none":
+            data.pop("cache", None)
+        if data.get("first_memory") == "reference":
+            data.pop("first_memory")
     return data
 
 

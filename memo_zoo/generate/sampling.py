@@ -181,7 +181,7 @@ class ClipSampler:
     def _branch(self, name: str, levels: list[tuple[Level, float]], with_face: Tensor, without_face: Tensor,
                 reference_latent: Tensor) -> Branch:
         """Once per video (A2, A4, §10): one row per level of tokens, reference states and the first
-        clip's context (the reference latent repeated motion_frames times)."""
+        clip's context (the reference latent repeated motion_frames times, or none: ``first_memory``)."""
         net, count = self.model.net, len(levels)
         tokens = torch.cat([with_face if level.reference else without_face for level, _ in levels])
         reference, reference_mask = None, None
@@ -189,6 +189,8 @@ class ClipSampler:
             reference = net.encode_reference(reference_latent.repeat(count, 1, 1, 1), tokens).hidden_states
             if not all(level.reference for level, _ in levels):
                 reference_mask = torch.tensor([level.reference for level, _ in levels], device=self.device)
+        if self.config.first_memory == "empty":  # as motion dropout trains it: no motion frames at all
+            return Branch(name, levels, tokens, reference, reference_mask, None)
         motion = reference_latent.unsqueeze(1).repeat(count, self.config.motion_frames, 1, 1, 1)
         return Branch(name, levels, tokens, reference, reference_mask, net.motion_state(motion, tokens))
 

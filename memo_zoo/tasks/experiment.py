@@ -313,6 +313,7 @@ class ExperimentTask:
         options = self.config.generation
         config = GenerateConfig(image=portrait, audio=clip.record.audio_source, out=out, checkpoint=train_dir,
                                 clip_frames=options.clip_frames, motion_frames=options.motion_frames,
+                                first_memory=options.first_memory,
                                 cfg=options.cfg, cache=options.cache, emotion=emotion, seed=options.seed,
                                 max_seconds=max_seconds, check_face=False, device=options.device)
         result = generate_video(model, config, progress=True)

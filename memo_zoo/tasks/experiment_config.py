@@ -54,6 +54,9 @@ class GenerationOptions(Strict):
                                                      "(TeaCache's rule, GenerateConfig.cache); kind none = off")
     clip_frames: int = Field(16, ge=1, description="frames per autoregressive clip (spec I1: 16)")
     motion_frames: int = Field(16, ge=1, description="first clip's context: the reference repeated (spec §10)")
+    first_memory: Literal["reference", "empty"] = Field(
+        "reference", description="the first clip's memory: the reference repeated (spec §10) or empty (as motion "
+                                 "dropout trains it; GenerateConfig.first_memory)")
     emotion: Union[Literal["detected", "truth"], str] = Field(
         "detected", description="'detected': the recipe's emotion_detector per clip (spec E5); 'truth': the "
                                 "driving clip's true per-frame emotion as a schedule (an oracle); or a label for "

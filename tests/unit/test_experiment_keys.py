@@ -56,6 +56,10 @@ KEYS = {
     ('emotion_override.yaml', 'quick', 'emotion_guidance'): ('4a1ab2d2c5', 'b0064ef78a', '1953b8374b'),
     ('emotion_override.yaml', None, 'label_only'): ('0ff11942ad', 'f84a81e379', 'e9a33adf55'),
     ('emotion_override.yaml', 'quick', 'label_only'): ('c5aef5e758', '5300894dbf', '383aad475e'),
+    ('emotion_override.yaml', None, 'label_only_empty_memory'): ('0ff11942ad', 'f84a81e379', '896b880e19'),
+    ('emotion_override.yaml', None, 'expression_region_empty_memory'): ('fc26b7dbfd', '9091a2f33a', 'e068898ff3'),
+    ('emotion_override.yaml', 'quick', 'label_only_empty_memory'): ('c5aef5e758', '5300894dbf', 'b5179dabf5'),
+    ('emotion_override.yaml', 'quick', 'expression_region_empty_memory'): ('6c8f99fd00', '6b99c66ff5', '654bde3183'),
     ('experiment_tiny.yaml', None, None): ('7e4c7b28e2', '66bf68f545', 'ddb7e1b001'),
     ('experiment_tiny.yaml', 'quick', None): ('4a1ab2d2c5', 'b0064ef78a', 'f85b18e9b2'),
 }

@@ -22,8 +22,9 @@ from tests.unit.test_generate import (CLIP, FPS, FRAMES, MOTION, NO_EMOTION, SAD
                                       spy_motion_state, with_sampler)
 
 
-def conditional_velocity(model, inputs, noise: torch.Tensor, emotion: int) -> torch.Tensor:
-    """The conditional prediction of clip 0 at t = 1, computed here from scratch (no guidance)."""
+def conditional_velocity(model, inputs, noise: torch.Tensor, emotion: int, state: bool = True) -> torch.Tensor:
+    """The conditional prediction of clip 0 at t = 1, computed here from scratch (no guidance); with
+    ``state=False`` the first clip has no memory (``first_memory: empty``)."""
     net = model.net
     with torch.no_grad():
         image = torch.from_numpy(load_portrait(inputs[0], SIZE, check_face=False)).permute(2, 0, 1)[None]
@@ -31,12 +32,12 @@ def conditional_velocity(model, inputs, noise: torch.Tensor, emotion: int) -> to
         tokens = net.project_image(model.image_encoder.encode(image))
         latent = model.vae.encode(image)
         reference = net.encode_reference(latent, tokens)
-        state = net.motion_state(latent.unsqueeze(1).repeat(1, MOTION, 1, 1, 1), tokens)
+        memory = net.motion_state(latent.unsqueeze(1).repeat(1, MOTION, 1, 1, 1), tokens) if state else None
         wave16k = media.read_audio(inputs[1])
         pad = model.audio_window
         audio = model.audio_encoder.encode(torch.from_numpy(clip_waveform(wave16k, 0, CLIP, pad, FPS))[None], CLIP,
                                            FPS, pad)
-        return net(noise, torch.ones(1), tokens, audio, torch.tensor([emotion]), reference, state)
+        return net(noise, torch.ones(1), tokens, audio, torch.tensor([emotion]), reference, memory)
 
 
 def test_joint_guidance_at_scale_one_is_the_conditional_prediction(inputs, tmp_path, monkeypatch):
