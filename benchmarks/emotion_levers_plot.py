@@ -1,0 +1,80 @@
+"""Bar chart of the emotion levers (issue 23 item 2; docs/emotion_diagnosis.md section 10).
+
+Reads, from an MLflow store, the newest finished run of each variant of
+``recipes/emotion_override.yaml`` (tag ``memo_zoo.variant``) and plots per variant: the share of
+override frames read as the requested label, read as the clip's own emotion, the schedule's
+accuracy, and the expression of the held-out video generated with its true labels.
+
+    .venv/bin/python benchmarks/emotion_levers_plot.py --tracking sqlite:///mlflow.db \\
+        --out docs/images/emotion_levers.png
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+BARS = [("override/expression_acc", "as requested"), ("override/read_as_audio", "clip's own emotion"),
+        ("override/schedule_acc", "schedule"), ("eval/world_expression_acc", "true labels (held-out video)")]
+ORDER = ["memo", "emotion_guidance", "prosody_mismatch", "expression_region", "prosody_mismatch_expression_region",
+         "label_only", "expression_region_empty_memory", "label_only_empty_memory"]
+
+
+def newest_per_variant(tracking: str, experiment: str) -> dict[str, dict[str, float]]:
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking)
+    found = client.get_experiment_by_name(experiment)
+    if found is None:
+        raise SystemExit(f"{tracking}: no MLflow experiment named {experiment!r}")
+    runs = client.search_runs([found.experiment_id], "attributes.status = 'FINISHED'",
+                              order_by=["attributes.start_time DESC"], max_results=1000)
+    out: dict[str, dict[str, float]] = {}
+    for run in runs:
+        variant = run.data.tags.get("memo_zoo.variant")
+        if variant and variant not in out and "override/expression_acc" in run.data.metrics:
+            out[variant] = run.data.metrics
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--tracking", default="sqlite:///mlflow.db")
+    parser.add_argument("--experiment", default="memo-zoo")
+    parser.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args()
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    from memo_zoo.atomic import write_bytes_atomically
+
+    metrics = newest_per_variant(args.tracking, args.experiment)
+    variants = [v for v in ORDER if v in metrics] + sorted(set(metrics) - set(ORDER))
+    if not variants:
+        raise SystemExit(f"{args.tracking}: no finished emotion_override variant runs")
+    x = np.arange(len(variants))
+    width = 0.8 / len(BARS)
+    figure, axis = plt.subplots(figsize=(12, 4.5))
+    for k, (key, label) in enumerate(BARS):
+        axis.bar(x + (k - (len(BARS) - 1) / 2) * width, [metrics[v].get(key, np.nan) for v in variants], width,
+                 label=label)
+    axis.axhline(1 / 8, color="black", linestyle="--", linewidth=1, label="chance (1/8)")
+    axis.set_xticks(x, [v.replace("_", "\n") for v in variants], fontsize=8)
+    axis.set_ylabel("share of frames (measurer D)")
+    axis.set_ylim(0, 1)
+    axis.set_title("emotion levers: what the world measurer reads (one training seed each)")
+    axis.legend(fontsize=8, ncol=5, loc="upper left")
+    figure.tight_layout()
+    import io
+
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=100)
+    write_bytes_atomically(args.out, buffer.getvalue())
+    print(f"wrote {args.out}: {len(variants)} variants")
+
+
+if __name__ == "__main__":
+    main()
