@@ -12,6 +12,7 @@ accuracy, and the expression of the held-out video generated with its true label
 from __future__ import annotations
 
 import argparse
+import io
 from pathlib import Path
 
 BARS = [("override/expression_acc", "as requested"), ("override/read_as_audio", "clip's own emotion"),
@@ -68,8 +69,6 @@ def main() -> None:
     axis.set_title("emotion levers: what the world measurer reads (one training seed each)")
     axis.legend(fontsize=8, ncol=5, loc="upper left")
     figure.tight_layout()
-    import io
-
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=100)
     write_bytes_atomically(args.out, buffer.getvalue())

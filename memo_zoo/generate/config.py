@@ -221,9 +221,9 @@ class GenerateConfig(Strict):
                           "integrates in float32 either way")
 
     @model_serializer(mode="wrap")
-    def _without_cache_off(self, handler: Any) -> Any:
-        # Left out when off, so the dumped options of an existing run stay as they were.
-        return without_cache_off(handler(self), self.cache)
+    def _without_unkeyed_defaults(self, handler: Any) -> Any:
+        # Options at their defaults that predate them are left out, so an existing run's dump stays as it was.
+        return without_unkeyed_defaults(handler(self), self.cache)
 
     @field_validator("emotion")
     @classmethod
@@ -259,7 +259,7 @@ class GenerateConfig(Strict):
         return value
 
 
-def without_cache_off(data: Any, cache: StepCacheConfig) -> Any:
+def without_unkeyed_defaults(data: Any, cache: StepCacheConfig) -> Any:
     """``data`` (a dumped options model) without its ``cache`` entry when step caching is off, and
     without ``first_memory`` at its default: a new option at its default must not change the
     experiment task's video keys."""

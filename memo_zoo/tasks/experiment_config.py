@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_serializer, model_valid
 
 from memo_zoo.emotion import PAPER_LABELS
 from memo_zoo.eval.eval_options import EvalOptions
-from memo_zoo.generate.config import EmotionSegment, GuidanceConfig, StepCacheConfig, without_cache_off
+from memo_zoo.generate.config import EmotionSegment, GuidanceConfig, StepCacheConfig, without_unkeyed_defaults
 from memo_zoo.tasks.stages import AUTOENCODER, EMOTION_DETECTOR
 from memo_zoo.train.config import TrainConfig
 
@@ -65,9 +65,10 @@ class GenerationOptions(Strict):
     device: Optional[str] = Field(None, description="cpu, cuda, cuda:N or auto; null = $MEMO_ZOO_DEVICE")
 
     @model_serializer(mode="wrap")
-    def _without_cache_off(self, handler: Any) -> Any:
-        # Left out when off: generation_key hashes these options into the video sets' folder names.
-        return without_cache_off(handler(self), self.cache)
+    def _without_unkeyed_defaults(self, handler: Any) -> Any:
+        # Options at their unkeyed defaults are left out: generation_key hashes these options into the
+        # video sets' folder names.
+        return without_unkeyed_defaults(handler(self), self.cache)
 
 
 def _default_schedule() -> list[EmotionSegment]:
