@@ -34,6 +34,12 @@ class SampleConfig(BaseModel):
     emotion_decoupling: bool = Field(
         True, description="draw the reference from the same speaker in a different emotion when the "
                           "clips carry speaker and emotion labels (spec L4)")
+    motion_decoupling: float = Field(
+        0.0, ge=0, le=1,
+        description="share of samples whose motion frames are M consecutive frames of the same speaker's clip in "
+                    "another emotion instead of the target's own past (when the speaker has one): the memory then "
+                    "shows another expression than the target, so only the label tells it (issue 23, "
+                    "docs/emotion_diagnosis.md section 11); 0 = always the target's own past (T5)")
     label_set: LabelSet = Field("paper", description="emotion classes the label index refers to (spec E4, §10)")
     samples_per_clip: int = Field(1, ge=1, description="items per clip per epoch (each with its own random start)")
     samples_per_epoch: int | None = Field(

@@ -6,8 +6,11 @@ P = samples per video frame = round(audio_sample_rate / fps)):
 
     reference         (3, S, S) float32 in [-1, 1]   identity image (spec L2, L4)
     reference_source  "same_clip" | "other_emotion"
+    motion_source     "same_clip" | "other_emotion" (motion decoupling: another clip's frames)
     target            (F, 3, S, S) float32 in [-1, 1]  frames start .. start + F - 1
-    motion            (M, 3, S, S) float32 in [-1, 1]  the M frames before ``start``, oldest first (T5)
+    motion            (M, 3, S, S) float32 in [-1, 1]  the M frames before ``start``, oldest first (T5);
+                      with ``motion_decoupling``, sometimes M consecutive frames of the speaker's clip
+                      in another emotion instead
     motion_mask       (M,) bool                       True where ``motion`` holds a real past frame
     audio             (F, W, P) float32: window w of target frame i is the audio of frame
                       start + i + w - audio_window (spec A5), zero outside the track
@@ -21,7 +24,7 @@ P = samples per video frame = round(audio_sample_rate / fps)):
 Frame i of a clip is shown during [i / fps, (i + 1) / fps), and its audio is the samples in that
 interval, so ``audio[i, audio_window]`` is exactly the sound under ``target[i]``.
 
-Every random choice of an item (motion count, start, reference) comes from a generator seeded by
+Every random choice of an item (motion count, start, reference, motion source) comes from a generator seeded by
 (seed, epoch, index) alone, so an item is the same in any worker, in any order, after a restart;
 ``set_epoch`` moves to new draws. Condition dropout (L6) is not done here: the trainer does it, so
 that its probabilities live with the rest of the training recipe.
@@ -142,7 +145,7 @@ class TalkingHeadSamples(Dataset):
         """
         none = len(self.labels)
         slots: list[tuple[int, int, int] | None] = [None] * len(self.clips)
-        if not self.config.emotion_decoupling:
+        if not self.config.emotion_decoupling and not self.config.motion_decoupling:
             return [], slots
         by_speaker: dict[str, list[int]] = {}
         for i, record in enumerate(self.clips):
@@ -225,11 +228,13 @@ class TalkingHeadSamples(Dataset):
         frames, audio = self._open(clip)
         count = frames.shape[0]
         F = cfg.clip_frames
-        # Draw order is fixed (motion count, start, reference) so items stay reproducible.
+        # Draw order is fixed (motion count, start, reference, motion source) so items stay
+        # reproducible; the motion source is drawn last, and only when asked for, so that items
+        # without motion decoupling are the ones drawn before it existed.
         M = int(rng.choice(cfg.motion_choices))
         start = int(rng.integers(0, count - F + 1))
 
-        other = self._partner(clip, rng)
+        other = self._partner(clip, rng) if cfg.emotion_decoupling else None
         if other is not None:
             other_frames, _ = self._open(other)
             pick = int(rng.integers(other_frames.shape[0]))
@@ -244,19 +249,15 @@ class TalkingHeadSamples(Dataset):
             reference_key = (clip, pick)
             source = "same_clip"
 
-        first_real = max(0, start - M)
-        real = np.arange(first_real, start)
-        padding = M - len(real)
-        if cfg.motion_padding == "reference" and padding:
-            past = _to_image(np.asarray(frames[real])) if len(real) else reference.new_empty((0, *reference.shape))
-            motion = torch.cat([reference.expand(padding, *reference.shape), past])
-            motion_keys = [reference_key] * padding + [(clip, int(i)) for i in real]
-        else:
-            # Only a target near the clip's start needs padding, and then first_real == 0: the
-            # clip's first frame repeated, i.e. edge padding of the real motion frames.
-            shown = np.concatenate([np.zeros(padding, np.int64), real])
-            motion = _to_image(np.asarray(frames[shown]))
-            motion_keys = [(clip, int(i)) for i in shown]
+        motion_clip, motion_end, motion_source = clip, start, "same_clip"
+        if cfg.motion_decoupling and rng.random() < cfg.motion_decoupling:
+            donor = self._partner(clip, rng)
+            if donor is not None:
+                # The M frames before a uniform end in the donor clip, all real when it is long enough.
+                length = self._entries[donor].frame_count
+                motion_clip, motion_end, motion_source = donor, int(rng.integers(min(M, length), length + 1)), \
+                    "other_emotion"
+        motion, motion_keys, padding = self._motion(motion_clip, motion_end, M, reference, reference_key)
         mask = torch.zeros(M, dtype=torch.bool)
         mask[padding:] = True
 
@@ -269,6 +270,7 @@ class TalkingHeadSamples(Dataset):
         return {
             "reference": reference,
             "reference_source": source,
+            "motion_source": motion_source,
             "target": _to_image(np.asarray(frames[start:start + F])),
             "motion": motion.contiguous(),
             "motion_mask": mask,
@@ -284,6 +286,22 @@ class TalkingHeadSamples(Dataset):
             "target_keys": torch.tensor([(clip, start + i) for i in range(F)], dtype=torch.long),
             "motion_keys": torch.tensor(motion_keys, dtype=torch.long).reshape(M, 2),
         }
+
+    def _motion(self, clip: int, end: int, M: int, reference: torch.Tensor,
+                reference_key: tuple[int, int]) -> tuple[torch.Tensor, list[tuple[int, int]], int]:
+        """The M frames of ``clip`` before frame ``end``, oldest first, their keys and how many are padding."""
+        frames = self._open(clip)[0]
+        first_real = max(0, end - M)
+        real = np.arange(first_real, end)
+        padding = M - len(real)
+        if self.config.motion_padding == "reference" and padding:
+            past = _to_image(np.asarray(frames[real])) if len(real) else reference.new_empty((0, *reference.shape))
+            motion = torch.cat([reference.expand(padding, *reference.shape), past])
+            return motion, [reference_key] * padding + [(clip, int(i)) for i in real], padding
+        # Only frames near the clip's start need padding, and then first_real == 0: the clip's
+        # first frame repeated, i.e. edge padding of the real motion frames.
+        shown = np.concatenate([np.zeros(padding, np.int64), real])
+        return _to_image(np.asarray(frames[shown])), [(clip, int(i)) for i in shown], padding
 
     def _sample_starts(self, frame_ids: np.ndarray) -> np.ndarray:
         """First audio sample of each video frame: round(k * rate / fps), exact for 16 kHz at 25 fps.
@@ -343,6 +361,7 @@ def collate(batch: Sequence[dict[str, Any]]) -> dict[str, Any]:
         **keyed,
         "reference": torch.stack([item["reference"] for item in batch]),
         "reference_source": [item["reference_source"] for item in batch],
+        "motion_source": [item["motion_source"] for item in batch],
         "target": torch.stack([item["target"] for item in batch]),
         "motion": torch.stack(motions),
         "motion_mask": torch.stack(masks),

@@ -26,6 +26,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from memo_zoo.data.sample_config import SampleConfig
 from memo_zoo.tasks.stages import AutoencoderOptions
 from memo_zoo.train.config import TrainConfig
 from memo_zoo.train.part_configs import LossRegion
@@ -39,6 +40,7 @@ NON_LEARNING_TRAIN_FIELDS = {"out_dir", "resume", "log_every", "checkpoint_every
 # so that the folders of earlier trainings keep their names and are reused.
 LATER_TRAIN_FIELDS = ("motion_augment", "colour_augment", "loss_target")
 LATER_REGION_FIELDS = ("source", "margin", "sample_every")
+LATER_SAMPLE_FIELDS = ("motion_decoupling",)
 
 # task.train fields stage 1 does not read (it sees single frames, no motion frames): reset to their
 # defaults in stage 1's options, so that variants differing only in them share it.
@@ -60,8 +62,10 @@ def split_stage1(train: TrainConfig) -> tuple[TrainConfig, TrainConfig] | None:
     # Stage 1 reads the colour shift (its reference and target frames are recoloured) but no motion
     # frames, so how they would be recoloured does not change it.
     colour = dict(data["colour_augment"], motion="same")
+    # Nor where its samples' motion frames would come from (drawn after everything it reads).
+    samples = dict(data["samples"], motion_decoupling=0.0)
     stage1 = TrainConfig.model_validate({**data, "steps": first.steps, "phases": data["phases"][:1], **stage2_only,
-                                         "colour_augment": colour})
+                                         "colour_augment": colour, "samples": samples})
     robust = dict(data["robust_loss"], start_step=max(0, train.robust_loss.start_step - first.steps))
     rest = TrainConfig.model_validate({**data, "steps": train.steps - first.steps, "phases": data["phases"][1:],
                                        "robust_loss": robust})
@@ -76,6 +80,9 @@ def train_key_document(train: TrainConfig) -> dict[str, Any]:
         for name in LATER_REGION_FIELDS:
             if region.get(name) == LossRegion.model_fields[name].default:
                 del region[name]
+    for name in LATER_SAMPLE_FIELDS:
+        if document["samples"][name] == SampleConfig.model_fields[name].default:
+            del document["samples"][name]
     for name in LATER_TRAIN_FIELDS:
         default = TrainConfig.model_fields[name].get_default(call_default_factory=True)
         if document[name] == (default.model_dump(mode="json") if isinstance(default, BaseModel) else default):

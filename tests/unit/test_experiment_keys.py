@@ -62,6 +62,10 @@ KEYS = {
     ('emotion_override.yaml', 'quick', 'expression_region_empty_memory'): ('6c8f99fd00', '6b99c66ff5', '654bde3183'),
     ('experiment_tiny.yaml', None, None): ('7e4c7b28e2', '66bf68f545', 'ddb7e1b001'),
     ('experiment_tiny.yaml', 'quick', None): ('4a1ab2d2c5', 'b0064ef78a', 'f85b18e9b2'),
+    ('emotion_override.yaml', None, 'memory_decoupling'): ('a88827b79f', '66bf68f545', 'b79d4f6dd5'),
+    ('emotion_override.yaml', None, 'expression_region_memory_decoupling'): ('d7a9a09a5a', '9091a2f33a', 'e8165faff8'),
+    ('emotion_override.yaml', 'quick', 'memory_decoupling'): ('6da2521d67', 'b0064ef78a', 'f4a57807e5'),
+    ('emotion_override.yaml', 'quick', 'expression_region_memory_decoupling'): ('3d0f312cd3', '6b99c66ff5', '6be331faad'),
 }
 
 

@@ -327,3 +327,62 @@ def test_frame_keys_name_the_clip_and_frame_of_every_image_before_and_after_coll
         assert list(_frame_index(batch["motion"][row])) == batch["motion_keys"][row, :, 1].tolist()
         assert list(_clip_code(batch["motion"][row])) == batch["motion_keys"][row, :, 0].tolist()
     assert torch.equal(batch["target_keys"], torch.stack([item["target_keys"] for item in items]))
+
+
+def _consecutive(indices) -> bool:
+    return list(indices) == list(range(indices[0], indices[0] + len(indices)))
+
+
+def test_motion_decoupling_takes_the_memory_from_the_speakers_clip_in_another_emotion(clips, tmp_path):
+    """Issue 23: with motion_decoupling=1 the motion frames of a clip with a partner are M
+    consecutive real frames of that partner (s1 happy <-> s1 sad); clips without one keep their own past."""
+    config = _config(samples_per_clip=8, motion_decoupling=1.0)
+    samples = TalkingHeadSamples(clips, config, cache_dir=tmp_path)
+    ends = set()
+    for index in range(len(samples)):
+        item = samples[index]
+        clip, motion = index % 4, item["motion"]
+        indices = _frame_index(motion)
+        assert list(_clip_code(motion)) == item["motion_keys"][:, 0].tolist()
+        assert list(indices) == item["motion_keys"][:, 1].tolist()
+        if clip in (0, 1):
+            assert item["motion_source"] == "other_emotion"
+            assert set(_clip_code(motion)) == {1 - clip}
+            assert _consecutive(indices) and indices[-1] < FRAMES  # real frames, oldest first
+            assert bool(item["motion_mask"].all())
+            ends.add(int(indices[-1]) + 1)
+        else:  # no partner: the frames before the target, as without decoupling
+            assert item["motion_source"] == "same_clip"
+            assert set(_clip_code(motion)) == {clip}
+            assert indices[-1] == max(item["start"] - 1, 0)  # padding (the first frame) goes in front
+    assert len(ends) > 3  # the donor's frames end anywhere in it, not at one place
+    assert collate([samples[i] for i in range(4)])["motion_source"] == [
+        "other_emotion", "other_emotion", "same_clip", "same_clip"]
+
+
+def test_motion_decoupling_keeps_every_other_draw_and_mixes_in_the_share_asked(clips, tmp_path):
+    """The source is drawn after the start and the reference, so an item's target and reference are
+    those of the same item without decoupling; about half of the pair's items are decoupled at 0.5."""
+    plain = TalkingHeadSamples(clips, _config(samples_per_clip=50), cache_dir=tmp_path)
+    half = TalkingHeadSamples(clips, _config(samples_per_clip=50, motion_decoupling=0.5), cache_dir=tmp_path)
+    decoupled = 0
+    for index in range(0, len(plain), 2):  # clips 0 and 2
+        a, b = plain[index], half[index]
+        assert a["start"] == b["start"] and torch.equal(a["reference_key"], b["reference_key"])
+        assert torch.equal(a["target"], b["target"])
+        if b["motion_source"] == "same_clip":
+            assert torch.equal(a["motion"], b["motion"]) and torch.equal(a["motion_keys"], b["motion_keys"])
+        else:
+            assert index % 4 == 0
+            decoupled += 1
+    assert 15 <= decoupled <= 35  # of 50 items of clip 0 at p = 0.5
+    assert {plain[i]["motion_source"] for i in range(len(plain))} == {"same_clip"}
+
+
+def test_motion_decoupling_works_without_reference_decoupling(clips, tmp_path):
+    config = _config(emotion_decoupling=False, motion_decoupling=1.0)
+    item = TalkingHeadSamples(clips, config, cache_dir=tmp_path)[0]
+    assert item["reference_source"] == "same_clip" and int(_clip_code(item["reference"])) == 0
+    assert item["motion_source"] == "other_emotion" and set(_clip_code(item["motion"])) == {1}
+    with pytest.raises(ValidationError, match="motion_decoupling"):
+        _config(motion_decoupling=1.5)

@@ -17,7 +17,7 @@ from memo_zoo.train.config import TrainConfig
 from memo_zoo.train.loop import Trainer
 from memo_zoo.train.step import TrainModules, new_module_prefixes
 from memo_zoo.tasks.experiment import _copy_final_loss, shared_stage1, stage1_key, training_key
-from memo_zoo.tasks.shared_stage1 import split_stage1
+from memo_zoo.tasks.shared_stage1 import split_stage1, train_key_document
 from tests.small_recipes import NETWORK, SAMPLES, small_train_recipe
 
 PHASES = [{"name": "stage1", "steps": 6, "trainable": "spatial"}, {"name": "joint", "trainable": "all"}]
@@ -212,3 +212,17 @@ def test_a_reused_training_reports_the_loss_it_ended_with(tmp_path):
     metrics = client.get_run(reused.id).data.metrics
     assert metrics == {"loss": 0.25, "stage1.loss": 1.25}
     assert [m.step for m in client.get_metric_history(reused.id, "loss")] == [20]
+
+
+def test_motion_decoupling_keys_the_training_only_when_set_and_never_stage_1():
+    """A new sample option at its default leaves every existing training's key as it was; stage 1
+    reads no motion frames, so variants differing only in it share stage 1."""
+    from memo_zoo.tasks.shared_stage1 import train_key_document
+
+    plain = TrainConfig(steps=10, phases=PHASES)
+    decoupled = TrainConfig(steps=10, phases=PHASES, samples={"motion_decoupling": 0.5})
+    assert "motion_decoupling" not in train_key_document(plain)["samples"]
+    assert train_key_document(decoupled)["samples"]["motion_decoupling"] == 0.5
+    stage1, rest = split_stage1(decoupled)
+    assert stage1.samples.motion_decoupling == 0.0 and rest.samples.motion_decoupling == 0.5
+    assert train_key_document(stage1) == train_key_document(split_stage1(plain)[0])
