@@ -18,7 +18,8 @@ from pathlib import Path
 BARS = [("override/expression_acc", "as requested"), ("override/read_as_audio", "clip's own emotion"),
         ("override/schedule_acc", "schedule"), ("eval/world_expression_acc", "true labels (held-out video)")]
 ORDER = ["memo", "emotion_guidance", "prosody_mismatch", "expression_region", "prosody_mismatch_expression_region",
-         "label_only", "expression_region_empty_memory", "label_only_empty_memory"]
+         "label_only", "expression_region_empty_memory", "label_only_empty_memory", "memory_decoupling",
+         "expression_region_memory_decoupling"]
 
 
 def newest_per_variant(tracking: str, experiment: str) -> dict[str, dict[str, float]]:
@@ -43,6 +44,8 @@ def main() -> None:
     parser.add_argument("--tracking", default="sqlite:///mlflow.db")
     parser.add_argument("--experiment", default="memo-zoo")
     parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--variants", nargs="+", help="plot only these variants, in this order (default: all found)")
+    parser.add_argument("--title", default="emotion levers: what the world measurer reads (one training seed each)")
     args = parser.parse_args()
     import matplotlib
 
@@ -54,6 +57,11 @@ def main() -> None:
 
     metrics = newest_per_variant(args.tracking, args.experiment)
     variants = [v for v in ORDER if v in metrics] + sorted(set(metrics) - set(ORDER))
+    if args.variants:
+        missing = [v for v in args.variants if v not in metrics]
+        if missing:
+            raise SystemExit(f"{args.tracking}: no finished run with override metrics for {', '.join(missing)}")
+        variants = args.variants
     if not variants:
         raise SystemExit(f"{args.tracking}: no finished emotion_override variant runs")
     x = np.arange(len(variants))
@@ -66,7 +74,7 @@ def main() -> None:
     axis.set_xticks(x, [v.replace("_", "\n") for v in variants], fontsize=8)
     axis.set_ylabel("share of frames (measurer D)")
     axis.set_ylim(0, 1)
-    axis.set_title("emotion levers: what the world measurer reads (one training seed each)")
+    axis.set_title(args.title)
     axis.legend(fontsize=8, ncol=5, loc="upper left")
     figure.tight_layout()
     buffer = io.BytesIO()

@@ -66,6 +66,10 @@ KEYS = {
     ('emotion_override.yaml', None, 'expression_region_memory_decoupling'): ('d7a9a09a5a', '9091a2f33a', 'e8165faff8'),
     ('emotion_override.yaml', 'quick', 'memory_decoupling'): ('6da2521d67', 'b0064ef78a', 'f4a57807e5'),
     ('emotion_override.yaml', 'quick', 'expression_region_memory_decoupling'): ('3d0f312cd3', '6b99c66ff5', '6be331faad'),
+    ('emotion_override.yaml', None, 'expression_region_memory_decoupling_guidance'): ('d7a9a09a5a', '9091a2f33a', 'db17b7568a'),
+    ('emotion_override.yaml', None, 'expression_region_memory_decoupling_empty_memory'): ('d7a9a09a5a', '9091a2f33a', '8829c7686c'),
+    ('emotion_override.yaml', 'quick', 'expression_region_memory_decoupling_guidance'): ('3d0f312cd3', '6b99c66ff5', '8cfa540287'),
+    ('emotion_override.yaml', 'quick', 'expression_region_memory_decoupling_empty_memory'): ('3d0f312cd3', '6b99c66ff5', 'f653da1b94'),
 }
 
 
