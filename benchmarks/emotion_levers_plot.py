@@ -22,7 +22,8 @@ ORDER = ["memo", "emotion_guidance", "prosody_mismatch", "expression_region", "p
          "expression_region_memory_decoupling"]
 
 
-def newest_per_variant(tracking: str, experiment: str) -> dict[str, dict[str, float]]:
+def newest_per_variant(tracking: str, experiment: str, seed: int | None = None) -> dict[str, dict[str, float]]:
+    """Metrics of the newest finished override run per variant (of recipe seed ``seed`` when given)."""
     from mlflow import MlflowClient
 
     client = MlflowClient(tracking)
@@ -34,6 +35,8 @@ def newest_per_variant(tracking: str, experiment: str) -> dict[str, dict[str, fl
     out: dict[str, dict[str, float]] = {}
     for run in runs:
         variant = run.data.tags.get("memo_zoo.variant")
+        if seed is not None and run.data.params.get("seed") != str(seed):
+            continue
         if variant and variant not in out and "override/expression_acc" in run.data.metrics:
             out[variant] = run.data.metrics
     return out
@@ -44,6 +47,7 @@ def main() -> None:
     parser.add_argument("--tracking", default="sqlite:///mlflow.db")
     parser.add_argument("--experiment", default="memo-zoo")
     parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--seed", type=int, help="only runs of this recipe seed (default: the newest of any)")
     parser.add_argument("--variants", nargs="+", help="plot only these variants, in this order (default: all found)")
     parser.add_argument("--title", default="emotion levers: what the world measurer reads (one training seed each)")
     args = parser.parse_args()
@@ -55,7 +59,7 @@ def main() -> None:
 
     from memo_zoo.atomic import write_bytes_atomically
 
-    metrics = newest_per_variant(args.tracking, args.experiment)
+    metrics = newest_per_variant(args.tracking, args.experiment, args.seed)
     variants = [v for v in ORDER if v in metrics] + sorted(set(metrics) - set(ORDER))
     if args.variants:
         missing = [v for v in args.variants if v not in metrics]

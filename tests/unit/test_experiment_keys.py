@@ -70,6 +70,8 @@ KEYS = {
     ('emotion_override.yaml', None, 'expression_region_memory_decoupling_empty_memory'): ('d7a9a09a5a', '9091a2f33a', '8829c7686c'),
     ('emotion_override.yaml', 'quick', 'expression_region_memory_decoupling_guidance'): ('3d0f312cd3', '6b99c66ff5', '8cfa540287'),
     ('emotion_override.yaml', 'quick', 'expression_region_memory_decoupling_empty_memory'): ('3d0f312cd3', '6b99c66ff5', 'f653da1b94'),
+    ('emotion_override.yaml', None, 'memory_decoupling_guidance'): ('a88827b79f', '66bf68f545', '33a3f1ea2e'),
+    ('emotion_override.yaml', 'quick', 'memory_decoupling_guidance'): ('6da2521d67', 'b0064ef78a', '03a6f6254a'),
 }
 
 
