@@ -24,9 +24,9 @@ P = samples per video frame = round(audio_sample_rate / fps)):
 Frame i of a clip is shown during [i / fps, (i + 1) / fps), and its audio is the samples in that
 interval, so ``audio[i, audio_window]`` is exactly the sound under ``target[i]``.
 
-Every random choice of an item (motion count, start, reference, motion source) comes from a generator seeded by
-(seed, epoch, index) alone, so an item is the same in any worker, in any order, after a restart;
-``set_epoch`` moves to new draws. Condition dropout (L6) is not done here: the trainer does it, so
+Every random choice of an item (motion count, start, reference, motion source) comes from a
+generator seeded by (seed, epoch, index) alone, so an item is the same in any worker, in any
+order, after a restart; ``set_epoch`` moves to new draws. Condition dropout (L6) is not done here: the trainer does it, so
 that its probabilities live with the rest of the training recipe.
 """
 
@@ -255,8 +255,8 @@ class TalkingHeadSamples(Dataset):
             if donor is not None:
                 # The M frames before a uniform end in the donor clip, all real when it is long enough.
                 length = self._entries[donor].frame_count
-                motion_clip, motion_end, motion_source = donor, int(rng.integers(min(M, length), length + 1)), \
-                    "other_emotion"
+                motion_clip, motion_source = donor, "other_emotion"
+                motion_end = int(rng.integers(min(M, length), length + 1))
         motion, motion_keys, padding = self._motion(motion_clip, motion_end, M, reference, reference_key)
         mask = torch.zeros(M, dtype=torch.bool)
         mask[padding:] = True
