@@ -84,9 +84,17 @@ def assert_same_results(a: dict[str, MetricResult], b: dict[str, MetricResult], 
                 np.testing.assert_allclose(values, b[name].series[video][key], rtol=rtol, atol=1e-9 if rtol else 0)
 
 
+# SyncNet's offset is the argmin of its distances over the shifts. With the random test network every
+# shift is as far as any other (confidence sync_c ~ 0), so a float32 rounding difference between
+# processes may pick another shift; the offset is compared only where the confidence makes it defined.
+OFFSET_KEYS = ("av_offset", "abs_av_offset")
+
+
 def _close(a: dict, b: dict, rtol: float, where: str) -> None:
     assert list(a) == list(b), where
     for key in a:
+        if key in OFFSET_KEYS and max(abs(a.get("sync_c", 1.0)), abs(b.get("sync_c", 1.0))) < 1e-6:
+            continue
         np.testing.assert_allclose(a[key], b[key], rtol=rtol, atol=1e-9, equal_nan=True, err_msg=f"{where} {key}")
 
 
