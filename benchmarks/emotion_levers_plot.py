@@ -1,4 +1,4 @@
-"""Bar chart of the emotion levers (issue 23 item 2; docs/emotion_diagnosis.md section 10).
+"""Bar chart of the emotion levers (issue 23 item 2; docs/emotion_diagnosis.md sections 10 and 11).
 
 Reads, from an MLflow store, the newest finished run of each variant of
 ``recipes/emotion_override.yaml`` (tag ``memo_zoo.variant``) and plots per variant: the share of
@@ -19,7 +19,8 @@ BARS = [("override/expression_acc", "as requested"), ("override/read_as_audio", 
         ("override/schedule_acc", "schedule"), ("eval/world_expression_acc", "true labels (held-out video)")]
 ORDER = ["memo", "emotion_guidance", "prosody_mismatch", "expression_region", "prosody_mismatch_expression_region",
          "label_only", "expression_region_empty_memory", "label_only_empty_memory", "memory_decoupling",
-         "expression_region_memory_decoupling"]
+         "memory_decoupling_guidance", "expression_region_memory_decoupling",
+         "expression_region_memory_decoupling_guidance", "expression_region_memory_decoupling_empty_memory"]
 
 
 def newest_per_variant(tracking: str, experiment: str, seed: int | None = None) -> dict[str, dict[str, float]]:

@@ -217,8 +217,6 @@ def test_a_reused_training_reports_the_loss_it_ended_with(tmp_path):
 def test_motion_decoupling_keys_the_training_only_when_set_and_never_stage_1():
     """A new sample option at its default leaves every existing training's key as it was; stage 1
     reads no motion frames, so variants differing only in it share stage 1."""
-    from memo_zoo.tasks.shared_stage1 import train_key_document
-
     plain = TrainConfig(steps=10, phases=PHASES)
     decoupled = TrainConfig(steps=10, phases=PHASES, samples={"motion_decoupling": 0.5})
     assert "motion_decoupling" not in train_key_document(plain)["samples"]
