@@ -72,6 +72,20 @@ KEYS = {
     ('emotion_override.yaml', 'quick', 'expression_region_memory_decoupling_empty_memory'): ('3d0f312cd3', '6b99c66ff5', 'f653da1b94'),
     ('emotion_override.yaml', None, 'memory_decoupling_guidance'): ('a88827b79f', '66bf68f545', '33a3f1ea2e'),
     ('emotion_override.yaml', 'quick', 'memory_decoupling_guidance'): ('6da2521d67', 'b0064ef78a', '03a6f6254a'),
+    # ablate_emotion on emotion_tiny.yaml: memo trains emotion_override's memory_decoupling,
+    # no_memory_decoupling experiment_tiny's network.
+    ('ablate_emotion.yaml', None, 'memo'): ('a88827b79f', '66bf68f545', '3bb3770116'),
+    ('ablate_emotion.yaml', None, 'no_emo_adanorm'): ('aeed1b8a60', '66bf68f545', '809a3001ae'),
+    ('ablate_emotion.yaml', None, 'no_decoupling'): ('1560148bf6', 'aefec3cf95', '5661719de5'),
+    ('ablate_emotion.yaml', None, 'no_memory_decoupling'): ('7e4c7b28e2', '66bf68f545', '5cec8f64e4'),
+    ('ablate_emotion.yaml', None, 'fixed_label'): ('a88827b79f', '66bf68f545', 'e887646093'),
+    ('ablate_emotion.yaml', None, 'detected_label'): ('a88827b79f', '66bf68f545', 'f0abbf721c'),
+    ('ablate_emotion.yaml', 'quick', 'memo'): ('6da2521d67', 'b0064ef78a', 'f4a57807e5'),
+    ('ablate_emotion.yaml', 'quick', 'no_emo_adanorm'): ('28dd8d3500', 'b0064ef78a', 'ceb7379d83'),
+    ('ablate_emotion.yaml', 'quick', 'no_decoupling'): ('7d4833fd4d', 'c05082906b', 'eabf200c68'),
+    ('ablate_emotion.yaml', 'quick', 'no_memory_decoupling'): ('4a1ab2d2c5', 'b0064ef78a', 'f85b18e9b2'),
+    ('ablate_emotion.yaml', 'quick', 'fixed_label'): ('6da2521d67', 'b0064ef78a', 'c76f29eec6'),
+    ('ablate_emotion.yaml', 'quick', 'detected_label'): ('6da2521d67', 'b0064ef78a', 'c7946e4002'),
 }
 
 
