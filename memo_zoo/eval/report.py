@@ -36,6 +36,8 @@ from __future__ import annotations
 import html
 import math
 import tempfile
+from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -120,6 +122,34 @@ def collect(client: Any, run_id: str) -> tuple[Any, list[VariantResult]]:
                                   order_by=["attributes.start_time ASC"], max_results=1000)
     runs = list(children) or [run]
     return run, [_variant(client, r) for r in runs]
+
+
+def collect_many(client: Any, run_ids: Sequence[str]) -> tuple[Any, list[VariantResult]]:
+    """Several runs' variants as one comparison: an ablation run a variant at a time (``--variant``,
+    one parent run each), or again with another training seed (``seed=1``). The first run titles
+    the report. A variant found in more than one run is a replicate of that variant, seeded by its
+    recipe's ``seed`` param, so the seeded report (mean, spread) compares them."""
+    first, merged = None, []
+    for run_id in run_ids:
+        run, variants = collect(client, run_id)
+        first = run if first is None else first
+        merged.extend(variants)
+    repeated = Counter(v.name for v in merged)
+    for variant in merged:
+        if repeated[variant.name] > 1 and variant.seed is None:
+            seed = client.get_run(variant.run_id).data.params.get("seed")
+            if seed is None:
+                raise MemoZooError(f"run {variant.run_id} ({variant.name!r}) has no 'seed' param: cannot tell it "
+                                   f"from the other runs of {variant.name!r}; list only one of them")
+            variant.seed = int(seed)
+    seen: dict[tuple[str, int | None], str] = {}
+    for variant in merged:
+        key = (variant.name, variant.seed)
+        if key in seen:
+            raise MemoZooError(f"variant {variant.name!r} with seed {variant.seed} is in runs {seen[key]} and "
+                               f"{variant.run_id}: list only one of them")
+        seen[key] = variant.run_id
+    return first, merged
 
 
 def _variant(client: Any, run: Any) -> VariantResult:
@@ -555,9 +585,10 @@ def write_seeded_report(run: Any, variants: list[VariantResult], out_dir: Path) 
     return ReportFiles(out_dir, markdown, page, plots, table)
 
 
-def report_run(client: Any, run_id: str, out_dir: Path, log_to: Any = None) -> ReportFiles:
-    """Collect, write, and (with ``log_to``, an open TrackedRun) log the report (module docstring)."""
-    run, variants = collect(client, run_id)
+def report_run(client: Any, run_id: str, out_dir: Path, log_to: Any = None, also: Sequence[str] = ()) -> ReportFiles:
+    """Collect, write, and (with ``log_to``, an open TrackedRun) log the report (module docstring);
+    ``also``: more runs whose variants join the comparison (``collect_many``)."""
+    run, variants = collect_many(client, [run_id, *also])
     files = write_report(run, variants, Path(out_dir))
     if log_to is not None:
         for path in (files.markdown, files.html, *files.plots):

@@ -10,7 +10,8 @@ from mlflow import MlflowClient
 from memo_zoo.errors import MissingWeightsError
 from memo_zoo.tracking.tracker import Tracker
 from memo_zoo.eval.protocol import MetricResult, VideoSample
-from memo_zoo.eval.report import _mouth_title, _pearson, collect, comparison_table, report_run
+from memo_zoo.errors import MemoZooError
+from memo_zoo.eval.report import _mouth_title, _pearson, collect, collect_many, comparison_table, report_run
 from memo_zoo.eval.runner import MetricSkippedWarning, evaluate, log_evaluation
 from tests.e2e.cli_helpers import memo_zoo
 
@@ -73,13 +74,14 @@ def test_same_key_from_two_metrics_is_kept_apart():
     assert set(outcome.summary()) == {"brightness", "two.brightness"}
 
 
-def _experiment(tmp_path, figures_by_variant):
+def _experiment(tmp_path, figures_by_variant, seed=0):
     """A parent run with one child per variant, each logged like the experiment task logs."""
     tracker = Tracker(f"sqlite:///{tmp_path}/mlflow.db", "reports", tmp_path / "artifacts", tmp_path)
     with tracker.run("ablate-test") as parent:
         for name, (brightness, drift) in figures_by_variant.items():
             with tracker.run(name, parent=parent, tags={"memo_zoo.variant": name,
                                                         "memo_zoo.experiment.fps": "25"}) as child:
+                child.log_params({"seed": seed})
                 outcome = evaluate({"brightness": MeanBrightness()}, [(video("v", brightness, 50), None)],
                                    show_progress=False)
                 log_evaluation(child, outcome, prefix="eval/")
@@ -115,6 +117,46 @@ def test_report_command_rebuilds_and_rejects_unknown_runs(tmp_path):
     assert out.returncode == 0, out.stderr
     assert (tmp_path / "again" / "report.md").is_file() and (tmp_path / "again" / "report.html").is_file()
     bad = memo_zoo("report", "0123456789abcdef", cwd=tmp_path, env=env)
+    assert bad.returncode == 2 and "no MLflow run '0123456789abcdef'" in bad.stderr
+
+
+def test_variants_run_one_at_a_time_join_one_report(tmp_path):
+    """`--variant` makes one parent run per variant; listing them all compares them as one sweep."""
+    tracker, first = _experiment(tmp_path, {"memo": (20, 0.01)})
+    _, second = _experiment(tmp_path, {"sa2": (40, -0.2)})
+    client = MlflowClient(tracker.uri)
+    run, variants = collect_many(client, [first.id, second.id])
+    assert run.info.run_id == first.id and [v.name for v in variants] == ["memo", "sa2"]
+    assert all(v.seed is None for v in variants)
+    files = report_run(client, first.id, tmp_path / "report", also=[second.id])
+    assert files.table["variant"] == ["memo", "sa2"] and files.table["world_identity_drift"] == [0.01, -0.2]
+
+
+def test_a_variant_in_two_runs_becomes_its_seeds_mean_and_spread(tmp_path):
+    tracker, seed0 = _experiment(tmp_path, {"memo": (20, 0.0), "sa2": (40, 0.2)}, seed=0)
+    _, seed1 = _experiment(tmp_path, {"memo": (30, 0.1)}, seed=1)
+    client = MlflowClient(tracker.uri)
+    _, variants = collect_many(client, [seed0.id, seed1.id])
+    assert [(v.name, v.seed) for v in variants] == [("memo", 0), ("sa2", None), ("memo", 1)]
+    files = report_run(client, seed0.id, tmp_path / "report", also=[seed1.id])
+    text = files.markdown.read_text()
+    assert "up to 2 seed(s)" in text and variants[2].run_id in text
+    # the same variant and seed twice (a rerun) is ambiguous: named, not averaged
+    _, again = _experiment(tmp_path, {"memo": (25, 0.0)}, seed=0)
+    with pytest.raises(MemoZooError, match="'memo' with seed 0 is in runs \\w+ and \\w+: list only one"):
+        collect_many(client, [seed0.id, seed1.id, again.id])
+
+
+def test_report_command_takes_several_runs(tmp_path):
+    tracker, first = _experiment(tmp_path, {"memo": (20, 0.0)})
+    _, second = _experiment(tmp_path, {"sa2": (40, 0.1)})
+    env = {"MEMO_ZOO_TRACKING_URI": tracker.uri}
+    out = memo_zoo("report", first.id, second.id, "--out", str(tmp_path / "both"), cwd=tmp_path, env=env)
+    assert out.returncode == 0, out.stderr
+    assert "sa2" in (tmp_path / "both" / "report.md").read_text()
+    logged = {a.path for a in MlflowClient(tracker.uri).list_artifacts(first.id, "report")}
+    assert "report/report.md" in logged
+    bad = memo_zoo("report", first.id, "0123456789abcdef", cwd=tmp_path, env=env)
     assert bad.returncode == 2 and "no MLflow run '0123456789abcdef'" in bad.stderr
 
 
