@@ -33,15 +33,14 @@ def _run(args: argparse.Namespace) -> int:
     from memo_zoo.settings import get_settings
     from memo_zoo.tracking.tracker import TrackedRun, _mlflow_environment, check_reachable
     from memo_zoo.tracking.uri import resolve_tracking_uri
-    from memo_zoo.eval.report import collect, report_run
+    from memo_zoo.eval.report import find_run, report_run
 
     _mlflow_environment()
     uri = resolve_tracking_uri(args.tracking_uri, get_settings().tracking_uri, Path.cwd())
     check_reachable(uri)  # a server that is not there: one line now, not MLflow's minutes of retries
     client = MlflowClient(tracking_uri=uri)
-    for run_id in (args.run_id, *args.more):
-        collect(client, run_id)  # fails early, naming the store, for an unknown id
-    run = client.get_run(args.run_id)
+    # Every id checked before anything is read or written: an unknown one fails naming the store.
+    run, *_ = [find_run(client, run_id) for run_id in (args.run_id, *args.more)]
     target = None if args.no_log else TrackedRun(client, run.info.run_id, run.info.experiment_id)
     files = report_run(client, args.run_id, args.out or Path("reports") / args.run_id, log_to=target,
                        also=args.more)

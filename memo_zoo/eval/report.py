@@ -110,14 +110,19 @@ class ReportFiles:
     table: dict[str, list[Any]]
 
 
-def collect(client: Any, run_id: str) -> tuple[Any, list[VariantResult]]:
-    """The run and its variants (its nested runs by start time, or itself when it has none)."""
+def find_run(client: Any, run_id: str) -> Any:
+    """The MLflow run, or a MemoZooError naming the id and the store."""
     from mlflow.exceptions import MlflowException
 
     try:
-        run = client.get_run(run_id)
+        return client.get_run(run_id)
     except MlflowException as error:
         raise MemoZooError(f"no MLflow run {run_id!r} in {client.tracking_uri}: {error.message}") from None
+
+
+def collect(client: Any, run_id: str) -> tuple[Any, list[VariantResult]]:
+    """The run and its variants (its nested runs by start time, or itself when it has none)."""
+    run = find_run(client, run_id)
     children = client.search_runs([run.info.experiment_id], filter_string=f"tags.`{PARENT_TAG}` = '{run_id}'",
                                   order_by=["attributes.start_time ASC"], max_results=1000)
     runs = list(children) or [run]
