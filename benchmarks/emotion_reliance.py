@@ -13,7 +13,9 @@ measures (``emotion_reliance.py <part> --help``):
 - ``generate`` (c): whether generated frames show the requested emotion or the reference's;
 - ``measurer`` (d): the measurer's accuracy on real, round-tripped and blurred frames, and the
   blur level of generated frames;
-- ``signal`` (e): how large the expression is in the autoencoder's latents, and where.
+- ``signal`` (e): how large the expression is in the autoencoder's latents, and where;
+- ``guide`` (f): how far expression guidance (E6) moves real faces' latents to a requested
+  expression, as the measurer reads the decoded frames.
 
 Results and commands: docs/emotion_diagnosis.md. World metrics
 (expression labels) are read by the world measurer (the metrics' own, ``load_or_train_measurer``
@@ -389,6 +391,92 @@ def part_measurer(args: argparse.Namespace) -> None:
         beyond = " (beyond the largest sigma)" if sharp < sharps.min() else ""
         print(f"| {name} | {len(video)} | {sharp:.2f} | {sigma:.2f}{beyond} | "
               f"{top_label(labels_of(measurer, video))} |")
+
+
+def part_guide(args: argparse.Namespace) -> None:
+    """(f) How far can expression guidance (E6) move a real face to a requested expression?
+
+    Without any diffusion network: the held-out split's frames with intensity >= 0.5 (at most
+    ``--max-frames`` per clip, every ``--stride``-th) are encoded by the recipe's autoencoder; for
+    each of the 8 labels, the latents are moved ``--steps`` times by ``scale / steps`` x the gradient
+    of the latent expression classifier's log p(label | x) (what the guided steps do to the clean
+    prediction, ``memo_zoo.generate.expression_guidance``), decoded and read by the recipe's world
+    measurer. Per scale: the share read as the requested label (mean over labels; chance 12.5 %),
+    the share the classifier itself reads as requested, the share still read as the frame's true
+    label when another was requested, and the mean absolute pixel change (0-255). Scale 0 is the
+    plain round trip. ``--classifier`` is a saved classifier (the experiment's
+    ``expression_guidance.classifier``); without it one is trained here on the train split
+    (``fit_classifier`` with its defaults), which says how the classifier alone generalises.
+    """
+    from memo_zoo.generate.config import ExpressionGuidanceConfig
+    from memo_zoo.generate.expression_guidance import ExpressionGuide
+    from memo_zoo.model.latent_expression import load_classifier
+
+    registry, recipe = recipe_and_registry(args)
+    vae = registry.build("vae", recipe.model.vae)
+    measurer, threshold = measurer_and_threshold(recipe)
+    names = label_names()
+    if args.classifier is not None:
+        classifier = load_classifier(args.classifier, names)
+    else:
+        classifier = train_guide(registry, recipe, vae, names)
+    guide = ExpressionGuide(ExpressionGuidanceConfig(classifier=args.classifier or "trained here"), classifier,
+                            torch.device("cpu"))
+    clips = strong_frames(recipe, split_records(registry, recipe, args.split)[:args.clips], threshold,
+                          args.max_frames, args.stride)
+    frames = np.concatenate([c[1] for c in clips])
+    truth = np.concatenate([c[2] for c in clips])
+    with torch.no_grad():
+        images = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
+        clean = torch.cat([vae.encode(images[i:i + 64]) for i in range(0, len(images), 64)]).float()
+        plain = to_uint8(torch.cat([vae.decode(clean[i:i + 64]) for i in range(0, len(clean), 64)]))
+    print(f"### (f) expression guidance on real latents ({len(frames)} frames of {len(clips)} {args.split} clips, "
+          f"intensity >= 0.5; {args.steps} steps)\n")
+    print("| scale | read as requested (measurer) | per label | read as requested (classifier) | "
+          "read as the frame's own label, another requested | mean pixel change |")
+    print("|---|---|---|---|---|---|")
+    for scale in args.scales:
+        measured_ok, classified_ok, own, change = [], [], [], []
+        for label in range(len(names)):
+            x = clean.clone()
+            for _ in range(args.steps if scale > 0 else 0):
+                x = x + (scale / args.steps) * guide.gradient(x, label)
+            with torch.no_grad():
+                shown = to_uint8(torch.cat([vae.decode(x[i:i + 64]) for i in range(0, len(x), 64)]))
+                read_by_classifier = classifier(x).argmax(1).numpy()
+            measured = labels_of(measurer, shown)
+            measured_ok.append(float(np.mean(measured == label)))
+            classified_ok.append(float(np.mean(read_by_classifier == label)))
+            other = truth != label
+            own.append(float(np.mean(measured[other] == truth[other])) if other.any() else float("nan"))
+            change.append(float(np.abs(shown.astype(np.float32) - plain.astype(np.float32)).mean()))
+        per_label = ", ".join(f"{names[i]} {pct(v)}" for i, v in enumerate(measured_ok))
+        print(f"| {scale:g} | {pct(np.mean(measured_ok))} | {per_label} | {pct(np.mean(classified_ok))} | "
+              f"{pct(np.nanmean(own))} | {np.mean(change):.1f} |")
+
+
+def train_guide(registry: Any, recipe: Any, vae: Any, names: tuple[str, ...]) -> Any:
+    """A latent expression classifier trained on the train split's labelled clips (defaults of
+    ``FitOptions``), its held-out accuracy printed."""
+    from memo_zoo.data.samples import TalkingHeadSamples
+    from memo_zoo.train.latent_cache import ClipLatentStore, vae_fingerprint
+    from memo_zoo.train.latent_expression import fit_classifier
+    from memo_zoo.train.step import encode_frames
+
+    train = train_config(recipe)
+    samples = TalkingHeadSamples(split_records(registry, recipe, "train"), train.samples)
+    store = ClipLatentStore(samples, vae_fingerprint(vae), lambda images: encode_frames(vae, images, 64))
+    latents, labels, speakers = [], [], []
+    for clip in range(len(samples.clips)):
+        if samples.clip_emotion(clip) < len(names):
+            frames = store.latents(clip)
+            latents.append(frames)
+            labels.append(torch.full((len(frames),), samples.clip_emotion(clip)))
+            speakers += [samples.clips[clip].speaker or samples.clips[clip].clip_id] * len(frames)
+    model, report = fit_classifier(torch.cat(latents), torch.cat(labels), speakers, names, vae_fingerprint(vae))
+    print(f"classifier trained on {report.train_frames} frames; held-out speakers' frames "
+          f"({report.validation_frames}): accuracy {pct(report.accuracy)}, balanced {pct(report.balanced_accuracy)}\n")
+    return model
 
 
 def sheet_tiles(path: Path, tile: int, row: int, size: int) -> np.ndarray:
@@ -919,6 +1007,14 @@ def main() -> None:
     sub.add_argument("--tile", type=int, default=128, help="tile side in the sheet, px")
     sub.add_argument("--sheet-rows", type=int, nargs="+", default=[1, 2],
                      help="rows of the sheet holding generated frames")
+    sub = command("guide", part_guide)
+    sub.add_argument("--clips", type=int, default=9)
+    sub.add_argument("--max-frames", type=int, default=40)
+    sub.add_argument("--stride", type=int, default=2)
+    sub.add_argument("--classifier", type=Path, default=None,
+                     help="a saved latent expression classifier; none = train one here on the train split")
+    sub.add_argument("--scales", type=float, nargs="+", default=[0.0, 0.5, 1.0, 2.0, 4.0])
+    sub.add_argument("--steps", type=int, default=10, help="gradient steps splitting each scale")
     sub = command("signal", part_signal)
     sub.add_argument("--clips", type=int, default=9)
     sub.add_argument("--max-frames", type=int, default=100)

@@ -200,6 +200,10 @@ class TalkingHeadSamples(Dataset):
 
     # -- whole clips, for the trainer's latent store (memo_zoo.train.latent_cache) ---------------
 
+    def clip_emotion(self, clip: int) -> int:
+        """The emotion index every sample of ``clip`` is labelled with (``len(labels)``: no label)."""
+        return self._emotions[clip]
+
     def clip_directory(self, clip: int) -> Path:
         """The frame-cache folder of clip ``clip`` (content-keyed: source file, fps, size)."""
         return self._entries[clip].directory

@@ -32,6 +32,16 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+def ordered_interval(value: Optional[tuple[float, float]]) -> Optional[tuple[float, float]]:
+    """A flow-time interval [t_low, t_high] inside [0, 1], or null."""
+    if value is not None:
+        low, high = value
+        if not 0.0 <= low <= high <= 1.0:
+            raise ValueError(f"interval [{low}, {high}] must be [t_low, t_high] with 0 <= t_low <= t_high <= 1 "
+                             "(flow time: 1 = noise, 0 = data)")
+    return value
+
+
 class GuidanceConfig(Strict):
     """Classifier-free guidance of the velocity (spec I2, §10).
 
@@ -76,12 +86,7 @@ class GuidanceConfig(Strict):
     @field_validator("interval")
     @classmethod
     def _ordered_interval(cls, value: Optional[tuple[float, float]]) -> Optional[tuple[float, float]]:
-        if value is not None:
-            low, high = value
-            if not 0.0 <= low <= high <= 1.0:
-                raise ValueError(f"interval [{low}, {high}] must be [t_low, t_high] with 0 <= t_low <= t_high <= 1 "
-                                 "(flow time: 1 = noise, 0 = data)")
-        return value
+        return ordered_interval(value)
 
     @model_serializer(mode="wrap")
     def _without_unset_interval(self, handler: Any) -> Any:
@@ -134,6 +139,26 @@ class StepCacheConfig(Strict):
                                "evaluation, is below this (0 = never reuse; larger = fewer evaluations)")
 
 
+class ExpressionGuidanceConfig(Strict):
+    """Expression guidance (docs/method.md E6, ``memo_zoo.generate.expression_guidance``): every denoising
+    step's predicted clean latents are moved by ``scale`` x the gradient of a latent expression
+    classifier's log-probability of the clip's requested emotion (``v' = v - scale * grad / t``)."""
+
+    classifier: Path = Field(..., description="the latent expression classifier (a .safetensors file written by the "
+                                              "experiment task's train_expression_classifier, "
+                                              "memo_zoo.model.latent_expression); relative paths are under the "
+                                              "working directory")
+    scale: float = Field(1.0, ge=0, description="step of the clean prediction along grad log p(label | x0) per "
+                                                "denoising step; 0 = off")
+    interval: Optional[tuple[float, float]] = Field(
+        None, description="[t_low, t_high] in flow time (1 = noise, 0 = data): guide only there; null = every step")
+
+    @field_validator("interval")
+    @classmethod
+    def _ordered_interval(cls, value: Optional[tuple[float, float]]) -> Optional[tuple[float, float]]:
+        return ordered_interval(value)
+
+
 class EmotionSegment(Strict):
     """One entry of an emotion schedule: ``label`` for the frames shown in [start_s, end_s)."""
 
@@ -177,6 +202,9 @@ class GenerateConfig(Strict):
                                  "trains it (L6), so the first clip's expression comes from the emotion label and "
                                  "the audio rather than from the portrait's own (docs/emotion_diagnosis.md)")
     cfg: GuidanceConfig = Field(default_factory=GuidanceConfig, description="classifier-free guidance (spec I2)")
+    expression_guidance: Optional[ExpressionGuidanceConfig] = Field(
+        None, description="steer each step's clean prediction towards the requested emotion with a latent "
+                          "expression classifier (E6); null = off")
     fast_path: FastPathConfig = Field(
         default_factory=FastPathConfig, description="GPU fast path switches (memo_zoo.generate.fast_path): reference "
                                                     "K/V cache, channels-last, torch.compile, VAE decode chunk")
@@ -261,13 +289,15 @@ class GenerateConfig(Strict):
 
 def without_unkeyed_defaults(data: Any, cache: StepCacheConfig) -> Any:
     """``data`` (a dumped options model) without its ``cache`` entry when step caching is off, and
-    without ``first_memory`` at its default: a new option at its default must not change the
-    experiment task's video keys."""
+    without ``first_memory`` and ``expression_guidance`` at their defaults: a new option at its
+    default must not change the experiment task's video keys."""
     if isinstance(data, dict):
         if cache.kind == "none":
             data.pop("cache", None)
         if data.get("first_memory") == "reference":
             data.pop("first_memory")
+        if "expression_guidance" in data and data["expression_guidance"] is None:
+            data.pop("expression_guidance")
     return data
 
 

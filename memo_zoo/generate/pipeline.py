@@ -7,8 +7,9 @@ portrait and one audio track. Each step lives in the module named for it:
    only warns) and the audio at 16 kHz mono (D3); ``ceil(audio_seconds * fps)`` frames, in
    ``ceil(frames / clip_frames)`` clips (I1).
 2. Emotion (``emotion``): one label per clip, the most frequent of its frames' labels (E5).
-3. Sampling (``sampling``, guided as ``guidance`` says): the frames, clip by clip, each clip's
-   temporal context updated once from the previous clip's clean latents (T6).
+3. Sampling (``sampling``, guided as ``guidance`` says, and towards each clip's emotion by
+   ``expression_guidance`` when it is set, E6): the frames, clip by clip, each clip's temporal
+   context updated once from the previous clip's clean latents (T6).
 4. Output: H.264 with the input audio muxed in as AAC (I4) at the source's sample rate; the frames
    are written as they come, so memory does not grow with the audio's length.
 """
@@ -29,6 +30,7 @@ from memo_zoo.devices import resolve_device
 from memo_zoo.errors import MemoZooError
 from memo_zoo.generate.config import GenerateConfig, check_output
 from memo_zoo.generate.emotion import clip_emotions, emotion_labels, no_emotion_index
+from memo_zoo.generate.expression_guidance import ExpressionGuide
 from memo_zoo.generate.fast_path import apply_fast_path
 from memo_zoo.generate.inputs import frame_count, load_audio, load_portrait, mux_audio
 from memo_zoo.generate.loading import GeneratorModel
@@ -109,7 +111,10 @@ def generate_video(model: GeneratorModel, config: GenerateConfig, progress: bool
     # The audio tokens may hear the separated vocals (the release's inference); the emotion
     # labels above and the muxed track keep the original audio.
     speech = audio if config.vocal_separator is None else separate_vocals(audio, AUDIO_RATE, config.vocal_separator)
-    clips = ClipSampler(model, config, portrait, speech, fps, frames, emotions, no_emotion, seed, dtype)
+    guide = None
+    if config.expression_guidance is not None:  # E6: loaded (and checked against the labels) before sampling
+        guide = ExpressionGuide.load(config.expression_guidance, tuple(emotion_labels(model, config)), device)
+    clips = ClipSampler(model, config, portrait, speech, fps, frames, emotions, no_emotion, seed, dtype, guide)
     stream: Iterator[np.ndarray] = iter(clips)
     if progress:
         stream = progress_bar(stream, desc=f"generate {Path(config.out).name}", total=frames, unit="frame")

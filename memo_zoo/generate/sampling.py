@@ -19,6 +19,9 @@
    clamped to [-1, 1] and encoded again (``motion_source: decoded``, the released pipeline, Q17);
    every denoising step of the next clip reads that same state.
 
+Expression guidance (E6, ``memo_zoo.generate.expression_guidance``): with a ``guide``, every
+velocity, once guided and possibly reused by the cache, is steered towards the clip's emotion label.
+
 Fewer network evaluations (issue 19): with ``cfg.interval`` the velocity at a time outside the
 interval is the conditional level's alone (one row; its own reference states and temporal
 context, kept beside the guided levels' and updated from the same clean latents); with ``cache``
@@ -48,6 +51,7 @@ import torch
 from torch import Tensor
 
 from memo_zoo.generate.config import GenerateConfig, StepCacheConfig
+from memo_zoo.generate.expression_guidance import ExpressionGuide
 from memo_zoo.generate.guidance import Level, conditional_levels, guidance_levels
 from memo_zoo.generate.inputs import clip_waveform
 from memo_zoo.generate.loading import GeneratorModel
@@ -141,8 +145,9 @@ class ClipSampler:
     """
 
     def __init__(self, model: GeneratorModel, config: GenerateConfig, portrait: np.ndarray, audio: np.ndarray,
-                 fps: float, frames: int, emotions: Tensor, no_emotion: int, seed: int, dtype: torch.dtype):
-        self.model, self.config = model, config
+                 fps: float, frames: int, emotions: Tensor, no_emotion: int, seed: int, dtype: torch.dtype,
+                 guide: ExpressionGuide | None = None):
+        self.model, self.config, self.guide = model, config, guide
         self.portrait, self.audio, self.fps, self.frames = portrait, audio, fps, frames
         self.emotions, self.no_emotion, self.seed, self.dtype = emotions, no_emotion, seed, dtype
         self.device = model.device
@@ -204,6 +209,8 @@ class ClipSampler:
         with_face = net.project_image(embedding)
         without_face = net.project_image(torch.zeros_like(embedding))  # §10: "no face embedding"
         reference_latent = model.vae.encode(image)
+        if self.guide is not None:
+            self.guide.check_latents(reference_latent)
         branches = [self._branch(GUIDED, self.levels, with_face, without_face, reference_latent)]
         if self.conditional is not None:
             branches.append(self._branch(CONDITIONAL, self.conditional, with_face, without_face, reference_latent))
@@ -246,10 +253,13 @@ class ClipSampler:
                     velocity = velocity + weights[i] * out[i:i + 1]
                 return velocity
 
-            def velocity(sample: Tensor, t: float, forward=forward) -> Tensor:
+            def velocity(sample: Tensor, t: float, forward=forward, label=int(self.emotions[k])) -> Tensor:
                 # I2 inside the guidance interval (or without one); the conditional level alone outside it.
                 branch = guided if cfg.cfg.guided_at(t) else conditional
-                return self.cache.velocity(sample, branch.name, lambda: forward(sample, t, branch))
+                guided_velocity = self.cache.velocity(sample, branch.name, lambda: forward(sample, t, branch))
+                if self.guide is None:
+                    return guided_velocity
+                return self.guide.velocity(sample, t, guided_velocity, label)  # E6, after CFG and the cache
 
             latents = _solve(sampler, noise.float(), velocity)
             chunk = cfg.fast_path.decode_chunk  # frames per VAE decode / re-encode call: bounds memory at 512 px

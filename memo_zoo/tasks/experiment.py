@@ -150,6 +150,7 @@ class ExperimentTask:
     def __init__(self, config: ExperimentConfig):
         self.config = config
         self.evaluation = None
+        self.expression_guidance = None  # E6's options with the classifier's resolved path (_expression_guide)
 
     # ---- one variant ---------------------------------------------------------------------------
 
@@ -184,6 +185,7 @@ class ExperimentTask:
                       "memo_zoo.experiment.video_dir": str(video_dir)})
         clips = select_clips(recipe.data.dataset, context.registry, config.held_out)
         self._detector(context)
+        self._expression_guide(context)
         generated = self._generate(context, train_dir, video_dir, clips)
         self._evaluate(context, clips, generated)
         if config.override is not None:
@@ -267,6 +269,18 @@ class ExperimentTask:
             return
         stage_task(context, EMOTION_DETECTOR, options).run(context)
 
+    def _expression_guide(self, context: RunContext) -> None:
+        """With expression guidance (E6): its classifier, trained first when missing, its path resolved
+        under the working directory for every video of this run (the override study's too)."""
+        guidance = self.config.generation.expression_guidance
+        if guidance is None:
+            return
+        from memo_zoo.tasks.expression_classifier import ensure_classifier
+
+        target = ensure_classifier(context, _under(Path(context.workdir), guidance.classifier),
+                                   self.config.train_expression_classifier, self.config.train)
+        self.expression_guidance = guidance.model_copy(update={"classifier": target})
+
     def _generate(self, context: RunContext, train_dir: Path, video_dir: Path,
                   clips: list[HeldOutClip]) -> dict[str, tuple[Path, Any]]:
         from memo_zoo.generate.loading import load_generator_model
@@ -315,6 +329,7 @@ class ExperimentTask:
                                 clip_frames=options.clip_frames, motion_frames=options.motion_frames,
                                 first_memory=options.first_memory,
                                 cfg=options.cfg, cache=options.cache, emotion=emotion, seed=options.seed,
+                                expression_guidance=self.expression_guidance,
                                 max_seconds=max_seconds, check_face=False, device=options.device)
         result = generate_video(model, config, progress=True)
         info = {"clip": clip.record.clip_id, "frames": result.frames, "seconds": result.seconds,

@@ -21,7 +21,9 @@ from pydantic import BaseModel, ConfigDict, Field, model_serializer, model_valid
 
 from memo_zoo.emotion import PAPER_LABELS
 from memo_zoo.eval.eval_options import EvalOptions
-from memo_zoo.generate.config import EmotionSegment, GuidanceConfig, StepCacheConfig, without_unkeyed_defaults
+from memo_zoo.generate.config import (
+    EmotionSegment, ExpressionGuidanceConfig, GuidanceConfig, StepCacheConfig, without_unkeyed_defaults,
+)
 from memo_zoo.tasks.stages import AUTOENCODER, EMOTION_DETECTOR
 from memo_zoo.train.config import TrainConfig
 
@@ -57,6 +59,10 @@ class GenerationOptions(Strict):
     first_memory: Literal["reference", "empty"] = Field(
         "reference", description="the first clip's memory: the reference repeated (spec §10) or empty (as motion "
                                  "dropout trains it; GenerateConfig.first_memory)")
+    expression_guidance: Optional[ExpressionGuidanceConfig] = Field(
+        None, description="steer each step towards the requested emotion with a latent expression classifier (E6, "
+                          "GenerateConfig.expression_guidance); trained first when missing and "
+                          "task.train_expression_classifier is set; null = off")
     emotion: Union[Literal["detected", "truth"], str] = Field(
         "detected", description="'detected': the recipe's emotion_detector per clip (spec E5); 'truth': the "
                                 "driving clip's true per-frame emotion as a schedule (an oracle); or a label for "
@@ -114,6 +120,24 @@ class OverrideOptions(Strict):
         return self
 
 
+class ExpressionClassifierTraining(Strict):
+    """Train the latent expression classifier of ``generation.expression_guidance`` (E6) on the training
+    clips' latents and emotion labels (``memo_zoo.tasks.expression_classifier``) when its file does
+    not exist yet. Its own seed, not the recipe's: every training seed of a sweep shares one guide."""
+
+    epochs: int = Field(12, ge=1, description="passes over the training frames")
+    batch_size: int = Field(256, ge=1, description="latents per step")
+    lr: float = Field(2e-3, gt=0, description="AdamW learning rate (cosine decay to 0)")
+    noise: float = Field(0.5, ge=0, description="Gaussian noise added to each training latent, its std drawn in "
+                                                "[0, noise] (so the noisier steps' blurred predictions read too)")
+    width: int = Field(32, ge=4, description="channels of the first convolutions (the classifier stays small and "
+                                             "smooth: memo_zoo.model.latent_expression)")
+    frame_stride: int = Field(1, ge=1, description="use every Nth frame of each clip")
+    validation_fraction: float = Field(0.15, ge=0, lt=1, description="speakers held out to measure the accuracy "
+                                                                     "on faces the classifier never saw")
+    seed: int = Field(0, ge=0, description="initialisation, order, noise and the held-out speakers")
+
+
 class ExperimentConfig(Strict):
     """Train the recipe's network, generate held-out videos and evaluate them (issue 7, spec §9)."""
 
@@ -131,6 +155,9 @@ class ExperimentConfig(Strict):
         None, description="with generation.emotion 'detected': when the recipe's emotion_detector checkpoint does "
                           "not exist yet, train it first on data.dataset with these options (task train_emotion's, "
                           "spec D1-D2), so an ablation with detected labels is still one command")
+    train_expression_classifier: Optional[ExpressionClassifierTraining] = Field(
+        None, description="with generation.expression_guidance: when its classifier file does not exist yet, train "
+                          "it first on data.dataset's training clips (latents of model.vae, clip emotion labels)")
     train_vae: Annotated[Optional[Any], AUTOENCODER] = Field(
         None, description="when model.vae is an sd_vae whose weights folder does not exist yet, train it first on "
                           "data.dataset's frames with these options (task train_vae's; size and fps come from "

@@ -1,0 +1,79 @@
+"""Expression guidance: steer each denoising step's clean prediction towards the requested emotion (E6).
+
+With rectified flow (z_t = (1 - t) x0 + t eps, v = eps - x0) the velocity ``v`` at ``z_t`` predicts
+the clean latents ``x0 = z_t - t v``. Expression guidance moves that prediction up the gradient of
+the latent expression classifier's log-probability of the requested label:
+
+    x0' = x0 + s * grad_x0 log p(label | x0),        v' = (z_t - x0') / t = v - s * grad / t
+
+so an Euler step from ``z_t`` heads for ``x0'`` instead of ``x0``; on the last step (t_next = 0) the
+returned latents are exactly ``x0'``. The gradient is taken at the prediction, through the small
+classifier only, never through the diffusion network (one extra backward of a few thousand
+parameters per step), so it costs nothing beside the network's forwards. It vanishes where the
+classifier already reads the label with confidence, which keeps a face that shows the requested
+expression as it is; each frame is guided by its own gradient.
+
+Why it is needed (docs/emotion_diagnosis.md): on the CPU-scale network the label changes the
+velocity as a weak, global shift, and whether a training learns to draw the label at all depends on
+the seed; classifier-free guidance can only amplify what the network learned. This guide brings the
+expression from a model that learned nothing else.
+
+Frames whose clip has no label (the "no emotion" index) are not guided.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from memo_zoo.errors import MemoZooError
+from memo_zoo.generate.config import ExpressionGuidanceConfig
+from memo_zoo.model.latent_expression import LatentExpressionClassifier, load_classifier
+
+MIN_TIME = 1e-3  # v' divides by t; solvers never evaluate at t = 0, this only guards a custom one
+
+
+class ExpressionGuide:
+    """``config``'s classifier, loaded once, applied to one velocity evaluation at a time."""
+
+    def __init__(self, config: ExpressionGuidanceConfig, classifier: LatentExpressionClassifier,
+                 device: torch.device):
+        self.config = config
+        self.classifier = classifier.to(device)
+        self.applied = 0  # evaluations guided (for the record)
+
+    @classmethod
+    def load(cls, config: ExpressionGuidanceConfig, labels: tuple[str, ...], device: torch.device) -> "ExpressionGuide":
+        """``config.classifier``, refused when it reads other labels than the network's (the file named)."""
+        return cls(config, load_classifier(Path(config.classifier), labels), device)
+
+    def check_latents(self, latent: Tensor) -> None:
+        """Refuse latents of another channel count than the classifier's, naming its file."""
+        channels = self.classifier.info.latent_channels
+        if latent.shape[-3] != channels:
+            raise MemoZooError(f"expression_guidance.classifier {self.config.classifier}: reads {channels}-channel "
+                               f"latents, the VAE gives {latent.shape[-3]}")
+
+    def active_at(self, t: float) -> bool:
+        interval = self.config.interval
+        return self.config.scale > 0 and (interval is None or interval[0] - 1e-9 <= t <= interval[1] + 1e-9)
+
+    def gradient(self, clean: Tensor, label: int) -> Tensor:
+        """grad of sum over frames of log p(label | frame) at ``clean`` (..., C, h, w), same shape."""
+        shape = clean.shape
+        with torch.inference_mode(False), torch.enable_grad(), torch.autocast(clean.device.type, enabled=False):
+            frames = clean.detach().reshape(-1, *shape[-3:]).float().clone().requires_grad_(True)
+            log_p = torch.log_softmax(self.classifier(frames), dim=-1)[:, label].sum()
+            (grad,) = torch.autograd.grad(log_p, frames)
+        return grad.reshape(shape).to(clean.dtype)
+
+    def velocity(self, sample: Tensor, t: float, velocity: Tensor, label: int) -> Tensor:
+        """The guided velocity ``v - s * grad / t`` (module docstring); ``velocity`` itself when the
+        guide is off at ``t`` or the label is outside the classifier's classes ("no emotion")."""
+        if not self.active_at(t) or not 0 <= label < len(self.classifier.info.labels):
+            return velocity
+        clean = sample - t * velocity
+        self.applied += 1
+        return velocity - self.config.scale * self.gradient(clean, label) / max(float(t), MIN_TIME)

@@ -1,0 +1,93 @@
+"""The guide of expression guidance (E6), trained from the recipe's own data before generation.
+
+``ensure_classifier`` is what the experiment task calls when ``generation.expression_guidance`` is
+set: when the classifier file is missing and ``task.train_expression_classifier`` is given, it
+reads the training clips of ``data.dataset`` through the training's own frame cache
+(``TalkingHeadSamples`` on ``task.train.samples``), takes every frame's latent from the frozen
+``model.vae`` (``ClipLatentStore``: the latents a training already encoded are read, not encoded
+again), labels each frame with its clip's emotion and trains
+``memo_zoo.train.latent_expression.fit_classifier``. Clips without an emotion label are left out.
+
+The file is written atomically; beside it ``<name>.json`` keeps the held-out figures, and the MLflow
+run receives them as ``expression_classifier/accuracy`` and ``.../balanced_accuracy`` with the
+confusion matrix (``expression_classifier.json``). An existing file is used as it is: its labels
+and latent channels are checked when generation loads it.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from memo_zoo.atomic import write_text_atomically
+from memo_zoo.emotion import LABEL_SETS
+from memo_zoo.errors import MemoZooError
+from memo_zoo.progress import progress
+from memo_zoo.runner import RunContext
+from memo_zoo.tasks.experiment_config import ExpressionClassifierTraining
+from memo_zoo.train.config import TrainConfig
+
+PREFIX = "expression_classifier/"
+
+
+def ensure_classifier(context: RunContext, target: Path, options: ExpressionClassifierTraining | None,
+                      train: TrainConfig) -> Path:
+    """``target`` when it exists; else train it (module docstring), or say how when ``options`` is None."""
+    if target.is_file():
+        return target
+    if options is None:
+        raise MemoZooError(f"task.generation.expression_guidance.classifier {target} does not exist; set "
+                           "task.train_expression_classifier: {} to train it first from data.dataset, or give "
+                           "the path of a trained one")
+    from memo_zoo.train.latent_cache import vae_fingerprint
+    from memo_zoo.train.latent_expression import FitOptions, fit_classifier
+
+    if context.recipe.data.dataset is None or context.recipe.model.vae is None:
+        raise MemoZooError("training the expression classifier needs data.dataset and model.vae")
+    vae = context.build("vae", context.recipe.model.vae)
+    latents, labels, speakers = labelled_latents(context, vae, train, options.frame_stride)
+    names = LABEL_SETS[train.samples.label_set]
+    fit = FitOptions(epochs=options.epochs, batch_size=options.batch_size, lr=options.lr, noise=options.noise,
+                     width=options.width, validation_fraction=options.validation_fraction, seed=options.seed)
+    model, report = fit_classifier(latents, labels, speakers, names, vae_fingerprint(vae), fit)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    model.save(target)
+    summary = {"labels": list(report.labels), "train_frames": report.train_frames,
+               "validation_frames": report.validation_frames, "validation_speakers": report.validation_speakers,
+               "accuracy": report.accuracy, "balanced_accuracy": report.balanced_accuracy,
+               "confusion": report.confusion, "losses": report.losses, "options": options.model_dump()}
+    write_text_atomically(target.with_suffix(".json"), json.dumps(summary, indent=2))
+    context.run.log_metrics({PREFIX + name: value for name, value in report.metrics().items()})
+    context.run.log_dict(summary, "expression_classifier.json")
+    return target
+
+
+def labelled_latents(context: RunContext, vae: Any, train: TrainConfig,
+                     stride: int) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
+    """Every ``stride``-th frame's latent of the labelled training clips, its clip's emotion index and
+    the clip's speaker (the clip id when the dataset names none)."""
+    from memo_zoo.data.samples import TalkingHeadSamples
+    from memo_zoo.train.latent_cache import ClipLatentStore, vae_fingerprint
+    from memo_zoo.train.step import encode_frames
+
+    recipe = context.recipe
+    samples = TalkingHeadSamples(context.build("dataset", recipe.data.dataset).clips(), train.samples)
+    store = ClipLatentStore(samples, vae_fingerprint(vae), lambda images: encode_frames(vae, images, train.vae_batch))
+    none = len(samples.labels)
+    latents, labels, speakers = [], [], []
+    for clip in progress(range(len(samples.clips)), desc="expression classifier: latents", unit="clip"):
+        emotion = samples.clip_emotion(clip)
+        if emotion == none:
+            continue
+        frames = store.latents(clip)[::stride]
+        latents.append(frames)
+        labels.append(torch.full((frames.shape[0],), emotion, dtype=torch.long))
+        record = samples.clips[clip]
+        speakers += [record.speaker or record.clip_id] * frames.shape[0]
+    if not latents:
+        raise MemoZooError(f"data.dataset ({recipe.data.dataset.kind}) has no training clip with an emotion label: "
+                           "the expression classifier has nothing to learn from")
+    return torch.cat(latents), torch.cat(labels), speakers

@@ -1,0 +1,259 @@
+"""Expression guidance (docs/method.md E6): the latent expression classifier, its training, and the
+guided velocity v' = v - s * grad_x0 log p(label | x0) / t with x0 = z_t - t v."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from memo_zoo.emotion import PAPER_LABELS
+from memo_zoo.errors import MemoZooError, MissingWeightsError
+from memo_zoo.generate.config import ExpressionGuidanceConfig, GenerateConfig
+from memo_zoo.generate.expression_guidance import ExpressionGuide
+from memo_zoo.model.latent_expression import ClassifierInfo, LatentExpressionClassifier, load_classifier
+from memo_zoo.tasks.experiment_config import GenerationOptions
+from memo_zoo.train.latent_expression import FitOptions, balanced_accuracy, fit_classifier, split_speakers
+from tests.unit.test_generate import OneEulerStep, config, inputs, make_model, one_thread, run, with_sampler  # noqa: F401
+
+CHANNELS, SIDE = 4, 8
+
+
+def classifier(seed: int = 0, channels: int = CHANNELS, width: int = 8) -> LatentExpressionClassifier:
+    torch.manual_seed(seed)
+    return LatentExpressionClassifier(ClassifierInfo(channels, PAPER_LABELS, width, "test")).eval()
+
+
+def guide(scale: float = 1.0, interval=None, seed: int = 0) -> ExpressionGuide:
+    options = ExpressionGuidanceConfig(classifier="unused.safetensors", scale=scale, interval=interval)
+    return ExpressionGuide(options, classifier(seed), torch.device("cpu"))
+
+
+def log_p(model, frames: torch.Tensor, label: int) -> torch.Tensor:
+    """sum over frames of log p(label | frame), in float64 (the finite differences' reference)."""
+    model64 = LatentExpressionClassifier(model.info).double()
+    model64.load_state_dict({k: v.double() for k, v in model.state_dict().items()})
+    with torch.no_grad():
+        return torch.log_softmax(model64(frames.double().reshape(-1, CHANNELS, SIDE, SIDE)), -1)[:, label].sum()
+
+
+@settings(max_examples=12, deadline=None)
+@given(t=st.floats(0.05, 1.0), scale=st.floats(0.1, 4.0), label=st.integers(0, 7), seed=st.integers(0, 3))
+def test_the_guided_velocity_moves_the_clean_prediction_by_scale_times_the_gradient(t, scale, label, seed):
+    g = guide(scale, seed=seed)
+    generator = torch.Generator().manual_seed(seed)
+    sample = torch.randn((1, 2, CHANNELS, SIDE, SIDE), generator=generator)
+    velocity = torch.randn(sample.shape, generator=generator)
+    guided = g.velocity(sample, t, velocity, label)
+    clean, guided_clean = sample - t * velocity, sample - t * guided
+    # x0' - x0 = s * grad, the gradient checked element by element against central differences.
+    step = (guided_clean - clean) / scale
+    flat = clean.reshape(-1)
+    for index in torch.randperm(flat.numel(), generator=generator)[:6].tolist():
+        h = 1e-4
+        up, down = flat.clone().double(), flat.clone().double()
+        up[index] += h
+        down[index] -= h
+        numeric = (log_p(g.classifier, up, label) - log_p(g.classifier, down, label)) / (2 * h)
+        assert float(step.reshape(-1)[index]) == pytest.approx(float(numeric), rel=1e-3, abs=1e-5)
+
+
+def test_the_last_euler_step_returns_the_guided_prediction_and_raises_the_labels_probability():
+    g = guide(scale=2.0)
+    torch.manual_seed(1)
+    sample, velocity = torch.randn(1, 3, CHANNELS, SIDE, SIDE), torch.randn(1, 3, CHANNELS, SIDE, SIDE)
+    t, label = 0.1, 5
+    clean = sample - t * velocity
+    final = sample - t * g.velocity(sample, t, velocity, label)  # Euler from t to 0
+    torch.testing.assert_close(final, clean + 2.0 * g.gradient(clean, label))
+    frames = lambda x: x.reshape(-1, CHANNELS, SIDE, SIDE)  # noqa: E731
+    with torch.no_grad():
+        before = torch.softmax(g.classifier(frames(clean)), -1)[:, label]
+        after = torch.softmax(g.classifier(frames(final)), -1)[:, label]
+    assert bool((after > before).all())
+
+
+def test_no_guidance_without_a_label_outside_the_interval_or_at_scale_zero():
+    sample, velocity = torch.randn(1, 2, CHANNELS, SIDE, SIDE), torch.randn(1, 2, CHANNELS, SIDE, SIDE)
+    no_emotion = len(PAPER_LABELS)
+    assert guide().velocity(sample, 0.5, velocity, no_emotion) is velocity
+    assert guide(interval=(0.0, 0.4)).velocity(sample, 0.5, velocity, 3) is velocity
+    assert guide(interval=(0.0, 0.5)).velocity(sample, 0.5, velocity, 3) is not velocity  # edges included
+    assert guide(scale=0.0).velocity(sample, 0.5, velocity, 3) is velocity
+
+
+def test_the_gradient_works_inside_inference_mode():
+    g = guide()
+    with torch.inference_mode():
+        sample, velocity = torch.randn(1, 1, CHANNELS, SIDE, SIDE), torch.randn(1, 1, CHANNELS, SIDE, SIDE)
+        guided = g.velocity(sample, 0.5, velocity, 2)
+    assert guided.shape == velocity.shape and not torch.equal(guided, velocity)
+
+
+def test_save_and_load_round_trip_and_clear_refusals(tmp_path):
+    model = classifier(3)
+    path = tmp_path / "guide.safetensors"
+    model.save(path)
+    loaded = load_classifier(path, PAPER_LABELS, CHANNELS)
+    x = torch.randn(5, CHANNELS, SIDE, SIDE)
+    torch.testing.assert_close(loaded(x), model(x))
+    assert loaded.info == model.info
+    with pytest.raises(MissingWeightsError, match="missing.safetensors"):
+        load_classifier(tmp_path / "missing.safetensors")
+    with pytest.raises(MemoZooError, match="labels"):
+        load_classifier(path, ("a", "b"))
+    with pytest.raises(MemoZooError, match="8-channel|4-channel"):
+        load_classifier(path, PAPER_LABELS, 8)
+    (tmp_path / "junk.safetensors").write_bytes(b"not a safetensors file")
+    with pytest.raises(MemoZooError, match="junk.safetensors"):
+        load_classifier(tmp_path / "junk.safetensors")
+    options = ExpressionGuidanceConfig(classifier=path)
+    g = ExpressionGuide.load(options, PAPER_LABELS, torch.device("cpu"))
+    with pytest.raises(MemoZooError, match="guide.safetensors"):
+        g.check_latents(torch.zeros(1, 8, SIDE, SIDE))
+
+
+def separable(seed: int, speakers: int = 10, frames: int = 40):
+    """Latents whose class is a fixed pattern in the centre cells, under per-speaker offsets and noise."""
+    generator = torch.Generator().manual_seed(seed)
+    patterns = torch.zeros(8, CHANNELS, SIDE, SIDE)
+    patterns[:, :, 2:6, 2:6] = torch.randn((8, CHANNELS, 4, 4), generator=generator)
+    latents, labels, names = [], [], []
+    for speaker in range(speakers):
+        face = torch.randn((CHANNELS, SIDE, SIDE), generator=generator)
+        for label in range(8):
+            noise = 0.3 * torch.randn((frames // 8, CHANNELS, SIDE, SIDE), generator=generator)
+            latents.append(face + patterns[label] + noise)
+            labels.append(torch.full((frames // 8,), label))
+            names += [f"p{speaker}"] * (frames // 8)
+    return torch.cat(latents), torch.cat(labels), names
+
+
+def test_fit_reads_held_out_speakers_and_is_seeded():
+    latents, labels, speakers = separable(0)
+    options = FitOptions(epochs=15, batch_size=64, width=8, validation_fraction=0.2, seed=1)
+    model, report = fit_classifier(latents, labels, speakers, PAPER_LABELS, "fp", options)
+    assert report.validation_frames == 2 * 40 and report.train_frames == 8 * 40
+    assert report.accuracy > 0.75 and report.balanced_accuracy > 0.75  # chance: 0.125
+    assert sum(map(sum, report.confusion)) == report.validation_frames
+    again, _ = fit_classifier(latents, labels, speakers, PAPER_LABELS, "fp", options)
+    x = latents[:7]
+    torch.testing.assert_close(again(x), model(x))
+    assert model.info.vae_fingerprint == "fp" and not any(p.requires_grad for p in model.parameters())
+
+
+def test_fit_refuses_labels_outside_the_classes():
+    latents, labels, speakers = separable(0, speakers=2, frames=8)
+    labels[0] = 8  # "no emotion" must be left out before training
+    with pytest.raises(MemoZooError, match="emotion indices"):
+        fit_classifier(latents, labels, speakers, PAPER_LABELS, "fp", FitOptions(epochs=1))
+
+
+@given(count=st.integers(2, 30), fraction=st.floats(0.01, 0.9), seed=st.integers(0, 99))
+def test_held_out_speakers_are_a_proper_seeded_subset(count, fraction, seed):
+    names = [f"s{i}" for i in range(count)]
+    held = split_speakers(names * 2, fraction, seed)
+    assert 1 <= len(held) < count and held <= set(names)
+    assert held == split_speakers(list(reversed(names)), fraction, seed)
+
+
+def test_balanced_accuracy_is_the_mean_recall_over_present_classes():
+    matrix = np.array([[8, 2, 0], [0, 0, 0], [1, 1, 2]])
+    assert balanced_accuracy(matrix) == pytest.approx((0.8 + 0.5) / 2)
+
+
+def test_generation_with_a_guide_takes_the_guided_velocity(inputs, tmp_path):
+    plain_sampler, guided_sampler = OneEulerStep(), OneEulerStep()
+    run(with_sampler(make_model(), plain_sampler), config(inputs, tmp_path, emotion="sad", cfg={"scale": 1.0}))
+    noise, plain = plain_sampler.calls[0]
+    channels = noise.shape[2]
+    path = tmp_path / "guide.safetensors"
+    model = classifier(2, channels=channels)
+    model.save(path)
+    options = {"classifier": path, "scale": 1.5}
+    run(with_sampler(make_model(), guided_sampler),
+        config(inputs, tmp_path, emotion="sad", cfg={"scale": 1.0}, expression_guidance=options))
+    same_noise, guided = guided_sampler.calls[0]
+    torch.testing.assert_close(same_noise, noise)
+    sad = PAPER_LABELS.index("sad")
+    g = ExpressionGuide(ExpressionGuidanceConfig(**options), model, torch.device("cpu"))
+    torch.testing.assert_close(guided, plain - 1.5 * g.gradient(noise - plain, sad), rtol=1e-4, atol=1e-5)
+
+
+def test_the_option_at_its_default_leaves_the_generation_keys_unchanged():
+    assert "expression_guidance" not in GenerationOptions().model_dump(mode="json")
+    assert GenerateConfig.model_fields["expression_guidance"].default is None
+    dumped = GenerationOptions(expression_guidance={"classifier": "g.safetensors", "scale": 2}).model_dump(mode="json")
+    assert json.loads(json.dumps(dumped))["expression_guidance"]["scale"] == 2
+
+
+class PoolVAE(torch.nn.Module):
+    """A frozen stand-in autoencoder: 4 x 4 average pooling, then a fixed 1 x 1 projection to CHANNELS."""
+
+    deterministic_encode = True
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.project = torch.nn.Conv2d(3, CHANNELS, 1)
+
+    def encode(self, images):
+        return self.project(torch.nn.functional.avg_pool2d(images, 4))
+
+
+class Run:
+    def __init__(self):
+        self.metrics, self.dicts = {}, {}
+
+    def log_metrics(self, metrics, step=None):
+        self.metrics.update(metrics)
+
+    def log_dict(self, data, name):
+        self.dicts[name] = data
+
+
+def classifier_context(tmp_path, emotions):
+    from types import SimpleNamespace
+
+    from memo_zoo.data.clip import ClipRecord
+    from tests.data_fixtures import write_clip
+    from tests.fake_datasets import ListDataset
+
+    records = [ClipRecord(clip_id=f"c{i}", video=write_clip(tmp_path / f"c{i}.mp4"), speaker=f"p{i // 2}",
+                          emotion=emotion) for i, emotion in enumerate(emotions)]
+    vae = PoolVAE()
+    recipe = SimpleNamespace(data=SimpleNamespace(dataset=SimpleNamespace(kind="list")), model=SimpleNamespace(vae={}))
+    built = {"dataset": ListDataset(records), "vae": vae}
+    return SimpleNamespace(recipe=recipe, build=lambda slot, config: built[slot], run=Run())
+
+
+def test_the_experiment_trains_the_classifier_once_from_labelled_training_clips(tmp_path, monkeypatch):
+    from memo_zoo.tasks.expression_classifier import ensure_classifier, labelled_latents
+    from memo_zoo.tasks.experiment_config import ExpressionClassifierTraining
+    from memo_zoo.train.config import TrainConfig
+
+    monkeypatch.setenv("MEMO_ZOO_CACHE_DIR", str(tmp_path / "cache"))
+    train = TrainConfig(samples={"size": 32, "clip_frames": 4, "motion_frames": [2]})
+    context = classifier_context(tmp_path, ["happy", "sad", None, "angry", "happy", "sad"])
+    latents, labels, speakers = labelled_latents(context, PoolVAE(), train, stride=2)
+    assert latents.shape == (5 * 8, CHANNELS, 8, 8)  # the unlabelled clip is left out; every 2nd of 16 frames
+    assert labels.tolist() == [3] * 8 + [5] * 8 + [0] * 8 + [3] * 8 + [5] * 8
+    assert speakers[:8] == ["p0"] * 8 and speakers[16:24] == ["p1"] * 8
+
+    target = tmp_path / "checkpoints" / "guide.safetensors"
+    with pytest.raises(MemoZooError, match="train_expression_classifier"):
+        ensure_classifier(context, target, None, train)
+    options = ExpressionClassifierTraining(epochs=1, width=4, validation_fraction=0.4)
+    assert ensure_classifier(context, target, options, train) == target
+    loaded = load_classifier(target, PAPER_LABELS, CHANNELS)
+    record = json.loads(target.with_suffix(".json").read_text())
+    assert record["train_frames"] + record["validation_frames"] == 5 * 16 and record["options"]["epochs"] == 1
+    assert set(context.run.metrics) >= {"expression_classifier/accuracy", "expression_classifier/balanced_accuracy"}
+    assert "expression_classifier.json" in context.run.dicts
+    before = target.stat().st_mtime_ns
+    assert ensure_classifier(context, target, options, train) == target  # an existing file is used as it is
+    assert target.stat().st_mtime_ns == before and loaded.info.width == 4
