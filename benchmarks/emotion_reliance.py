@@ -405,8 +405,8 @@ def part_guide(args: argparse.Namespace) -> None:
     the share the classifier itself reads as requested, the share still read as the frame's true
     label when another was requested, and the mean absolute pixel change (0-255). Scale 0 is the
     plain round trip. ``--classifier`` is a saved classifier (the experiment's
-    ``expression_guidance.classifier``); without it one is trained here on the train split
-    (``fit_classifier`` with its defaults), which says how the classifier alone generalises.
+    ``expression_guidance.classifier``); without it one is trained here as the experiment trains it,
+    on the train split of data.dataset with ``--dataset`` options replaced.
     """
     from memo_zoo.generate.config import ExpressionGuidanceConfig
     from memo_zoo.generate.expression_guidance import ExpressionGuide
@@ -419,7 +419,7 @@ def part_guide(args: argparse.Namespace) -> None:
     if args.classifier is not None:
         classifier = load_classifier(args.classifier, names)
     else:
-        classifier = train_guide(registry, recipe, vae, names)
+        classifier = train_guide(registry, recipe, vae, names, args.dataset)
     guide = ExpressionGuide(ExpressionGuidanceConfig(classifier=args.classifier or "trained here"), classifier,
                             torch.device("cpu"))
     clips = strong_frames(recipe, split_records(registry, recipe, args.split)[:args.clips], threshold,
@@ -455,27 +455,25 @@ def part_guide(args: argparse.Namespace) -> None:
               f"{pct(np.nanmean(own))} | {np.mean(change):.1f} |")
 
 
-def train_guide(registry: Any, recipe: Any, vae: Any, names: tuple[str, ...]) -> Any:
-    """A latent expression classifier trained on the train split's labelled clips (defaults of
-    ``FitOptions``), its held-out accuracy printed."""
-    from memo_zoo.data.samples import TalkingHeadSamples
-    from memo_zoo.train.latent_cache import ClipLatentStore, vae_fingerprint
-    from memo_zoo.train.latent_expression import fit_classifier
-    from memo_zoo.train.step import encode_frames
+def train_guide(registry: Any, recipe: Any, vae: Any, names: tuple[str, ...], dataset: list[str]) -> Any:
+    """A latent expression classifier trained as the experiment trains it (``ensure_classifier``'s
+    data from every 2nd frame, ``fit_classifier``'s defaults) on the train split, ``dataset`` (key=value) replacing some of
+    data.dataset's options; its held-out accuracy printed."""
+    from types import SimpleNamespace
 
-    train = train_config(recipe)
-    samples = TalkingHeadSamples(split_records(registry, recipe, "train"), train.samples)
-    store = ClipLatentStore(samples, vae_fingerprint(vae), lambda images: encode_frames(vae, images, 64))
-    latents, labels, speakers = [], [], []
-    for clip in range(len(samples.clips)):
-        if samples.clip_emotion(clip) < len(names):
-            frames = store.latents(clip)
-            latents.append(frames)
-            labels.append(torch.full((len(frames),), samples.clip_emotion(clip)))
-            speakers += [samples.clips[clip].speaker or samples.clips[clip].clip_id] * len(frames)
-    model, report = fit_classifier(torch.cat(latents), torch.cat(labels), speakers, names, vae_fingerprint(vae))
-    print(f"classifier trained on {report.train_frames} frames; held-out speakers' frames "
-          f"({report.validation_frames}): accuracy {pct(report.accuracy)}, balanced {pct(report.balanced_accuracy)}\n")
+    import yaml
+
+    from memo_zoo.tasks.expression_classifier import labelled_latents
+    from memo_zoo.train.latent_cache import vae_fingerprint
+    from memo_zoo.train.latent_expression import fit_classifier
+
+    overrides = {key: yaml.safe_load(value) for key, value in (item.split("=", 1) for item in dataset)}
+    context = SimpleNamespace(recipe=recipe, build=registry.build)
+    latents, labels, speakers = labelled_latents(context, vae, train_config(recipe), 2, overrides)
+    model, report = fit_classifier(latents, labels, speakers, names, vae_fingerprint(vae))
+    print(f"classifier trained on {report.train_frames} frames ({', '.join(dataset) or 'data.dataset'}); "
+          f"held-out speakers' frames ({report.validation_frames}): accuracy {pct(report.accuracy)}, "
+          f"balanced {pct(report.balanced_accuracy)}\n")
     return model
 
 
@@ -1015,6 +1013,9 @@ def main() -> None:
                      help="a saved latent expression classifier; none = train one here on the train split")
     sub.add_argument("--scales", type=float, nargs="+", default=[0.0, 0.5, 1.0, 2.0, 4.0])
     sub.add_argument("--steps", type=int, default=10, help="gradient steps splitting each scale")
+    sub.add_argument("--dataset", nargs="*", default=[], metavar="KEY=VALUE",
+                     help="without --classifier: data.dataset options for the classifier's clips, e.g. "
+                          "clips_per_identity=8 identities=24")
     sub = command("signal", part_signal)
     sub.add_argument("--clips", type=int, default=9)
     sub.add_argument("--max-frames", type=int, default=100)

@@ -2,7 +2,8 @@
 
 ``ensure_classifier`` is what the experiment task calls when ``generation.expression_guidance`` is
 set: when the classifier file is missing and ``task.train_expression_classifier`` is given, it
-reads the training clips of ``data.dataset`` through the training's own frame cache
+reads the training clips of ``data.dataset`` (or of the same dataset with the options'
+``dataset`` replacing some of its options) through the training's own frame cache
 (``TalkingHeadSamples`` on ``task.train.samples``), takes every frame's latent from the frozen
 ``model.vae`` (``ClipLatentStore``: the latents a training already encoded are read, not encoded
 again), labels each frame with its clip's emotion and trains
@@ -48,7 +49,7 @@ def ensure_classifier(context: RunContext, target: Path, options: ExpressionClas
     if context.recipe.data.dataset is None or context.recipe.model.vae is None:
         raise MemoZooError("training the expression classifier needs data.dataset and model.vae")
     vae = context.build("vae", context.recipe.model.vae)
-    latents, labels, speakers = labelled_latents(context, vae, train, options.frame_stride)
+    latents, labels, speakers = labelled_latents(context, vae, train, options.frame_stride, options.dataset)
     names = LABEL_SETS[train.samples.label_set]
     fit = FitOptions(epochs=options.epochs, batch_size=options.batch_size, lr=options.lr, noise=options.noise,
                      width=options.width, validation_fraction=options.validation_fraction, seed=options.seed)
@@ -65,16 +66,20 @@ def ensure_classifier(context: RunContext, target: Path, options: ExpressionClas
     return target
 
 
-def labelled_latents(context: RunContext, vae: Any, train: TrainConfig,
-                     stride: int) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
-    """Every ``stride``-th frame's latent of the labelled training clips, its clip's emotion index and
-    the clip's speaker (the clip id when the dataset names none)."""
+def labelled_latents(context: RunContext, vae: Any, train: TrainConfig, stride: int,
+                     overrides: dict[str, Any] | None = None) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
+    """Every ``stride``-th frame's latent of the labelled clips of ``data.dataset`` (with ``overrides``
+    of its options), its clip's emotion index and the clip's speaker (the clip id when the dataset
+    names none)."""
     from memo_zoo.data.samples import TalkingHeadSamples
     from memo_zoo.train.latent_cache import ClipLatentStore, vae_fingerprint
     from memo_zoo.train.step import encode_frames
 
     recipe = context.recipe
-    samples = TalkingHeadSamples(context.build("dataset", recipe.data.dataset).clips(), train.samples)
+    dataset = recipe.data.dataset
+    if overrides:  # the same kind of dataset with other options (validated as the recipe's would be)
+        dataset = type(dataset).model_validate({**dataset.model_dump(), **overrides})
+    samples = TalkingHeadSamples(context.build("dataset", dataset).clips(), train.samples)
     store = ClipLatentStore(samples, vae_fingerprint(vae), lambda images: encode_frames(vae, images, train.vae_batch))
     none = len(samples.labels)
     latents, labels, speakers = [], [], []
