@@ -32,6 +32,15 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+def within_interval(interval: Optional[tuple[float, float]], t: float) -> bool:
+    """Whether flow time ``t`` is in ``interval`` (None: everywhere); grid times are floats, so an
+    edge written as 0.5 also takes a grid time of 0.5 +- 1e-9."""
+    if interval is None:
+        return True
+    low, high = interval
+    return low - INTERVAL_SLACK <= t <= high + INTERVAL_SLACK
+
+
 def ordered_interval(value: Optional[tuple[float, float]]) -> Optional[tuple[float, float]]:
     """A flow-time interval [t_low, t_high] inside [0, 1], or null."""
     if value is not None:
@@ -101,10 +110,7 @@ class GuidanceConfig(Strict):
     def guided_at(self, t: float) -> bool:
         """Whether an evaluation at flow time ``t`` is guided (``interval``; grid times are floats,
         so an edge written as 0.5 also takes a grid time of 0.5 +- 1e-9)."""
-        if self.interval is None:
-            return True
-        low, high = self.interval
-        return low - INTERVAL_SLACK <= t <= high + INTERVAL_SLACK
+        return within_interval(self.interval, t)
 
     def scales(self) -> tuple[float, float, float]:
         """(reference, audio, emotion) scales; all ``scale`` in joint mode."""

@@ -29,7 +29,7 @@ import torch
 from torch import Tensor
 
 from memo_zoo.errors import MemoZooError
-from memo_zoo.generate.config import ExpressionGuidanceConfig
+from memo_zoo.generate.config import ExpressionGuidanceConfig, within_interval
 from memo_zoo.model.latent_expression import LatentExpressionClassifier, load_classifier
 
 MIN_TIME = 1e-3  # v' divides by t; solvers never evaluate at t = 0, this only guards a custom one
@@ -42,7 +42,6 @@ class ExpressionGuide:
                  device: torch.device):
         self.config = config
         self.classifier = classifier.to(device)
-        self.applied = 0  # evaluations guided (for the record)
 
     @classmethod
     def load(cls, config: ExpressionGuidanceConfig, labels: tuple[str, ...], device: torch.device) -> "ExpressionGuide":
@@ -57,8 +56,7 @@ class ExpressionGuide:
                                f"latents, the VAE gives {latent.shape[-3]}")
 
     def active_at(self, t: float) -> bool:
-        interval = self.config.interval
-        return self.config.scale > 0 and (interval is None or interval[0] - 1e-9 <= t <= interval[1] + 1e-9)
+        return self.config.scale > 0 and within_interval(self.config.interval, t)
 
     def gradient(self, clean: Tensor, label: int) -> Tensor:
         """grad of sum over frames of log p(label | frame) at ``clean`` (..., C, h, w), same shape."""
@@ -75,5 +73,4 @@ class ExpressionGuide:
         if not self.active_at(t) or not 0 <= label < len(self.classifier.info.labels):
             return velocity
         clean = sample - t * velocity
-        self.applied += 1
         return velocity - self.config.scale * self.gradient(clean, label) / max(float(t), MIN_TIME)
