@@ -88,24 +88,34 @@ class LatentExpressionClassifier(nn.Module):
         write_atomically(Path(path), lambda temp: save_file(state, temp, metadata=self.info.as_metadata()))
 
 
+def read_info(path: Path) -> ClassifierInfo:
+    """What a saved classifier reads (its metadata only), naming the file when it cannot be read."""
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            metadata = handle.metadata() or {}
+    except (SafetensorError, OSError, ValueError) as error:
+        raise MemoZooError(f"{path}: cannot read the latent expression classifier ({error})") from error
+    return ClassifierInfo.from_metadata(metadata, Path(path))
+
+
 def load_classifier(path: Path, labels: Sequence[str] | None = None,
                     latent_channels: int | None = None) -> LatentExpressionClassifier:
     """Load a classifier saved by ``save``; with ``labels`` / ``latent_channels``, refuse one that reads
     other labels or latents, naming the file and both values."""
-    from safetensors import SafetensorError, safe_open
+    from safetensors import SafetensorError
     from safetensors.torch import load_file
 
     path = Path(path)
     if not path.is_file():
         raise MissingWeightsError(f"latent expression classifier {path} does not exist (train it with the "
                                   "experiment task's train_expression_classifier option, or give its path)")
+    info = read_info(path)
     try:
-        with safe_open(str(path), framework="pt") as handle:
-            metadata = handle.metadata() or {}
         state = load_file(str(path))
     except (SafetensorError, OSError, ValueError) as error:
         raise MemoZooError(f"{path}: cannot read the latent expression classifier ({error})") from error
-    info = ClassifierInfo.from_metadata(metadata, path)
     if labels is not None and tuple(labels) != info.labels:
         raise MemoZooError(f"{path}: the classifier reads the labels {list(info.labels)}, the network's label set "
                            f"is {list(labels)}")

@@ -11,8 +11,10 @@ again), labels each frame with its clip's emotion and trains
 
 The file is written atomically; beside it ``<name>.json`` keeps the held-out figures, and the MLflow
 run receives them as ``expression_classifier/accuracy`` and ``.../balanced_accuracy`` with the
-confusion matrix (``expression_classifier.json``). An existing file is used as it is: its labels
-and latent channels are checked when generation loads it.
+confusion matrix (``expression_classifier.json``). An existing file is used when it was trained on
+the latents of this recipe's autoencoder (the VAE fingerprint in its metadata), and refused,
+naming both fingerprints, otherwise; its labels and latent channels are checked when generation
+loads it.
 """
 
 from __future__ import annotations
@@ -36,19 +38,28 @@ PREFIX = "expression_classifier/"
 
 def ensure_classifier(context: RunContext, target: Path, options: ExpressionClassifierTraining | None,
                       train: TrainConfig) -> Path:
-    """``target`` when it exists; else train it (module docstring), or say how when ``options`` is None."""
+    """``target`` when it exists and reads this recipe's VAE; else train it (module docstring), or say
+    how when ``options`` is None."""
+    from memo_zoo.model.latent_expression import read_info
+    from memo_zoo.train.latent_cache import vae_fingerprint
+    from memo_zoo.train.latent_expression import FitOptions, fit_classifier
+
+    if context.recipe.model.vae is None:
+        raise MemoZooError("expression guidance needs model.vae (the classifier reads its latents)")
+    vae = context.build("vae", context.recipe.model.vae)
     if target.is_file():
+        made_for, this = read_info(target).vae_fingerprint, vae_fingerprint(vae)
+        if made_for != this:  # another autoencoder's latents: its gradients would point anywhere
+            raise MemoZooError(f"task.generation.expression_guidance.classifier {target} was trained on the latents "
+                               f"of another autoencoder (fingerprint {made_for}, model.vae's is {this}); delete it "
+                               "to train it again or point the classifier elsewhere")
         return target
     if options is None:
         raise MemoZooError(f"task.generation.expression_guidance.classifier {target} does not exist; set "
                            "task.train_expression_classifier: {} to train it first from data.dataset, or give "
                            "the path of a trained one")
-    from memo_zoo.train.latent_cache import vae_fingerprint
-    from memo_zoo.train.latent_expression import FitOptions, fit_classifier
-
-    if context.recipe.data.dataset is None or context.recipe.model.vae is None:
-        raise MemoZooError("training the expression classifier needs data.dataset and model.vae")
-    vae = context.build("vae", context.recipe.model.vae)
+    if context.recipe.data.dataset is None:
+        raise MemoZooError("training the expression classifier needs data.dataset")
     latents, labels, speakers = labelled_latents(context, vae, train, options.frame_stride, options.dataset)
     names = LABEL_SETS[train.samples.label_set]
     fit = FitOptions(epochs=options.epochs, batch_size=options.batch_size, lr=options.lr, noise=options.noise,

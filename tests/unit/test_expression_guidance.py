@@ -257,3 +257,8 @@ def test_the_experiment_trains_the_classifier_once_from_labelled_training_clips(
     before = target.stat().st_mtime_ns
     assert ensure_classifier(context, target, options, train) == target  # an existing file is used as it is
     assert target.stat().st_mtime_ns == before and loaded.info.width == 4
+    other = classifier_context(tmp_path, ["happy"])
+    with torch.no_grad():
+        other.build("vae", None).project.weight.add_(1.0)  # another autoencoder: its latents differ
+    with pytest.raises(MemoZooError, match="another autoencoder"):
+        ensure_classifier(other, target, options, train)
