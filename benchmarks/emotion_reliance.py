@@ -408,8 +408,7 @@ def part_guide(args: argparse.Namespace) -> None:
     ``expression_guidance.classifier``); without it one is trained here as the experiment trains it,
     on the train split of data.dataset with ``--dataset`` options replaced.
     """
-    from memo_zoo.generate.config import ExpressionGuidanceConfig
-    from memo_zoo.generate.expression_guidance import ExpressionGuide
+    from memo_zoo.generate.expression_guidance import log_prob_gradient
     from memo_zoo.model.latent_expression import load_classifier
 
     registry, recipe = recipe_and_registry(args)
@@ -420,8 +419,6 @@ def part_guide(args: argparse.Namespace) -> None:
         classifier = load_classifier(args.classifier, names)
     else:
         classifier = train_guide(registry, recipe, vae, names, args.dataset)
-    guide = ExpressionGuide(ExpressionGuidanceConfig(classifier=args.classifier or "trained here"), classifier,
-                            torch.device("cpu"))
     clips = strong_frames(recipe, split_records(registry, recipe, args.split)[:args.clips], threshold,
                           args.max_frames, args.stride)
     frames = np.concatenate([c[1] for c in clips])
@@ -440,7 +437,7 @@ def part_guide(args: argparse.Namespace) -> None:
         for label in range(len(names)):
             x = clean.clone()
             for _ in range(args.steps if scale > 0 else 0):
-                x = x + (scale / args.steps) * guide.gradient(x, label)
+                x = x + (scale / args.steps) * log_prob_gradient(classifier, x, label)
             with torch.no_grad():
                 shown = to_uint8(torch.cat([vae.decode(x[i:i + 64]) for i in range(0, len(x), 64)]))
                 read_by_classifier = classifier(x).argmax(1).numpy()
@@ -457,7 +454,7 @@ def part_guide(args: argparse.Namespace) -> None:
 
 def train_guide(registry: Any, recipe: Any, vae: Any, names: tuple[str, ...], dataset: list[str]) -> Any:
     """A latent expression classifier trained as the experiment trains it (``ensure_classifier``'s
-    data from every 2nd frame, ``fit_classifier``'s defaults) on the train split, ``dataset`` (key=value) replacing some of
+    data from every 2nd frame, the options' defaults) on the train split, ``dataset`` (key=value) replacing some of
     data.dataset's options; its held-out accuracy printed."""
     from types import SimpleNamespace
 

@@ -59,13 +59,7 @@ class ExpressionGuide:
         return self.config.scale > 0 and within_interval(self.config.interval, t)
 
     def gradient(self, clean: Tensor, label: int) -> Tensor:
-        """grad of sum over frames of log p(label | frame) at ``clean`` (..., C, h, w), same shape."""
-        shape = clean.shape
-        with torch.inference_mode(False), torch.enable_grad(), torch.autocast(clean.device.type, enabled=False):
-            frames = clean.detach().reshape(-1, *shape[-3:]).float().clone().requires_grad_(True)
-            log_p = torch.log_softmax(self.classifier(frames), dim=-1)[:, label].sum()
-            (grad,) = torch.autograd.grad(log_p, frames)
-        return grad.reshape(shape).to(clean.dtype)
+        return log_prob_gradient(self.classifier, clean, label)
 
     def velocity(self, sample: Tensor, t: float, velocity: Tensor, label: int) -> Tensor:
         """The guided velocity ``v - s * grad / t`` (module docstring); ``velocity`` itself when the
@@ -74,3 +68,14 @@ class ExpressionGuide:
             return velocity
         clean = sample - t * velocity
         return velocity - self.config.scale * self.gradient(clean, label) / max(float(t), MIN_TIME)
+
+
+def log_prob_gradient(classifier: LatentExpressionClassifier, clean: Tensor, label: int) -> Tensor:
+    """grad of sum over frames of log p(label | frame) at ``clean`` (..., C, h, w), same shape; works
+    inside ``torch.inference_mode`` (the sampler's) and autocast (computed in float32)."""
+    shape = clean.shape
+    with torch.inference_mode(False), torch.enable_grad(), torch.autocast(clean.device.type, enabled=False):
+        frames = clean.detach().reshape(-1, *shape[-3:]).float().clone().requires_grad_(True)
+        log_p = torch.log_softmax(classifier(frames), dim=-1)[:, label].sum()
+        (grad,) = torch.autograd.grad(log_p, frames)
+    return grad.reshape(shape).to(clean.dtype)

@@ -26,6 +26,8 @@ from memo_zoo.generate.config import (
 )
 from memo_zoo.tasks.stages import AUTOENCODER, EMOTION_DETECTOR
 from memo_zoo.train.config import TrainConfig
+# The torch-free home of the classifier's options; imported here, where the experiment nests them.
+from memo_zoo.train.part_configs import ExpressionClassifierTraining
 
 
 class Strict(BaseModel):
@@ -118,33 +120,6 @@ class OverrideOptions(Strict):
         if not self.metrics:
             raise ValueError("metrics must list at least the expression metric (world_expression)")
         return self
-
-
-class ExpressionClassifierTraining(Strict):
-    """Train the latent expression classifier of ``generation.expression_guidance`` (E6) on the training
-    clips' latents and emotion labels (``memo_zoo.tasks.expression_classifier``) when its file does
-    not exist yet. Its own seed, not the recipe's: every training seed of a sweep shares one guide.
-
-    The clips must show each person in several emotions: with two clips per person (the default
-    talking_world of the experiments) a classifier learns the people, not the expressions, and reads
-    held-out faces at chance (docs/emotion_diagnosis.md, section 12); ``dataset`` can point it at
-    clips that do."""
-
-    epochs: int = Field(12, ge=1, description="passes over the training frames")
-    batch_size: int = Field(256, ge=1, description="latents per step")
-    lr: float = Field(2e-3, gt=0, description="AdamW learning rate (cosine decay to 0)")
-    noise: float = Field(0.5, ge=0, description="Gaussian noise added to each training latent, its std drawn in "
-                                                "[0, noise] (so the noisier steps' blurred predictions read too)")
-    width: int = Field(32, ge=4, description="channels of the first convolutions (the classifier stays small and "
-                                             "smooth: memo_zoo.model.latent_expression)")
-    dataset: dict[str, Any] = Field(
-        default_factory=dict, description="options that replace data.dataset's for the classifier's clips (same "
-                                          "kind), e.g. {clips_per_identity: 8} for a talking_world where every "
-                                          "person shows every emotion; {} = data.dataset's training clips")
-    frame_stride: int = Field(1, ge=1, description="use every Nth frame of each clip")
-    validation_fraction: float = Field(0.15, ge=0, lt=1, description="speakers held out to measure the accuracy "
-                                                                     "on faces the classifier never saw")
-    seed: int = Field(0, ge=0, description="initialisation, order, noise and the held-out speakers")
 
 
 class ExperimentConfig(Strict):

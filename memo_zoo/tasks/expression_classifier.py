@@ -24,14 +24,15 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from pydantic import ValidationError
 
 from memo_zoo.atomic import write_text_atomically
 from memo_zoo.emotion import LABEL_SETS
 from memo_zoo.errors import MemoZooError
 from memo_zoo.progress import progress
 from memo_zoo.runner import RunContext
-from memo_zoo.tasks.experiment_config import ExpressionClassifierTraining
 from memo_zoo.train.config import TrainConfig
+from memo_zoo.train.part_configs import ExpressionClassifierTraining
 
 PREFIX = "expression_classifier/"
 
@@ -42,7 +43,7 @@ def ensure_classifier(context: RunContext, target: Path, options: ExpressionClas
     how when ``options`` is None."""
     from memo_zoo.model.latent_expression import read_info
     from memo_zoo.train.latent_cache import vae_fingerprint
-    from memo_zoo.train.latent_expression import FitOptions, fit_classifier
+    from memo_zoo.train.latent_expression import fit_classifier
 
     if context.recipe.model.vae is None:
         raise MemoZooError("expression guidance needs model.vae (the classifier reads its latents)")
@@ -62,9 +63,7 @@ def ensure_classifier(context: RunContext, target: Path, options: ExpressionClas
         raise MemoZooError("training the expression classifier needs data.dataset")
     latents, labels, speakers = labelled_latents(context, vae, train, options.frame_stride, options.dataset)
     names = LABEL_SETS[train.samples.label_set]
-    fit = FitOptions(epochs=options.epochs, batch_size=options.batch_size, lr=options.lr, noise=options.noise,
-                     width=options.width, validation_fraction=options.validation_fraction, seed=options.seed)
-    model, report = fit_classifier(latents, labels, speakers, names, vae_fingerprint(vae), fit)
+    model, report = fit_classifier(latents, labels, speakers, names, vae_fingerprint(vae), options)
     target.parent.mkdir(parents=True, exist_ok=True)
     model.save(target)
     summary = {"labels": list(report.labels), "train_frames": report.train_frames,
@@ -89,7 +88,11 @@ def labelled_latents(context: RunContext, vae: Any, train: TrainConfig, stride: 
     recipe = context.recipe
     dataset = recipe.data.dataset
     if overrides:  # the same kind of dataset with other options (validated as the recipe's would be)
-        dataset = type(dataset).model_validate({**dataset.model_dump(), **overrides})
+        try:
+            dataset = type(dataset).model_validate({**dataset.model_dump(), **overrides})
+        except ValidationError as error:
+            problems = "; ".join(f"{'.'.join(str(part) for part in e['loc'])}: {e['msg']}" for e in error.errors())
+            raise MemoZooError(f"task.train_expression_classifier.dataset ({dataset.kind}): {problems}") from None
     samples = TalkingHeadSamples(context.build("dataset", dataset).clips(), train.samples)
     store = ClipLatentStore(samples, vae_fingerprint(vae), lambda images: encode_frames(vae, images, train.vae_batch))
     none = len(samples.labels)

@@ -24,18 +24,7 @@ from torch import Tensor
 from memo_zoo.errors import MemoZooError
 from memo_zoo.model.latent_expression import ClassifierInfo, LatentExpressionClassifier
 from memo_zoo.progress import progress
-
-
-@dataclass(frozen=True)
-class FitOptions:
-    epochs: int = 12
-    batch_size: int = 256
-    lr: float = 2e-3
-    weight_decay: float = 1e-4
-    noise: float = 0.5
-    width: int = 32
-    validation_fraction: float = 0.15
-    seed: int = 0
+from memo_zoo.train.part_configs import ExpressionClassifierTraining
 
 
 @dataclass
@@ -83,9 +72,11 @@ def balanced_accuracy(matrix: np.ndarray) -> float:
 
 
 def fit_classifier(latents: Tensor, labels: Tensor, speakers: Sequence[str], names: Sequence[str],
-                   vae_fingerprint: str, options: FitOptions = FitOptions(),
+                   vae_fingerprint: str, options: ExpressionClassifierTraining | None = None,
                    ) -> tuple[LatentExpressionClassifier, FitReport]:
-    """Train on ``latents`` (N, C, h, w) with ``labels`` (N,) in [0, len(names)) and each frame's speaker."""
+    """Train on ``latents`` (N, C, h, w) with ``labels`` (N,) in [0, len(names)) and each frame's speaker
+    (``options``: its optimisation fields; the clips it names were read by the caller)."""
+    options = options or ExpressionClassifierTraining()
     if latents.ndim != 4 or labels.shape != (latents.shape[0],) or len(speakers) != latents.shape[0]:
         raise ValueError(f"latents (N, C, h, w), labels (N,) and N speakers expected; got {tuple(latents.shape)}, "
                          f"{tuple(labels.shape)} and {len(speakers)}")

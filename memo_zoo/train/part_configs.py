@@ -1,6 +1,7 @@
 """The option models of the training's parts that ``TrainConfig`` nests: colour augmentation
 (``memo_zoo.train.colour_augment``), motion-frame augmentation (``...motion_augment``) and loss
-regions (``...regions``). Pydantic only, no torch.
+regions (``...regions``); and the options of the latent expression classifier
+(``...latent_expression``), which the experiment task nests. Pydantic only, no torch.
 
 Their own module so that the train and experiment tasks' configs, which ``memo-zoo ls``,
 ``validate`` and ``schema`` read, import no torch (issue 17.8). The modules that implement the
@@ -9,7 +10,7 @@ parts import them from here, so their old import paths stay.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -79,3 +80,33 @@ class LossRegion(BaseModel):
             raise ValueError(f"loss region {self.name!r}: box {list(self.box)} must satisfy "
                              "0 <= x0 < x1 <= 1 and 0 <= y0 < y1 <= 1 (fractions of the frame)")
         return self
+
+
+class ExpressionClassifierTraining(BaseModel):
+    """Train the latent expression classifier of ``generation.expression_guidance`` (E6) on the training
+    clips' latents and emotion labels (``memo_zoo.tasks.expression_classifier``) when its file does
+    not exist yet. Its own seed, not the recipe's: every training seed of a sweep shares one guide.
+
+    The clips must show each person in several emotions: with two clips per person (the default
+    talking_world of the experiments) a classifier learns the people, not the expressions, and reads
+    held-out faces at chance (docs/emotion_diagnosis.md, section 12); ``dataset`` can point it at
+    clips that do."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    epochs: int = Field(12, ge=1, description="passes over the training frames")
+    batch_size: int = Field(256, ge=1, description="latents per step")
+    lr: float = Field(2e-3, gt=0, description="AdamW learning rate (cosine decay to 0)")
+    weight_decay: float = Field(1e-4, ge=0, description="AdamW weight decay")
+    noise: float = Field(0.5, ge=0, description="Gaussian noise added to each training latent, its std drawn in "
+                                                "[0, noise] (so the noisier steps' blurred predictions read too)")
+    width: int = Field(32, ge=4, description="channels of the first convolutions (the classifier stays small and "
+                                             "smooth: memo_zoo.model.latent_expression)")
+    dataset: dict[str, Any] = Field(
+        default_factory=dict, description="options that replace data.dataset's for the classifier's clips (same "
+                                          "kind), e.g. {clips_per_identity: 8} for a talking_world where every "
+                                          "person shows every emotion; {} = data.dataset's training clips")
+    frame_stride: int = Field(1, ge=1, description="use every Nth frame of each clip")
+    validation_fraction: float = Field(0.15, ge=0, lt=1, description="speakers held out to measure the accuracy "
+                                                                     "on faces the classifier never saw")
+    seed: int = Field(0, ge=0, description="initialisation, order, noise and the held-out speakers")

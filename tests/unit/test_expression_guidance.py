@@ -17,7 +17,8 @@ from memo_zoo.generate.config import ExpressionGuidanceConfig, GenerateConfig
 from memo_zoo.generate.expression_guidance import ExpressionGuide
 from memo_zoo.model.latent_expression import ClassifierInfo, LatentExpressionClassifier, load_classifier
 from memo_zoo.tasks.experiment_config import GenerationOptions
-from memo_zoo.train.latent_expression import FitOptions, balanced_accuracy, fit_classifier, split_speakers
+from memo_zoo.train.latent_expression import balanced_accuracy, fit_classifier, split_speakers
+from memo_zoo.train.part_configs import ExpressionClassifierTraining
 from tests.unit.test_generate import OneEulerStep, config, inputs, make_model, one_thread, run, with_sampler  # noqa: F401
 
 CHANNELS, SIDE = 4, 8
@@ -135,7 +136,7 @@ def separable(seed: int, speakers: int = 10, frames: int = 40):
 
 def test_fit_reads_held_out_speakers_and_is_seeded():
     latents, labels, speakers = separable(0)
-    options = FitOptions(epochs=15, batch_size=64, width=8, validation_fraction=0.2, seed=1)
+    options = ExpressionClassifierTraining(epochs=15, batch_size=64, width=8, validation_fraction=0.2, seed=1)
     model, report = fit_classifier(latents, labels, speakers, PAPER_LABELS, "fp", options)
     assert report.validation_frames == 2 * 40 and report.train_frames == 8 * 40
     assert report.accuracy > 0.75 and report.balanced_accuracy > 0.75  # chance: 0.125
@@ -150,7 +151,7 @@ def test_fit_refuses_labels_outside_the_classes():
     latents, labels, speakers = separable(0, speakers=2, frames=8)
     labels[0] = 8  # "no emotion" must be left out before training
     with pytest.raises(MemoZooError, match="emotion indices"):
-        fit_classifier(latents, labels, speakers, PAPER_LABELS, "fp", FitOptions(epochs=1))
+        fit_classifier(latents, labels, speakers, PAPER_LABELS, "fp", ExpressionClassifierTraining(epochs=1))
 
 
 @given(count=st.integers(2, 30), fraction=st.floats(0.01, 0.9), seed=st.integers(0, 99))
@@ -233,7 +234,6 @@ def classifier_context(tmp_path, emotions):
 
 def test_the_experiment_trains_the_classifier_once_from_labelled_training_clips(tmp_path, monkeypatch):
     from memo_zoo.tasks.expression_classifier import ensure_classifier, labelled_latents
-    from memo_zoo.tasks.experiment_config import ExpressionClassifierTraining
     from memo_zoo.train.config import TrainConfig
 
     monkeypatch.setenv("MEMO_ZOO_CACHE_DIR", str(tmp_path / "cache"))
@@ -262,3 +262,20 @@ def test_the_experiment_trains_the_classifier_once_from_labelled_training_clips(
         other.build("vae", None).project.weight.add_(1.0)  # another autoencoder: its latents differ
     with pytest.raises(MemoZooError, match="another autoencoder"):
         ensure_classifier(other, target, options, train)
+
+
+def test_bad_dataset_options_for_the_classifier_name_the_field(tmp_path):
+    from types import SimpleNamespace
+
+    from pydantic import BaseModel
+
+    from memo_zoo.tasks.expression_classifier import labelled_latents
+    from memo_zoo.train.config import TrainConfig
+
+    class World(BaseModel):
+        kind: str = "world"
+        identities: int = 4
+
+    context = SimpleNamespace(recipe=SimpleNamespace(data=SimpleNamespace(dataset=World())), build=None)
+    with pytest.raises(MemoZooError, match=r"train_expression_classifier.dataset \(world\): identities"):
+        labelled_latents(context, PoolVAE(), TrainConfig(), 1, {"identities": "many"})
