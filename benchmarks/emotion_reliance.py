@@ -406,7 +406,9 @@ def part_guide(args: argparse.Namespace) -> None:
     label when another was requested, and the mean absolute pixel change (0-255). Scale 0 is the
     plain round trip. ``--classifier`` is a saved classifier (the experiment's
     ``expression_guidance.classifier``); without it one is trained here as the experiment trains it,
-    on the train split of data.dataset with ``--dataset`` options replaced.
+    on the train split of data.dataset with ``--dataset`` options replaced (``--reference``: a
+    reference-conditioned one). A reference-conditioned classifier reads each frame beside its clip's
+    first frame, the portrait the experiment generates that clip from.
     """
     from memo_zoo.generate.expression_guidance import log_prob_gradient
     from memo_zoo.model.latent_expression import load_classifier
@@ -418,14 +420,20 @@ def part_guide(args: argparse.Namespace) -> None:
     if args.classifier is not None:
         classifier = load_classifier(args.classifier, names)
     else:
-        classifier = train_guide(registry, recipe, vae, names, args.dataset)
+        classifier = train_guide(registry, recipe, vae, names, args.dataset, args.reference)
     clips = strong_frames(recipe, split_records(registry, recipe, args.split)[:args.clips], threshold,
                           args.max_frames, args.stride)
     frames = np.concatenate([c[1] for c in clips])
     truth = np.concatenate([c[2] for c in clips])
+    portraits = np.concatenate([np.repeat(clip_frames(recipe, c[0])[:1], len(c[1]), axis=0) for c in clips])
+
+    def encode(pixels: np.ndarray) -> torch.Tensor:
+        images = torch.from_numpy(np.ascontiguousarray(pixels)).permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
+        return torch.cat([vae.encode(images[i:i + 64]) for i in range(0, len(images), 64)]).float()
+
     with torch.no_grad():
-        images = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
-        clean = torch.cat([vae.encode(images[i:i + 64]) for i in range(0, len(images), 64)]).float()
+        clean = encode(frames)
+        reference = encode(portraits) if classifier.info.reference else None
         plain = to_uint8(torch.cat([vae.decode(clean[i:i + 64]) for i in range(0, len(clean), 64)]))
     print(f"### (f) expression guidance on real latents ({len(frames)} frames of {len(clips)} {args.split} clips, "
           f"intensity >= 0.5; {args.steps} steps)\n")
@@ -437,10 +445,10 @@ def part_guide(args: argparse.Namespace) -> None:
         for label in range(len(names)):
             x = clean.clone()
             for _ in range(args.steps if scale > 0 else 0):
-                x = x + (scale / args.steps) * log_prob_gradient(classifier, x, label)
+                x = x + (scale / args.steps) * log_prob_gradient(classifier, x, label, reference)
             with torch.no_grad():
                 shown = to_uint8(torch.cat([vae.decode(x[i:i + 64]) for i in range(0, len(x), 64)]))
-                read_by_classifier = classifier(x).argmax(1).numpy()
+                read_by_classifier = classifier(x, reference).argmax(1).numpy()
             measured = labels_of(measurer, shown)
             measured_ok.append(float(np.mean(measured == label)))
             classified_ok.append(float(np.mean(read_by_classifier == label)))
@@ -452,10 +460,11 @@ def part_guide(args: argparse.Namespace) -> None:
               f"{pct(np.nanmean(own))} | {np.mean(change):.1f} |")
 
 
-def train_guide(registry: Any, recipe: Any, vae: Any, names: tuple[str, ...], dataset: list[str]) -> Any:
+def train_guide(registry: Any, recipe: Any, vae: Any, names: tuple[str, ...], dataset: list[str],
+                reference: bool) -> Any:
     """A latent expression classifier trained as the experiment trains it (``ensure_classifier``'s
-    data from every 2nd frame, the options' defaults) on the train split, ``dataset`` (key=value) replacing some of
-    data.dataset's options; its held-out accuracy printed."""
+    data from every 2nd frame, the options' defaults, ``reference``) on the train split, ``dataset``
+    (key=value) replacing some of data.dataset's options; its held-out accuracy printed."""
     from types import SimpleNamespace
 
     import yaml
@@ -463,11 +472,14 @@ def train_guide(registry: Any, recipe: Any, vae: Any, names: tuple[str, ...], da
     from memo_zoo.tasks.expression_classifier import labelled_latents
     from memo_zoo.train.latent_cache import vae_fingerprint
     from memo_zoo.train.latent_expression import fit_classifier
+    from memo_zoo.train.part_configs import ExpressionClassifierTraining
 
     overrides = {key: yaml.safe_load(value) for key, value in (item.split("=", 1) for item in dataset)}
     context = SimpleNamespace(recipe=recipe, build=registry.build)
-    latents, labels, speakers = labelled_latents(context, vae, train_config(recipe), 2, overrides)
-    model, report = fit_classifier(latents, labels, speakers, names, vae_fingerprint(vae))
+    data = labelled_latents(context, vae, train_config(recipe), 2, overrides)
+    options = ExpressionClassifierTraining(reference=reference)
+    model, report = fit_classifier(data.latents, data.labels, data.speakers, names, vae_fingerprint(vae), options,
+                                   data.clips)
     print(f"classifier trained on {report.train_frames} frames ({', '.join(dataset) or 'data.dataset'}); "
           f"held-out speakers' frames ({report.validation_frames}): accuracy {pct(report.accuracy)}, "
           f"balanced {pct(report.balanced_accuracy)}\n")
@@ -1013,6 +1025,8 @@ def main() -> None:
     sub.add_argument("--dataset", nargs="*", default=[], metavar="KEY=VALUE",
                      help="without --classifier: data.dataset options for the classifier's clips, e.g. "
                           "clips_per_identity=8 identities=24")
+    sub.add_argument("--reference", action="store_true",
+                     help="without --classifier: train a reference-conditioned classifier (reads the portrait too)")
     sub = command("signal", part_signal)
     sub.add_argument("--clips", type=int, default=9)
     sub.add_argument("--max-frames", type=int, default=100)

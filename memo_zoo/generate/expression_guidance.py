@@ -18,7 +18,9 @@ velocity as a weak, global shift, and whether a training learns to draw the labe
 the seed; classifier-free guidance can only amplify what the network learned. This guide brings the
 expression from a model that learned nothing else.
 
-Frames whose clip has no label (the "no emotion" index) are not guided.
+Frames whose clip has no label (the "no emotion" index) are not guided. A reference-conditioned
+classifier (``memo_zoo.model.latent_expression``) reads every frame beside the portrait's latents,
+which the sampler passes along.
 """
 
 from __future__ import annotations
@@ -58,24 +60,36 @@ class ExpressionGuide:
     def active_at(self, t: float) -> bool:
         return self.config.scale > 0 and within_interval(self.config.interval, t)
 
-    def gradient(self, clean: Tensor, label: int) -> Tensor:
-        return log_prob_gradient(self.classifier, clean, label)
-
-    def velocity(self, sample: Tensor, t: float, velocity: Tensor, label: int) -> Tensor:
+    def velocity(self, sample: Tensor, t: float, velocity: Tensor, label: int,
+                 reference: Tensor | None = None) -> Tensor:
         """The guided velocity ``v - s * grad / t`` (module docstring); ``velocity`` itself when the
-        guide is off at ``t`` or the label is outside the classifier's classes ("no emotion")."""
+        guide is off at ``t`` or the label is outside the classifier's classes ("no emotion").
+        ``reference``: the portrait's latents, read by a reference-conditioned classifier."""
         if not self.active_at(t) or not 0 <= label < len(self.classifier.info.labels):
             return velocity
         clean = sample - t * velocity
-        return velocity - self.config.scale * self.gradient(clean, label) / max(float(t), MIN_TIME)
+        return velocity - self.config.scale * self.gradient(clean, label, reference) / max(float(t), MIN_TIME)
+
+    def gradient(self, clean: Tensor, label: int, reference: Tensor | None = None) -> Tensor:
+        return log_prob_gradient(self.classifier, clean, label, reference)
 
 
-def log_prob_gradient(classifier: LatentExpressionClassifier, clean: Tensor, label: int) -> Tensor:
+def log_prob_gradient(classifier: LatentExpressionClassifier, clean: Tensor, label: int,
+                      reference: Tensor | None = None) -> Tensor:
     """grad of sum over frames of log p(label | frame) at ``clean`` (..., C, h, w), same shape; works
-    inside ``torch.inference_mode`` (the sampler's) and autocast (computed in float32)."""
+    inside ``torch.inference_mode`` (the sampler's) and autocast (computed in float32). ``reference``
+    (one (C, h, w) frame or one per frame) is read, never moved, by a reference-conditioned classifier
+    and ignored by a plain one."""
     shape = clean.shape
     with torch.inference_mode(False), torch.enable_grad(), torch.autocast(clean.device.type, enabled=False):
         frames = clean.detach().reshape(-1, *shape[-3:]).float().clone().requires_grad_(True)
-        log_p = torch.log_softmax(classifier(frames), dim=-1)[:, label].sum()
+        if classifier.info.reference:
+            if reference is None:
+                raise MemoZooError("this expression classifier reads the portrait's latents too (it was trained "
+                                   "with reference: true); none was given")
+            # a copy: the sampler's reference is an inference tensor, which autograd may not record
+            reference = reference.detach().float().reshape(-1, *shape[-3:]).clone()
+        logits = classifier(frames, reference) if classifier.info.reference else classifier(frames)
+        log_p = torch.log_softmax(logits, dim=-1)[:, label].sum()
         (grad,) = torch.autograd.grad(log_p, frames)
     return grad.reshape(shape).to(clean.dtype)

@@ -259,7 +259,8 @@ class ClipSampler:
                 guided_velocity = self.cache.velocity(sample, branch.name, lambda: forward(sample, t, branch))
                 if self.guide is None:
                     return guided_velocity
-                return self.guide.velocity(sample, t, guided_velocity, label)  # E6, after CFG and the cache
+                # E6, after CFG and the cache; the portrait's latents for a reference-conditioned guide
+                return self.guide.velocity(sample, t, guided_velocity, label, reference_latent)
 
             latents = _solve(sampler, noise.float(), velocity)
             chunk = cfg.fast_path.decode_chunk  # frames per VAE decode / re-encode call: bounds memory at 512 px

@@ -11,9 +11,16 @@ large classifier on a 8 x 8 grid learns features a gradient can satisfy with cha
 draws. ``memo_zoo.train.latent_expression`` trains it on the training clips' latents with noise
 added, so that it also reads the blurred predictions of the noisier steps.
 
+A reference-conditioned classifier (``info.reference``) also reads the latents of the reference
+portrait of the same person, and sees ``(x - reference, x)``: the difference cancels what the
+person looks like, so it learns what an expression changes rather than who shows it. With a few
+dozen people a plain classifier learns the people and reads new faces at chance
+(docs/emotion_diagnosis.md section 12); at generation the portrait is always at hand, so the guide
+can use it.
+
 A saved classifier is one safetensors file whose metadata says what it reads: the latent
 channels, the label names (their order is the emotion index order of the network it guides), the
-width and the fingerprint of the VAE whose latents it was trained on.
+width, whether it reads a reference and the fingerprint of the VAE whose latents it was trained on.
 """
 
 from __future__ import annotations
@@ -40,10 +47,12 @@ class ClassifierInfo:
     labels: tuple[str, ...]
     width: int
     vae_fingerprint: str
+    reference: bool = False  # reads (x - reference, x): the module docstring
 
     def as_metadata(self) -> dict[str, str]:
         return {"format": FORMAT, "latent_channels": str(self.latent_channels), "labels": json.dumps(self.labels),
-                "width": str(self.width), "vae_fingerprint": self.vae_fingerprint}
+                "width": str(self.width), "vae_fingerprint": self.vae_fingerprint,
+                "reference": json.dumps(self.reference)}
 
     @classmethod
     def from_metadata(cls, metadata: dict[str, str], path: Path) -> "ClassifierInfo":
@@ -51,21 +60,25 @@ class ClassifierInfo:
             raise MemoZooError(f"{path}: not a latent expression classifier (metadata format "
                                f"{metadata.get('format')!r}, expected {FORMAT!r})")
         try:
+            reference = json.loads(metadata.get("reference", "false"))
+            if not isinstance(reference, bool):
+                raise ValueError(f"reference is {reference!r}, not true or false")
             return cls(int(metadata["latent_channels"]), tuple(json.loads(metadata["labels"])),
-                       int(metadata["width"]), metadata.get("vae_fingerprint", ""))
+                       int(metadata["width"]), metadata.get("vae_fingerprint", ""), reference)
         except (KeyError, ValueError) as error:
             raise MemoZooError(f"{path}: damaged latent expression classifier metadata ({error})") from error
 
 
 class LatentExpressionClassifier(nn.Module):
-    """(N, C, h, w) latents -> (N, classes) logits (module docstring)."""
+    """(N, C, h, w) latents [and the person's (N, C, h, w) reference latents] -> (N, classes) logits
+    (module docstring)."""
 
     def __init__(self, info: ClassifierInfo):
         super().__init__()
         self.info = info
         width, channels = info.width, info.latent_channels
         self.body = nn.Sequential(
-            nn.Conv2d(channels, width, 3, padding=1), nn.SiLU(),
+            nn.Conv2d(2 * channels if info.reference else channels, width, 3, padding=1), nn.SiLU(),
             nn.Conv2d(width, width, 3, padding=1), nn.SiLU(),
             nn.Conv2d(width, 2 * width, 3, stride=2, padding=1), nn.SiLU(),
             nn.Conv2d(2 * width, 2 * width, 3, padding=1), nn.SiLU(),
@@ -73,9 +86,16 @@ class LatentExpressionClassifier(nn.Module):
         )
         self.head = nn.Linear(2 * width * POOLED * POOLED, len(info.labels))
 
-    def forward(self, latents: Tensor) -> Tensor:
+    def forward(self, latents: Tensor, reference: Tensor | None = None) -> Tensor:
         if latents.ndim != 4 or latents.shape[1] != self.info.latent_channels:
             raise ValueError(f"expected (N, {self.info.latent_channels}, h, w) latents, got {tuple(latents.shape)}")
+        if self.info.reference:
+            if reference is None or reference.shape[-3:] != latents.shape[-3:]:
+                got = None if reference is None else tuple(reference.shape)
+                raise ValueError(f"this classifier reads the reference latents too: expected {tuple(latents.shape)} "
+                                 f"(or one frame to broadcast), got {got}")
+            reference = reference.expand_as(latents)
+            latents = torch.cat([latents - reference, latents], dim=1)
         return self.head(self.body(latents).flatten(1))
 
     def save(self, path: Path) -> None:

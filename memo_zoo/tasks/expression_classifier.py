@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from pydantic import ValidationError
@@ -61,9 +61,10 @@ def ensure_classifier(context: RunContext, target: Path, options: ExpressionClas
                            "the path of a trained one")
     if context.recipe.data.dataset is None:
         raise MemoZooError("training the expression classifier needs data.dataset")
-    latents, labels, speakers = labelled_latents(context, vae, train, options.frame_stride, options.dataset)
+    data = labelled_latents(context, vae, train, options.frame_stride, options.dataset)
     names = LABEL_SETS[train.samples.label_set]
-    model, report = fit_classifier(latents, labels, speakers, names, vae_fingerprint(vae), options)
+    model, report = fit_classifier(data.latents, data.labels, data.speakers, names, vae_fingerprint(vae), options,
+                                   data.clips)
     target.parent.mkdir(parents=True, exist_ok=True)
     model.save(target)
     summary = {"labels": list(report.labels), "train_frames": report.train_frames,
@@ -76,11 +77,20 @@ def ensure_classifier(context: RunContext, target: Path, options: ExpressionClas
     return target
 
 
+class LabelledLatents(NamedTuple):
+    """Per frame: its latent (N, C, h, w), its clip's emotion index, speaker and clip id."""
+
+    latents: torch.Tensor
+    labels: torch.Tensor
+    speakers: list[str]
+    clips: list[str]
+
+
 def labelled_latents(context: RunContext, vae: Any, train: TrainConfig, stride: int,
-                     overrides: dict[str, Any] | None = None) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
+                     overrides: dict[str, Any] | None = None) -> LabelledLatents:
     """Every ``stride``-th frame's latent of the labelled clips of ``data.dataset`` (with ``overrides``
-    of its options), its clip's emotion index and the clip's speaker (the clip id when the dataset
-    names none)."""
+    of its options), its clip's emotion index, the clip's speaker (the clip id when the dataset
+    names none) and the clip's id."""
     from memo_zoo.data.samples import TalkingHeadSamples
     from memo_zoo.train.latent_cache import ClipLatentStore, vae_fingerprint
     from memo_zoo.train.step import encode_frames
@@ -96,7 +106,7 @@ def labelled_latents(context: RunContext, vae: Any, train: TrainConfig, stride: 
     samples = TalkingHeadSamples(context.build("dataset", dataset).clips(), train.samples)
     store = ClipLatentStore(samples, vae_fingerprint(vae), lambda images: encode_frames(vae, images, train.vae_batch))
     none = len(samples.labels)
-    latents, labels, speakers = [], [], []
+    latents, labels, speakers, clip_ids = [], [], [], []
     for clip in progress(range(len(samples.clips)), desc="expression classifier: latents", unit="clip"):
         emotion = samples.clip_emotion(clip)
         if emotion == none:
@@ -106,7 +116,8 @@ def labelled_latents(context: RunContext, vae: Any, train: TrainConfig, stride: 
         labels.append(torch.full((frames.shape[0],), emotion, dtype=torch.long))
         record = samples.clips[clip]
         speakers += [record.speaker or record.clip_id] * frames.shape[0]
+        clip_ids += [record.clip_id] * frames.shape[0]
     if not latents:
         raise MemoZooError(f"data.dataset ({recipe.data.dataset.kind}) has no training clip with an emotion label: "
                            "the expression classifier has nothing to learn from")
-    return torch.cat(latents), torch.cat(labels), speakers
+    return LabelledLatents(torch.cat(latents), torch.cat(labels), speakers, clip_ids)

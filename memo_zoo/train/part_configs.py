@@ -107,6 +107,10 @@ class ExpressionClassifierTraining(BaseModel):
                                           "kind), e.g. {clips_per_identity: 8} for a talking_world where every "
                                           "person shows every emotion; {} = data.dataset's training clips")
     frame_stride: int = Field(1, ge=1, description="use every Nth frame of each clip")
+    reference: bool = Field(False, description="also read a reference frame of the same person (drawn from another "
+                                               "of their clips, anew each epoch; the portrait at generation) and see "
+                                               "(x - reference, x): learns what an expression changes, not who "
+                                               "shows it (memo_zoo.model.latent_expression)")
     validation_fraction: float = Field(0.15, ge=0, lt=1, description="speakers held out to measure the accuracy "
                                                                      "on faces the classifier never saw")
     seed: int = Field(0, ge=0, description="initialisation, order, noise and the held-out speakers")

@@ -17,39 +17,46 @@ from memo_zoo.generate.config import ExpressionGuidanceConfig, GenerateConfig
 from memo_zoo.generate.expression_guidance import ExpressionGuide
 from memo_zoo.model.latent_expression import ClassifierInfo, LatentExpressionClassifier, load_classifier
 from memo_zoo.tasks.experiment_config import GenerationOptions
-from memo_zoo.train.latent_expression import balanced_accuracy, fit_classifier, split_speakers
+from memo_zoo.train.latent_expression import balanced_accuracy, draw_references, fit_classifier, split_speakers
 from memo_zoo.train.part_configs import ExpressionClassifierTraining
 from tests.unit.test_generate import OneEulerStep, config, inputs, make_model, one_thread, run, with_sampler  # noqa: F401
 
 CHANNELS, SIDE = 4, 8
 
 
-def classifier(seed: int = 0, channels: int = CHANNELS, width: int = 8) -> LatentExpressionClassifier:
+def classifier(seed: int = 0, channels: int = CHANNELS, width: int = 8, reference: bool = False
+               ) -> LatentExpressionClassifier:
     torch.manual_seed(seed)
-    return LatentExpressionClassifier(ClassifierInfo(channels, PAPER_LABELS, width, "test")).eval()
+    return LatentExpressionClassifier(ClassifierInfo(channels, PAPER_LABELS, width, "test", reference)).eval()
 
 
-def guide(scale: float = 1.0, interval=None, seed: int = 0) -> ExpressionGuide:
+def guide(scale: float = 1.0, interval=None, seed: int = 0, reference: bool = False) -> ExpressionGuide:
     options = ExpressionGuidanceConfig(classifier="unused.safetensors", scale=scale, interval=interval)
-    return ExpressionGuide(options, classifier(seed), torch.device("cpu"))
+    return ExpressionGuide(options, classifier(seed, reference=reference), torch.device("cpu"))
 
 
-def log_p(model, frames: torch.Tensor, label: int) -> torch.Tensor:
+def log_p(model, frames: torch.Tensor, label: int, reference: torch.Tensor | None = None) -> torch.Tensor:
     """sum over frames of log p(label | frame), in float64 (the finite differences' reference)."""
     model64 = LatentExpressionClassifier(model.info).double()
     model64.load_state_dict({k: v.double() for k, v in model.state_dict().items()})
     with torch.no_grad():
-        return torch.log_softmax(model64(frames.double().reshape(-1, CHANNELS, SIDE, SIDE)), -1)[:, label].sum()
+        frames = frames.double().reshape(-1, CHANNELS, SIDE, SIDE)
+        logits = model64(frames, reference.double()) if reference is not None else model64(frames)
+        return torch.log_softmax(logits, -1)[:, label].sum()
 
 
 @settings(max_examples=12, deadline=None)
-@given(t=st.floats(0.05, 1.0), scale=st.floats(0.1, 4.0), label=st.integers(0, 7), seed=st.integers(0, 3))
-def test_the_guided_velocity_moves_the_clean_prediction_by_scale_times_the_gradient(t, scale, label, seed):
-    g = guide(scale, seed=seed)
+@given(t=st.floats(0.05, 1.0), scale=st.floats(0.1, 4.0), label=st.integers(0, 7), seed=st.integers(0, 3),
+       with_reference=st.booleans())
+def test_the_guided_velocity_moves_the_clean_prediction_by_scale_times_the_gradient(t, scale, label, seed,
+                                                                                    with_reference):
+    g = guide(scale, seed=seed, reference=with_reference)
     generator = torch.Generator().manual_seed(seed)
     sample = torch.randn((1, 2, CHANNELS, SIDE, SIDE), generator=generator)
     velocity = torch.randn(sample.shape, generator=generator)
-    guided = g.velocity(sample, t, velocity, label)
+    # the portrait's latents: read by a reference-conditioned classifier, held fixed by the gradient
+    reference = torch.randn((1, CHANNELS, SIDE, SIDE), generator=generator) if with_reference else None
+    guided = g.velocity(sample, t, velocity, label, reference)
     clean, guided_clean = sample - t * velocity, sample - t * guided
     # x0' - x0 = s * grad, the gradient checked element by element against central differences.
     step = (guided_clean - clean) / scale
@@ -59,8 +66,26 @@ def test_the_guided_velocity_moves_the_clean_prediction_by_scale_times_the_gradi
         up, down = flat.clone().double(), flat.clone().double()
         up[index] += h
         down[index] -= h
-        numeric = (log_p(g.classifier, up, label) - log_p(g.classifier, down, label)) / (2 * h)
+        numeric = (log_p(g.classifier, up, label, reference) - log_p(g.classifier, down, label, reference)) / (2 * h)
         assert float(step.reshape(-1)[index]) == pytest.approx(float(numeric), rel=1e-3, abs=1e-5)
+
+
+def test_a_reference_classifier_reads_the_difference_from_the_portrait_and_needs_it():
+    model = classifier(4, reference=True)
+    torch.manual_seed(0)
+    x, portrait = torch.randn(3, CHANNELS, SIDE, SIDE), torch.randn(1, CHANNELS, SIDE, SIDE)
+    with torch.no_grad():
+        by_hand = model.head(model.body(torch.cat([x - portrait, x], dim=1)).flatten(1))
+        torch.testing.assert_close(model(x, portrait), by_hand)  # one portrait for every frame
+        torch.testing.assert_close(model(x, portrait.expand(3, -1, -1, -1)), by_hand)
+    with pytest.raises(ValueError, match="reference"):
+        model(x)
+    with pytest.raises(MemoZooError, match="reference: true"):
+        guide(reference=True).velocity(x[None], 0.5, torch.randn(1, 3, CHANNELS, SIDE, SIDE), 2)
+    plain = guide()  # a plain classifier ignores a reference it is given
+    sample, velocity = torch.randn(1, 3, CHANNELS, SIDE, SIDE), torch.randn(1, 3, CHANNELS, SIDE, SIDE)
+    torch.testing.assert_close(plain.velocity(sample, 0.5, velocity, 2, portrait),
+                               plain.velocity(sample, 0.5, velocity, 2))
 
 
 def test_the_last_euler_step_returns_the_guided_prediction_and_raises_the_labels_probability():
@@ -87,11 +112,13 @@ def test_no_guidance_without_a_label_outside_the_interval_or_at_scale_zero():
     assert guide(scale=0.0).velocity(sample, 0.5, velocity, 3) is velocity
 
 
-def test_the_gradient_works_inside_inference_mode():
-    g = guide()
+@pytest.mark.parametrize("reference", [False, True])
+def test_the_gradient_works_inside_inference_mode(reference):
+    g = guide(reference=reference)
     with torch.inference_mode():
         sample, velocity = torch.randn(1, 1, CHANNELS, SIDE, SIDE), torch.randn(1, 1, CHANNELS, SIDE, SIDE)
-        guided = g.velocity(sample, 0.5, velocity, 2)
+        portrait = torch.randn(1, CHANNELS, SIDE, SIDE)  # an inference tensor, as the sampler's is
+        guided = g.velocity(sample, 0.5, velocity, 2, portrait)
     assert guided.shape == velocity.shape and not torch.equal(guided, velocity)
 
 
@@ -102,7 +129,12 @@ def test_save_and_load_round_trip_and_clear_refusals(tmp_path):
     loaded = load_classifier(path, PAPER_LABELS, CHANNELS)
     x = torch.randn(5, CHANNELS, SIDE, SIDE)
     torch.testing.assert_close(loaded(x), model(x))
-    assert loaded.info == model.info
+    assert loaded.info == model.info and not loaded.info.reference
+    with_reference = classifier(3, reference=True)
+    with_reference.save(tmp_path / "relative.safetensors")
+    loaded = load_classifier(tmp_path / "relative.safetensors", PAPER_LABELS, CHANNELS)
+    assert loaded.info.reference and loaded.info == with_reference.info
+    torch.testing.assert_close(loaded(x, x[:1]), with_reference(x, x[:1]))
     with pytest.raises(MissingWeightsError, match="missing.safetensors"):
         load_classifier(tmp_path / "missing.safetensors")
     with pytest.raises(MemoZooError, match="labels"):
@@ -118,14 +150,15 @@ def test_save_and_load_round_trip_and_clear_refusals(tmp_path):
         g.check_latents(torch.zeros(1, 8, SIDE, SIDE))
 
 
-def separable(seed: int, speakers: int = 10, frames: int = 40):
-    """Latents whose class is a fixed pattern in the centre cells, under per-speaker offsets and noise."""
+def separable(seed: int, speakers: int = 10, frames: int = 40, spread: float = 1.0):
+    """Latents whose class is a fixed pattern in the centre cells, under per-speaker offsets (std
+    ``spread``) and noise."""
     generator = torch.Generator().manual_seed(seed)
     patterns = torch.zeros(8, CHANNELS, SIDE, SIDE)
     patterns[:, :, 2:6, 2:6] = torch.randn((8, CHANNELS, 4, 4), generator=generator)
     latents, labels, names = [], [], []
     for speaker in range(speakers):
-        face = torch.randn((CHANNELS, SIDE, SIDE), generator=generator)
+        face = spread * torch.randn((CHANNELS, SIDE, SIDE), generator=generator)
         for label in range(8):
             noise = 0.3 * torch.randn((frames // 8, CHANNELS, SIDE, SIDE), generator=generator)
             latents.append(face + patterns[label] + noise)
@@ -145,6 +178,38 @@ def test_fit_reads_held_out_speakers_and_is_seeded():
     x = latents[:7]
     torch.testing.assert_close(again(x), model(x))
     assert model.info.vae_fingerprint == "fp" and not any(p.requires_grad for p in model.parameters())
+
+
+def test_a_reference_classifier_learns_expressions_where_a_plain_one_learns_the_people():
+    """Few speakers whose faces differ far more than their expressions: a plain classifier reads
+    held-out speakers poorly; one that sees the difference from another frame of the same speaker
+    reads them (the reason for ``reference``, docs/emotion_diagnosis.md section 12)."""
+    latents, labels, speakers = separable(2, speakers=10, spread=4.0)
+    clips = [f"{speaker}-{int(label)}" for speaker, label in zip(speakers, labels)]
+    options = dict(epochs=20, batch_size=64, width=8, validation_fraction=0.3, seed=0)
+    _, plain = fit_classifier(latents, labels, speakers, PAPER_LABELS, "fp", ExpressionClassifierTraining(**options))
+    model, relative = fit_classifier(latents, labels, speakers, PAPER_LABELS, "fp",
+                                     ExpressionClassifierTraining(reference=True, **options), clips)
+    assert model.info.reference and relative.validation_frames == plain.validation_frames == 3 * 40
+    assert relative.accuracy > 0.6 and relative.accuracy > plain.accuracy + 0.2, (relative.accuracy, plain.accuracy)
+    with pytest.raises(ValueError, match="clip"):
+        fit_classifier(latents, labels, speakers, PAPER_LABELS, "fp", ExpressionClassifierTraining(reference=True))
+
+
+@settings(max_examples=25, deadline=None)
+@given(sizes=st.lists(st.lists(st.integers(1, 6), min_size=1, max_size=4), min_size=1, max_size=5),
+       seed=st.integers(0, 99))
+def test_references_come_from_another_clip_of_the_same_speaker(sizes, seed):
+    speakers, clips = [], []
+    for s, clip_sizes in enumerate(sizes):  # speaker s has clips of these frame counts
+        for c, size in enumerate(clip_sizes):
+            speakers += [f"s{s}"] * size
+            clips += [f"s{s}c{c}"] * size
+    drawn = draw_references(speakers, clips, torch.Generator().manual_seed(seed)).tolist()
+    for i, j in enumerate(drawn):
+        assert speakers[j] == speakers[i]
+        assert (clips[j] != clips[i]) == (len(sizes[int(speakers[i][1:])]) > 1)
+    assert drawn == draw_references(speakers, clips, torch.Generator().manual_seed(seed)).tolist()
 
 
 def test_fit_refuses_labels_outside_the_classes():
@@ -183,6 +248,24 @@ def test_generation_with_a_guide_takes_the_guided_velocity(inputs, tmp_path):
     sad = PAPER_LABELS.index("sad")
     g = ExpressionGuide(ExpressionGuidanceConfig(**options), model, torch.device("cpu"))
     torch.testing.assert_close(guided, plain - 1.5 * g.gradient(noise - plain, sad), rtol=1e-4, atol=1e-5)
+
+
+def test_generation_gives_a_reference_guide_the_portraits_latents(inputs, tmp_path):
+    plain_sampler, guided_sampler = OneEulerStep(), OneEulerStep()
+    run(with_sampler(make_model(), plain_sampler), config(inputs, tmp_path, emotion="sad", cfg={"scale": 1.0}))
+    noise, plain = plain_sampler.calls[0]
+    path = tmp_path / "relative.safetensors"
+    guide_model = classifier(2, channels=noise.shape[2], reference=True)
+    guide_model.save(path)
+    model = with_sampler(make_model(), guided_sampler)
+    encoded, encode = [], model.vae.encode
+    model.vae.encode = lambda images: encoded.append(encode(images)) or encoded[-1]  # the portrait: the first call
+    options = {"classifier": path, "scale": 1.5}
+    run(model, config(inputs, tmp_path, emotion="sad", cfg={"scale": 1.0}, expression_guidance=options))
+    _, guided = guided_sampler.calls[0]
+    g = ExpressionGuide(ExpressionGuidanceConfig(**options), guide_model, torch.device("cpu"))
+    expected = plain - 1.5 * g.gradient(noise - plain, PAPER_LABELS.index("sad"), encoded[0])
+    torch.testing.assert_close(guided, expected, rtol=1e-4, atol=1e-5)
 
 
 def test_the_option_at_its_default_leaves_the_generation_keys_unchanged():
@@ -239,10 +322,11 @@ def test_the_experiment_trains_the_classifier_once_from_labelled_training_clips(
     monkeypatch.setenv("MEMO_ZOO_CACHE_DIR", str(tmp_path / "cache"))
     train = TrainConfig(samples={"size": 32, "clip_frames": 4, "motion_frames": [2]})
     context = classifier_context(tmp_path, ["happy", "sad", None, "angry", "happy", "sad"])
-    latents, labels, speakers = labelled_latents(context, PoolVAE(), train, stride=2)
+    latents, labels, speakers, clips = labelled_latents(context, PoolVAE(), train, stride=2)
     assert latents.shape == (5 * 8, CHANNELS, 8, 8)  # the unlabelled clip is left out; every 2nd of 16 frames
     assert labels.tolist() == [3] * 8 + [5] * 8 + [0] * 8 + [3] * 8 + [5] * 8
     assert speakers[:8] == ["p0"] * 8 and speakers[16:24] == ["p1"] * 8
+    assert clips[:8] == ["c0"] * 8 and clips[16:24] == ["c3"] * 8
 
     target = tmp_path / "checkpoints" / "guide.safetensors"
     with pytest.raises(MemoZooError, match="train_expression_classifier"):
@@ -262,6 +346,9 @@ def test_the_experiment_trains_the_classifier_once_from_labelled_training_clips(
         other.build("vae", None).project.weight.add_(1.0)  # another autoencoder: its latents differ
     with pytest.raises(MemoZooError, match="another autoencoder"):
         ensure_classifier(other, target, options, train)
+    relative = ensure_classifier(context, tmp_path / "relative.safetensors",
+                                 options.model_copy(update={"reference": True}), train)
+    assert load_classifier(relative, PAPER_LABELS, CHANNELS).info.reference
 
 
 def test_bad_dataset_options_for_the_classifier_name_the_field(tmp_path):
