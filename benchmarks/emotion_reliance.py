@@ -441,7 +441,6 @@ def part_guide(args: argparse.Namespace) -> None:
                           args.max_frames, args.stride)
     frames = np.concatenate([c[1] for c in clips])
     truth = np.concatenate([c[2] for c in clips])
-    portraits = np.concatenate([np.repeat(clip_frames(recipe, c[0])[:1], len(c[1]), axis=0) for c in clips])
 
     def encode(pixels: np.ndarray) -> torch.Tensor:
         images = torch.from_numpy(np.ascontiguousarray(pixels)).permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
@@ -449,7 +448,10 @@ def part_guide(args: argparse.Namespace) -> None:
 
     with torch.no_grad():
         clean = encode(frames)
-        reference = encode(portraits) if classifier.info.reference else None
+        reference = None
+        if classifier.info.reference:  # each clip's first frame, the portrait the experiment generates it from
+            reference = encode(np.concatenate([np.repeat(clip_frames(recipe, c[0])[:1], len(c[1]), axis=0)
+                                               for c in clips]))
         plain = to_uint8(torch.cat([vae.decode(clean[i:i + 64]) for i in range(0, len(clean), 64)]))
     print(f"### (f) expression guidance on real latents ({len(frames)} frames of {len(clips)} {args.split} clips, "
           f"intensity >= 0.5; {args.steps} steps)\n")

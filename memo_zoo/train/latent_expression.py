@@ -103,6 +103,11 @@ def fit_classifier(latents: Tensor, labels: Tensor, speakers: Sequence[str], nam
                          f"{tuple(labels.shape)} and {len(speakers)}")
     if options.reference and (clips is None or len(clips) != latents.shape[0]):
         raise ValueError("a reference-conditioned classifier needs each frame's clip (clips, N of them)")
+    if options.reference and len(set(zip(speakers, clips))) == len(set(speakers)):
+        # every speaker has one clip: each frame's reference would show the same expression
+        raise MemoZooError("train_expression_classifier.reference: every speaker has a single clip, so no frame "
+                           "can be paired with the same person in another expression; use clips that name their "
+                           "speaker and show each person in several clips")
     classes = len(names)
     if labels.numel() == 0 or int(labels.min()) < 0 or int(labels.max()) >= classes:
         raise MemoZooError(f"expression classifier: labels must be emotion indices in [0, {classes}); the clips "

@@ -194,6 +194,8 @@ def test_a_reference_classifier_learns_expressions_where_a_plain_one_learns_the_
     assert relative.accuracy > 0.6 and relative.accuracy > plain.accuracy + 0.2, (relative.accuracy, plain.accuracy)
     with pytest.raises(ValueError, match="clip"):
         fit_classifier(latents, labels, speakers, PAPER_LABELS, "fp", ExpressionClassifierTraining(reference=True))
+    with pytest.raises(MemoZooError, match="single clip"):  # the dataset names no speakers: speaker = clip
+        fit_classifier(latents, labels, clips, PAPER_LABELS, "fp", ExpressionClassifierTraining(reference=True), clips)
 
 
 @settings(max_examples=25, deadline=None)
