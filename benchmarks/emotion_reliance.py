@@ -267,13 +267,23 @@ def part_vae(args: argparse.Namespace) -> None:
     print(row)
     print(f"\nbalanced accuracy (mean over truth labels): real {pct(balanced_accuracy(real, truth))}, "
           f"round trip {pct(balanced_accuracy(trip, truth))}\n")
-    print("| truth label | frames | real frames | real frames read as (most often) | round trip | "
-          "round trip read as (most often) |")
-    print("|---|---|---|---|---|---|")
-    for c in np.unique(truth):
-        sel = truth == c
-        print(f"| {names[c]} | {int(sel.sum())} | {pct(np.mean(real[sel] == c))} | {top_label(real[sel])} | "
-              f"{pct(np.mean(trip[sel] == c))} | {top_label(trip[sel])} |")
+    print_per_label({"real frames": (real, truth), "round trip": (trip, truth)})
+
+
+def print_per_label(read: dict[str, tuple[np.ndarray, np.ndarray]]) -> None:
+    """Per truth label, for each condition (measured labels, truth labels): the frames, the share
+    read right and the label read most often. A class the measurer does not read on real frames
+    cannot show in generated ones either."""
+    names = label_names()
+    print("| truth label | " + " | ".join(f"{name}: frames | read right | read as (most often)" for name in read) + " |")
+    print("|---|" + "---|---|---|" * len(read))
+    for c in np.unique(np.concatenate([truth for _, truth in read.values()])):
+        cells = []
+        for labels, truth in read.values():
+            sel = truth == c
+            cells.append(f"{int(sel.sum())} | {pct(np.mean(labels[sel] == c)) if sel.any() else 'n/a'} | "
+                         f"{top_label(labels[sel])}")
+        print(f"| {names[c]} | " + " | ".join(cells) + " |")
 
 
 # ---- (b) ceiling ----------------------------------------------------------------------------------
@@ -289,7 +299,9 @@ def part_ceiling(args: argparse.Namespace) -> None:
     videos of the same clips too (<clip>.mp4 in that folder). The recipe's other world metrics
     (``world_identity``, ``world_lip_sync``) are measured on the same videos, with the first real
     frame as the reference image as the experiment's portrait is: a real video that changes its
-    expression scores that identity, the bar a generator that shows expressions can reach.
+    expression scores that identity, the bar a generator that shows expressions can reach. Then,
+    per truth label, the scored frames read right in each: where the measurer misreads a class even
+    on the real video, no generator can show it.
     """
     from dataclasses import replace
 
@@ -304,6 +316,7 @@ def part_ceiling(args: argparse.Namespace) -> None:
     others = {c.kind: {name: registry.build("metric", c) for name in metrics} for c in recipe.metrics
               if getattr(c, "kind", None) in ("world_identity", "world_lip_sync")}
     clips = select_clips(recipe.data.dataset, registry, recipe.task.held_out)
+    intensity: dict[tuple[str, str], np.ndarray] = {}
     for clip in clips:
         video = VideoSample.from_file(clip.record.video, id=clip.id)
         truth = {name: values[:len(video.frames)] for name, values in truth_arrays(clip).items()}
@@ -314,6 +327,7 @@ def part_ceiling(args: argparse.Namespace) -> None:
             cut = {name: values[:len(made.frames)] for name, values in truth.items()}
             shown["generated"] = replace(made, reference_image=video.frames[0], truth=cut)
         for name, sample in shown.items():
+            intensity[name, clip.id] = sample.truth["intensity"]
             for group in (metrics, *others.values()):
                 group[name].update(sample)
     results = {name: metric.compute() for name, metric in metrics.items()
@@ -336,6 +350,15 @@ def part_ceiling(args: argparse.Namespace) -> None:
     print(f"| **mean (the run's figure)** | | **{real['world_expression_acc']:.3f}** | "
           f"**{trip['world_expression_acc']:.3f}** | {real['world_expression_clip']:.2f} | "
           f"{trip['world_expression_clip']:.2f} |")
+    print("\n### per truth label (the frames the figure scores)\n")
+    read = {}
+    for name, result in results.items():
+        strong = [(series["expression_measured"], series["expression_truth"],
+                   intensity[name, video][:len(series["expression_truth"])] >= config.min_intensity)
+                  for video, series in result.series.items()]
+        read[name] = (np.concatenate([measured[keep] for measured, _, keep in strong]).astype(np.int64),
+                      np.concatenate([emotion[keep] for _, emotion, keep in strong]).astype(np.int64))
+    print_per_label(read)
     if others:
         columns = [name for name in metrics if name != "generated" or args.videos is not None]
         print("\n### the other world metrics of the same videos (mean over them)\n")
