@@ -275,10 +275,13 @@ class ExperimentTask:
         guidance = self.config.generation.expression_guidance
         if guidance is None:
             return
-        from memo_zoo.tasks.expression_classifier import ensure_classifier
+        from memo_zoo.tasks.expression_classifier import ensure_classifier, held_out_speakers
 
-        target = ensure_classifier(context, _under(Path(context.workdir), guidance.classifier),
-                                   self.config.train_expression_classifier, self.config.train)
+        target = _under(Path(context.workdir), guidance.classifier)
+        options = self.config.train_expression_classifier
+        held_out = (held_out_speakers(context, context.recipe.data.dataset, self.config.held_out.split)
+                    if options is not None and not target.is_file() else frozenset())
+        target = ensure_classifier(context, target, options, self.config.train, held_out)
         self.expression_guidance = guidance.model_copy(update={"classifier": target})
 
     def _generate(self, context: RunContext, train_dir: Path, video_dir: Path,

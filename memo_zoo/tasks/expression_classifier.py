@@ -38,9 +38,11 @@ PREFIX = "expression_classifier/"
 
 
 def ensure_classifier(context: RunContext, target: Path, options: ExpressionClassifierTraining | None,
-                      train: TrainConfig) -> Path:
+                      train: TrainConfig, held_out: frozenset[str] = frozenset()) -> Path:
     """``target`` when it exists and reads this recipe's VAE; else train it (module docstring), or say
-    how when ``options`` is None."""
+    how when ``options`` is None. ``held_out``: the speakers the experiment evaluates on, which the
+    classifier must not learn (a dataset of another ``seed`` names other people alike, so it is not
+    checked)."""
     from memo_zoo.model.latent_expression import read_info
     from memo_zoo.train.latent_cache import vae_fingerprint
     from memo_zoo.train.latent_expression import fit_classifier
@@ -61,7 +63,9 @@ def ensure_classifier(context: RunContext, target: Path, options: ExpressionClas
                            "the path of a trained one")
     if context.recipe.data.dataset is None:
         raise MemoZooError("training the expression classifier needs data.dataset")
-    data = labelled_latents(context, vae, train, options.frame_stride, options.dataset)
+    overrides = options.dataset or {}
+    data = labelled_latents(context, vae, train, options.frame_stride, overrides,
+                            frozenset() if "seed" in overrides else held_out)
     names = LABEL_SETS[train.samples.label_set]
     model, report = fit_classifier(data.latents, data.labels, data.speakers, names, vae_fingerprint(vae), options,
                                    data.clips)
@@ -87,10 +91,12 @@ class LabelledLatents(NamedTuple):
 
 
 def labelled_latents(context: RunContext, vae: Any, train: TrainConfig, stride: int,
-                     overrides: dict[str, Any] | None = None) -> LabelledLatents:
+                     overrides: dict[str, Any] | None = None,
+                     held_out: frozenset[str] = frozenset()) -> LabelledLatents:
     """Every ``stride``-th frame's latent of the labelled clips of ``data.dataset`` (with ``overrides``
     of its options), its clip's emotion index, the clip's speaker (the clip id when the dataset
-    names none) and the clip's id."""
+    names none) and the clip's id. A clip of a ``held_out`` speaker is refused before anything is
+    encoded."""
     from memo_zoo.data.samples import TalkingHeadSamples
     from memo_zoo.train.latent_cache import ClipLatentStore, vae_fingerprint
     from memo_zoo.train.step import encode_frames
@@ -104,6 +110,14 @@ def labelled_latents(context: RunContext, vae: Any, train: TrainConfig, stride: 
             problems = "; ".join(f"{'.'.join(str(part) for part in e['loc'])}: {e['msg']}" for e in error.errors())
             raise MemoZooError(f"task.train_expression_classifier.dataset ({dataset.kind}): {problems}") from None
     samples = TalkingHeadSamples(context.build("dataset", dataset).clips(), train.samples)
+    # A guide trained on the held-out people would be scored on faces it has learned: its figures
+    # would no longer say what it does for a new portrait.
+    leaked = sorted({record.speaker for record in samples.clips if record.speaker in held_out})
+    if leaked:
+        raise MemoZooError(f"task.train_expression_classifier.dataset ({dataset.kind}) has clips of "
+                           f"{', '.join(leaked[:4])}{' ...' if len(leaked) > 4 else ''}, speakers the experiment "
+                           "holds out for evaluation; train the classifier on the training people only "
+                           "(talking_world: identities at most the number of training identities, test_identities: 0)")
     store = ClipLatentStore(samples, vae_fingerprint(vae), lambda images: encode_frames(vae, images, train.vae_batch))
     none = len(samples.labels)
     latents, labels, speakers, clip_ids = [], [], [], []
@@ -121,3 +135,12 @@ def labelled_latents(context: RunContext, vae: Any, train: TrainConfig, stride: 
         raise MemoZooError(f"data.dataset ({recipe.data.dataset.kind}) has no training clip with an emotion label: "
                            "the expression classifier has nothing to learn from")
     return LabelledLatents(torch.cat(latents), torch.cat(labels), speakers, clip_ids)
+
+
+def held_out_speakers(context: RunContext, dataset: Any, split: str) -> frozenset[str]:
+    """The named speakers of ``dataset``'s ``split`` when that split holds people out ("test"), else
+    none: evaluating on the training people, a guide that knows them changes nothing."""
+    if split != "test" or dataset is None or "split" not in type(dataset).model_fields:
+        return frozenset()
+    listed = context.build("dataset", dataset.model_copy(update={"split": split})).clips()
+    return frozenset(record.speaker for record in listed if record.speaker)

@@ -353,6 +353,45 @@ def test_the_experiment_trains_the_classifier_once_from_labelled_training_clips(
     assert load_classifier(relative, PAPER_LABELS, CHANNELS).info.reference
 
 
+def test_the_classifier_never_learns_the_people_the_experiment_is_scored_on(tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    from pydantic import BaseModel
+
+    from memo_zoo.tasks.expression_classifier import ensure_classifier, held_out_speakers
+    from memo_zoo.train.config import TrainConfig
+    from tests.fake_datasets import ListDataset
+
+    class World(BaseModel):
+        kind: str = "world"
+        seed: int = 0
+        split: str = "train"
+
+    monkeypatch.setenv("MEMO_ZOO_CACHE_DIR", str(tmp_path / "cache"))
+    train = TrainConfig(samples={"size": 32, "clip_frames": 4, "motion_frames": [2]})
+    context = classifier_context(tmp_path, ["happy", "sad", "angry", "happy", "sad", "fearful"])
+    records = context.build("dataset", None).records
+    built = {"vae": PoolVAE()}
+    # the world's test split holds out p2; its train split lists everyone here, as a world of more
+    # identities than the network trains on would
+    context.build = lambda slot, config: built.get(slot) or ListDataset(
+        [r for r in records if (r.speaker == "p2") == (config.split == "test")] if config.split == "test" else records)
+    context.recipe.data.dataset = World()
+    held = held_out_speakers(context, World(), "test")
+    assert held == {"p2"}
+    assert held_out_speakers(context, World(), "train") == frozenset()  # scored on the training people
+    assert held_out_speakers(context, None, "test") == frozenset()
+    options = ExpressionClassifierTraining(epochs=1, width=4, validation_fraction=0.4, dataset={"split": "train"})
+    target = tmp_path / "guide.safetensors"
+    with pytest.raises(MemoZooError, match=r"train_expression_classifier.dataset \(world\) has clips of p2, "
+                                           "speakers the experiment holds out"):
+        ensure_classifier(context, target, options, train, held)
+    assert not target.exists()
+    # another seed draws other people under the same names: nothing to check
+    other_seed = options.model_copy(update={"dataset": {"split": "train", "seed": 1}})
+    assert ensure_classifier(context, target, other_seed, train, held) == target
+
+
 def test_bad_dataset_options_for_the_classifier_name_the_field(tmp_path):
     from types import SimpleNamespace
 
