@@ -58,7 +58,7 @@ def main() -> None:
                         help="bars are the mean over the newest run of each of these recipe seeds, dots the seeds")
     parser.add_argument("--cost", action="store_true", help="also plot lip sync r and world identity")
     parser.add_argument("--variants", nargs="+", help="plot only these variants, in this order (default: all found)")
-    parser.add_argument("--title", default="emotion levers: what the world measurer reads (one training seed each)")
+    parser.add_argument("--title", help="default: what the plot shows, with its seeds")
     args = parser.parse_args()
     import matplotlib
 
@@ -95,7 +95,8 @@ def main() -> None:
     axis.set_xticks(x, [v.replace("_", "\n") for v in variants], fontsize=8)
     axis.set_ylabel("share of frames (measurer D)" + ("; r and cosine" if args.cost else ""))
     axis.set_ylim(0, 1)
-    axis.set_title(args.title)
+    axis.set_title(args.title or "emotion levers: what the world measurer reads (" + (
+        f"bars: mean of seeds {', '.join(map(str, seeds))}; dots: each seed)" if len(seeds) > 1 else "one training seed each)"))
     axis.legend(fontsize=8, ncol=5, loc="upper left")
     figure.tight_layout()
     buffer = io.BytesIO()

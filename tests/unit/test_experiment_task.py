@@ -154,3 +154,17 @@ def test_evaluation_pair_is_cut_to_the_generated_length(tmp_path):
     assert len(video.frames) == len(reference.frames) == 8
     assert len(video.truth["emotion"]) == len(reference.truth["mouth_open"]) == 8
     assert video.reference_image is portrait
+
+
+def test_the_held_out_speakers_are_those_of_the_held_out_split(registry):
+    from types import SimpleNamespace
+
+    from memo_zoo.tasks.expression_classifier import held_out_speakers
+
+    dataset = recipe(registry).data.dataset
+    fake = DatasetRegistry([ClipRecord(clip_id="x", video="x.mp4", speaker="tw_id060"),
+                            ClipRecord(clip_id="y", video="y.mp4")])
+    context = SimpleNamespace(build=fake.build)
+    assert held_out_speakers(context, dataset, "test") == {"tw_id060"}  # a clip naming no speaker adds none
+    assert fake.configs[0].split == "test" and dataset.split != "test"  # the recipe's own config is left as it is
+    assert held_out_speakers(context, dataset, "train") == frozenset() and len(fake.configs) == 1
