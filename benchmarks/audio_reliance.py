@@ -22,7 +22,7 @@ from trained_network import load_trained, parser_for
 def main() -> None:
     from memo_zoo.data.samples import TalkingHeadSamples, collate
     from memo_zoo.train.config import ConditionDropoutConfig, TimestepConfig
-    from memo_zoo.train.regions import box_coverage
+    from memo_zoo.model.latent_boxes import box_coverage
     from memo_zoo.train.step import TrainModules, prepare_inputs
 
     parser = parser_for(__doc__)

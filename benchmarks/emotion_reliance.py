@@ -443,13 +443,16 @@ def part_guide(args: argparse.Namespace) -> None:
     measurer. Per scale: the share read as the requested label (mean over labels; chance 12.5 %),
     the share the classifier itself reads as requested, the share still read as the frame's true
     label when another was requested, and the mean absolute pixel change (0-255). Scale 0 is the
-    plain round trip. ``--classifier`` is a saved classifier (the experiment's
+    plain round trip; the last column is the mean pixel change inside the mouth box (the recipe's loss
+    box), what the guide does to the lips. ``--keep-out`` boxes are kept out of the gradient as the
+    generator's ``expression_guidance.keep_out`` keeps them. ``--classifier`` is a saved classifier (the experiment's
     ``expression_guidance.classifier``); without it one is trained here as the experiment trains it,
     on the train split of data.dataset with ``--dataset`` options replaced (``--reference``: a
     reference-conditioned one). A reference-conditioned classifier reads each frame beside its clip's
     first frame, the portrait the experiment generates that clip from.
     """
     from memo_zoo.generate.expression_guidance import log_prob_gradient
+    from memo_zoo.model.latent_boxes import keep_out_mask
     from memo_zoo.model.latent_expression import load_classifier
 
     registry, recipe = recipe_and_registry(args)
@@ -476,17 +479,22 @@ def part_guide(args: argparse.Namespace) -> None:
             reference = encode(np.concatenate([np.repeat(clip_frames(recipe, c[0])[:1], len(c[1]), axis=0)
                                                for c in clips]))
         plain = to_uint8(torch.cat([vae.decode(clean[i:i + 64]) for i in range(0, len(clean), 64)]))
+    mask = keep_out_mask([tuple(box) for box in args.keep_out], *clean.shape[-2:]).float()
+    height, width = frames.shape[1:3]
+    x0, y0, x1, y1 = MOUTH_BOX
+    mouth_rows, mouth_cols = slice(round(y0 * height), round(y1 * height)), slice(round(x0 * width), round(x1 * width))
+    kept = f"; kept out: {[list(box) for box in args.keep_out]}" if args.keep_out else ""
     print(f"### (f) expression guidance on real latents ({len(frames)} frames of {len(clips)} {args.split} clips, "
-          f"intensity >= 0.5; {args.steps} steps)\n")
+          f"intensity >= 0.5; {args.steps} steps{kept})\n")
     print("| scale | read as requested (measurer) | per label | read as requested (classifier) | "
-          "read as the frame's own label, another requested | mean pixel change |")
-    print("|---|---|---|---|---|---|")
+          "read as the frame's own label, another requested | mean pixel change | in the mouth box |")
+    print("|---|---|---|---|---|---|---|")
     for scale in args.scales:
-        measured_ok, classified_ok, own, change = [], [], [], []
+        measured_ok, classified_ok, own, change, mouth_change = [], [], [], [], []
         for label in range(len(names)):
             x = clean.clone()
             for _ in range(args.steps if scale > 0 else 0):
-                x = x + (scale / args.steps) * log_prob_gradient(classifier, x, label, reference)
+                x = x + (scale / args.steps) * mask * log_prob_gradient(classifier, x, label, reference)
             with torch.no_grad():
                 shown = to_uint8(torch.cat([vae.decode(x[i:i + 64]) for i in range(0, len(x), 64)]))
                 read_by_classifier = classifier(x, reference).argmax(1).numpy()
@@ -495,10 +503,12 @@ def part_guide(args: argparse.Namespace) -> None:
             classified_ok.append(float(np.mean(read_by_classifier == label)))
             other = truth != label
             own.append(float(np.mean(measured[other] == truth[other])) if other.any() else float("nan"))
-            change.append(float(np.abs(shown.astype(np.float32) - plain.astype(np.float32)).mean()))
+            difference = np.abs(shown.astype(np.float32) - plain.astype(np.float32))
+            change.append(float(difference.mean()))
+            mouth_change.append(float(difference[:, mouth_rows, mouth_cols].mean()))
         per_label = ", ".join(f"{names[i]} {pct(v)}" for i, v in enumerate(measured_ok))
         print(f"| {scale:g} | {pct(np.mean(measured_ok))} | {per_label} | {pct(np.mean(classified_ok))} | "
-              f"{pct(np.nanmean(own))} | {np.mean(change):.1f} |")
+              f"{pct(np.nanmean(own))} | {np.mean(change):.1f} | {np.mean(mouth_change):.1f} |")
 
 
 def train_guide(registry: Any, recipe: Any, vae: Any, names: tuple[str, ...], dataset: list[str],
@@ -623,7 +633,7 @@ def region_masks(target: torch.Tensor, height: int, width: int) -> dict[str, tor
     """(B, h, w) weights per region for the samples' target frames (B, F, 3, S, S) in [-1, 1]:
     the mouth box and the eyes / brows box (share of each cell inside), background cells (from the
     first target frame, see BACKGROUND_SHARE), and the rest of the frame (face, hair, shoulders)."""
-    from memo_zoo.train.regions import box_coverage
+    from memo_zoo.model.latent_boxes import box_coverage
 
     b, size = target.shape[0], target.shape[-1]
     mouth = box_coverage(MOUTH_BOX, height, width).float().expand(b, height, width)
@@ -1068,6 +1078,9 @@ def main() -> None:
                           "clips_per_identity=8 identities=24")
     sub.add_argument("--reference", action="store_true",
                      help="without --classifier: train a reference-conditioned classifier (reads the portrait too)")
+    sub.add_argument("--keep-out", type=float, nargs=4, action="append", default=[], metavar=("X0", "Y0", "X1", "Y1"),
+                     help="a box (fractions of the frame) the gradient is kept out of, as expression_guidance.keep_out; "
+                          "repeat for more boxes")
     sub = command("signal", part_signal)
     sub.add_argument("--clips", type=int, default=9)
     sub.add_argument("--max-frames", type=int, default=100)

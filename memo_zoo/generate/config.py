@@ -158,11 +158,35 @@ class ExpressionGuidanceConfig(Strict):
                                                 "denoising step; 0 = off")
     interval: Optional[tuple[float, float]] = Field(
         None, description="[t_low, t_high] in flow time (1 = noise, 0 = data): guide only there; null = every step")
+    keep_out: list[tuple[float, float, float, float]] = Field(
+        default_factory=list,
+        description="boxes x0, y0, x1, y1 in fractions of the frame where the guide does not move the latents, e.g. "
+                    "the mouth box of the loss (talking_world: [0.28, 0.5, 0.72, 0.8]) so that the lips stay the "
+                    "audio's; a latent cell a box cuts is moved by the share of it outside")
 
     @field_validator("interval")
     @classmethod
     def _ordered_interval(cls, value: Optional[tuple[float, float]]) -> Optional[tuple[float, float]]:
         return ordered_interval(value)
+
+    @model_serializer(mode="wrap")
+    def _without_empty_keep_out(self, handler: Any) -> Any:
+        # Left out when empty: the guide's options name the experiment's video sets, and the
+        # option at its default must not rename the sets generated before it existed.
+        data = handler(self)
+        if isinstance(data, dict) and not self.keep_out:
+            data.pop("keep_out", None)
+        return data
+
+    @field_validator("keep_out")
+    @classmethod
+    def _boxes_inside_frame(cls, value: list[tuple[float, float, float, float]]
+                            ) -> list[tuple[float, float, float, float]]:
+        for index, (x0, y0, x1, y1) in enumerate(value):
+            if not (0.0 <= x0 < x1 <= 1.0 and 0.0 <= y0 < y1 <= 1.0):
+                raise ValueError(f"keep_out[{index}] = {[x0, y0, x1, y1]} must satisfy 0 <= x0 < x1 <= 1 and "
+                                 "0 <= y0 < y1 <= 1 (fractions of the frame)")
+        return value
 
 
 class EmotionSegment(Strict):

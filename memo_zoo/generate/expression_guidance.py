@@ -18,7 +18,17 @@ velocity as a weak, global shift, and whether a training learns to draw the labe
 the seed; classifier-free guidance can only amplify what the network learned. This guide brings the
 expression from a model that learned nothing else.
 
-Frames whose clip has no label (the "no emotion" index) are not guided. A reference-conditioned
+Frames whose clip has no label (the "no emotion" index) are not guided.
+
+``keep_out`` boxes (x0, y0, x1, y1, fractions of the frame) multiply the gradient by a mask that is 0
+on latent cells inside them (``memo_zoo.model.latent_boxes.keep_out_mask``):
+
+    x0' = x0 + s * m * grad
+
+Why: the expression classifier reads the whole face, the mouth included (a smile, an open mouth of
+surprise), so its gradient also reshapes the lips, against the audio. Keeping it out of the mouth
+box leaves the lips to the network's audio conditioning and the expression to the rest of the face
+(docs/emotion_diagnosis.md section 15). A reference-conditioned
 classifier (``memo_zoo.model.latent_expression``) reads every frame beside the portrait's latents,
 which the sampler passes along.
 """
@@ -32,6 +42,7 @@ from torch import Tensor
 
 from memo_zoo.errors import MemoZooError
 from memo_zoo.generate.config import ExpressionGuidanceConfig, within_interval
+from memo_zoo.model.latent_boxes import keep_out_mask
 from memo_zoo.model.latent_expression import LatentExpressionClassifier, load_classifier
 
 MIN_TIME = 1e-3  # v' divides by t; solvers never evaluate at t = 0, this only guards a custom one
@@ -44,6 +55,7 @@ class ExpressionGuide:
                  device: torch.device):
         self.config = config
         self.classifier = classifier.to(device)
+        self._masks: dict[tuple[int, int, torch.device], Tensor] = {}  # keep_out masks by latent grid, made once
 
     @classmethod
     def load(cls, config: ExpressionGuidanceConfig, labels: tuple[str, ...], device: torch.device) -> "ExpressionGuide":
@@ -71,7 +83,18 @@ class ExpressionGuide:
         return velocity - self.config.scale * self.gradient(clean, label, reference) / max(float(t), MIN_TIME)
 
     def gradient(self, clean: Tensor, label: int, reference: Tensor | None = None) -> Tensor:
-        return log_prob_gradient(self.classifier, clean, label, reference)
+        """grad log p(label | clean), zero inside the ``keep_out`` boxes (module docstring)."""
+        grad = log_prob_gradient(self.classifier, clean, label, reference)
+        if not self.config.keep_out:
+            return grad
+        return grad * self.mask(clean.shape[-2], clean.shape[-1], clean.device).to(grad.dtype)
+
+    def mask(self, height: int, width: int, device: torch.device) -> Tensor:
+        """(height, width): the ``keep_out`` mask of this latent grid."""
+        key = (height, width, device)
+        if key not in self._masks:
+            self._masks[key] = keep_out_mask(self.config.keep_out, height, width).float().to(device)
+        return self._masks[key]
 
 
 def log_prob_gradient(classifier: LatentExpressionClassifier, clean: Tensor, label: int,

@@ -30,22 +30,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 from torch import Tensor
+# Shared with expression guidance (E6), so it lives below both; imported here for the old path.
+from memo_zoo.model.latent_boxes import box_coverage
 # The torch-free home of these names (issue 17.8); imported here so that old import paths still work.
 from memo_zoo.train.part_configs import LossRegion
-
-
-def _coverage_1d(start: float, end: float, cells: int) -> Tensor:
-    """Fraction of each of ``cells`` equal intervals of [0, 1] that lies inside [start, end]."""
-    edges = torch.linspace(0.0, 1.0, cells + 1, dtype=torch.float64)
-    overlap = (torch.minimum(edges[1:], torch.tensor(end)) - torch.maximum(edges[:-1], torch.tensor(start)))
-    return overlap.clamp(min=0.0) * cells
-
-
-def box_coverage(box: tuple[float, float, float, float], height: int, width: int) -> Tensor:
-    """(height, width) float64: the fraction of each latent cell's area inside ``box`` (x0, y0,
-    x1, y1 in fractions of the frame)."""
-    x0, y0, x1, y1 = box
-    return torch.outer(_coverage_1d(y0, y1, height), _coverage_1d(x0, x1, width))
 
 
 def region_weight_map(regions: list[LossRegion], height: int, width: int) -> Tensor | None:

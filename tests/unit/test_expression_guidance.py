@@ -70,6 +70,34 @@ def test_the_guided_velocity_moves_the_clean_prediction_by_scale_times_the_gradi
         assert float(step.reshape(-1)[index]) == pytest.approx(float(numeric), rel=1e-3, abs=1e-5)
 
 
+@pytest.mark.parametrize("with_reference", [False, True])
+def test_keep_out_boxes_leave_the_clean_prediction_there_and_the_rest_guided_as_before(with_reference):
+    mouth = (0.28, 0.5, 0.72, 0.8)  # talking_world's mouth box: rows 4-5, columns 3-4 wholly inside on 8 x 8
+    options = ExpressionGuidanceConfig(classifier="unused.safetensors", scale=3.0, keep_out=[mouth])
+    kept = ExpressionGuide(options, classifier(2, reference=with_reference), torch.device("cpu"))
+    free = guide(3.0, seed=2, reference=with_reference)
+    generator = torch.Generator().manual_seed(5)
+    sample = torch.randn((1, 3, CHANNELS, SIDE, SIDE), generator=generator)
+    velocity = torch.randn(sample.shape, generator=generator)
+    reference = torch.randn((1, CHANNELS, SIDE, SIDE), generator=generator) if with_reference else None
+    t = 0.6
+    clean = sample - t * velocity
+    kept_step = (sample - t * kept.velocity(sample, t, velocity, 3, reference)) - clean
+    free_step = (sample - t * free.velocity(sample, t, velocity, 3, reference)) - clean
+    assert free_step[..., 4:6, 3:5].abs().max() > 1e-4  # the classifier does reach into the mouth
+    torch.testing.assert_close(kept_step[..., 4:6, 3:5], torch.zeros_like(kept_step[..., 4:6, 3:5]))
+    torch.testing.assert_close(kept_step[..., :4, :], free_step[..., :4, :])  # above the box: as before
+    # a cell the box cuts moves by the share of it outside the box
+    share = 1 - (0.375 - 0.28) / 0.125
+    torch.testing.assert_close(kept_step[..., 4, 2], share * free_step[..., 4, 2], rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("box", [[0.5, 0.2, 0.4, 0.8], [0.1, 0.2, 0.4, 1.2], [-0.1, 0.0, 0.5, 0.5]])
+def test_a_keep_out_box_outside_the_frame_or_upside_down_is_refused_by_index(box):
+    with pytest.raises(ValueError, match=r"keep_out\[1\]"):
+        ExpressionGuidanceConfig(classifier="g.safetensors", keep_out=[[0.2, 0.2, 0.4, 0.4], box])
+
+
 def test_a_reference_classifier_reads_the_difference_from_the_portrait_and_needs_it():
     model = classifier(4, reference=True)
     torch.manual_seed(0)
@@ -275,6 +303,9 @@ def test_the_option_at_its_default_leaves_the_generation_keys_unchanged():
     assert GenerateConfig.model_fields["expression_guidance"].default is None
     dumped = GenerationOptions(expression_guidance={"classifier": "g.safetensors", "scale": 2}).model_dump(mode="json")
     assert json.loads(json.dumps(dumped))["expression_guidance"]["scale"] == 2
+    assert "keep_out" not in dumped["expression_guidance"]  # the sets generated before keep_out keep their names
+    boxed = GenerationOptions(expression_guidance={"classifier": "g.safetensors", "keep_out": [[0.2, 0.5, 0.8, 0.8]]})
+    assert boxed.model_dump(mode="json")["expression_guidance"]["keep_out"] == [[0.2, 0.5, 0.8, 0.8]]
 
 
 class PoolVAE(torch.nn.Module):
