@@ -85,6 +85,7 @@ KEYS = {
     ('ablate_emotion.yaml', None, 'expression_guidance_ref_8'): ('a88827b79f', '66bf68f545', 'ffcd219b97'),
     ('ablate_emotion.yaml', None, 'expression_guidance_ref60_4'): ('a88827b79f', '66bf68f545', '726ba9f54e'),
     ('ablate_emotion.yaml', None, 'expression_guidance_ref60_4_no_mouth'): ('a88827b79f', '66bf68f545', 'a0fcb573c6'),
+    ('ablate_emotion.yaml', None, 'expression_guidance_ref60_4_no_lower_face'): ('a88827b79f', '66bf68f545', 'c86007118b'),
     ('ablate_emotion.yaml', None, 'fixed_label'): ('a88827b79f', '66bf68f545', 'e887646093'),
     ('ablate_emotion.yaml', None, 'detected_label'): ('a88827b79f', '66bf68f545', 'f0abbf721c'),
     ('ablate_emotion.yaml', 'quick', 'memo'): ('6da2521d67', 'b0064ef78a', 'f4a57807e5'),
@@ -98,6 +99,7 @@ KEYS = {
     ('ablate_emotion.yaml', 'quick', 'expression_guidance_ref_8'): ('6da2521d67', 'b0064ef78a', 'd88fdef7ad'),
     ('ablate_emotion.yaml', 'quick', 'expression_guidance_ref60_4'): ('6da2521d67', 'b0064ef78a', '2035ab1895'),
     ('ablate_emotion.yaml', 'quick', 'expression_guidance_ref60_4_no_mouth'): ('6da2521d67', 'b0064ef78a', '90058576d1'),
+    ('ablate_emotion.yaml', 'quick', 'expression_guidance_ref60_4_no_lower_face'): ('6da2521d67', 'b0064ef78a', '35be566c90'),
     ('ablate_emotion.yaml', 'quick', 'fixed_label'): ('6da2521d67', 'b0064ef78a', 'c76f29eec6'),
     ('ablate_emotion.yaml', 'quick', 'detected_label'): ('6da2521d67', 'b0064ef78a', 'c7946e4002'),
 }
