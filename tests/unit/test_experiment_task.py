@@ -168,3 +168,35 @@ def test_the_held_out_speakers_are_those_of_the_held_out_split(registry):
     assert held_out_speakers(context, dataset, "test") == {"tw_id060"}  # a clip naming no speaker adds none
     assert fake.configs[0].split == "test" and dataset.split != "test"  # the recipe's own config is left as it is
     assert held_out_speakers(context, dataset, "train") == frozenset() and len(fake.configs) == 1
+
+
+def test_the_experiment_hands_the_held_out_speakers_to_the_classifier_it_trains(registry, tmp_path, monkeypatch):
+    """``ExperimentTask._expression_guide``: a missing classifier is trained with the held-out split's
+    speakers barred; an existing file is used as it is, without listing the split."""
+    from types import SimpleNamespace
+
+    import memo_zoo.tasks.expression_classifier as classifier_task
+    from memo_zoo.tasks.experiment import ExperimentTask
+
+    r = recipe(registry, task={"kind": "experiment", "train": {"steps": 10},
+                               "generation": {"expression_guidance": {"classifier": "c/guide.safetensors"}},
+                               "train_expression_classifier": {}})
+    fake = DatasetRegistry([ClipRecord(clip_id="x", video="x.mp4", speaker="tw_id061")])
+    calls = []
+
+    def ensure(context, target, options, train, held_out=frozenset()):
+        calls.append((target, held_out))
+        return target
+
+    monkeypatch.setattr(classifier_task, "ensure_classifier", ensure)
+    context = SimpleNamespace(workdir=str(tmp_path), recipe=r, build=fake.build)
+    task = ExperimentTask(r.task)
+    task._expression_guide(context)
+    assert calls == [(tmp_path / "c" / "guide.safetensors", frozenset({"tw_id061"}))]
+    assert fake.configs[0].split == r.task.held_out.split == "test"
+    assert task.expression_guidance.classifier == tmp_path / "c" / "guide.safetensors"
+
+    (tmp_path / "c").mkdir()
+    (tmp_path / "c" / "guide.safetensors").write_bytes(b"trained")
+    task._expression_guide(context)
+    assert calls[-1] == (tmp_path / "c" / "guide.safetensors", frozenset()) and len(fake.configs) == 1
