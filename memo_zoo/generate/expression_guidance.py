@@ -18,19 +18,20 @@ velocity as a weak, global shift, and whether a training learns to draw the labe
 the seed; classifier-free guidance can only amplify what the network learned. This guide brings the
 expression from a model that learned nothing else.
 
-Frames whose clip has no label (the "no emotion" index) are not guided.
+Frames whose clip has no label (the "no emotion" index) are not guided. A reference-conditioned
+classifier (``memo_zoo.model.latent_expression``) reads every frame beside the portrait's latents,
+which the sampler passes along.
 
-``keep_out`` boxes (x0, y0, x1, y1, fractions of the frame) multiply the gradient by a mask that is 0
-on latent cells inside them (``memo_zoo.model.latent_boxes.keep_out_mask``):
+``keep_out`` boxes (left, top, right, bottom in fractions of the frame) multiply the gradient by a
+mask m that is 0 on latent cells inside them and, on a cell a box cuts, the share of it outside
+(``memo_zoo.model.latent_boxes.keep_out_mask``):
 
     x0' = x0 + s * m * grad
 
 Why: the expression classifier reads the whole face, the mouth included (a smile, an open mouth of
 surprise), so its gradient also reshapes the lips, against the audio. Keeping it out of the mouth
 box leaves the lips to the network's audio conditioning and the expression to the rest of the face
-(docs/emotion_diagnosis.md section 15). A reference-conditioned
-classifier (``memo_zoo.model.latent_expression``) reads every frame beside the portrait's latents,
-which the sampler passes along.
+(docs/emotion_diagnosis.md section 15).
 """
 
 from __future__ import annotations

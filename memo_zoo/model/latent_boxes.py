@@ -2,8 +2,8 @@
 
 A box (x0, y0, x1, y1) is given in fractions of the frame so that one recipe serves any resolution
 and any autoencoder downsampling; its cells rarely line up with the latent grid, so a cell counts
-by the fraction of its area inside the box. The training loss weights cells by it (L-region,
-``memo_zoo.train.regions``) and expression guidance keeps its step out of it (E6,
+by the fraction of its area inside the box. The training loss weights cells by it (``loss_regions``,
+an addition under L1 in docs/method.md; ``memo_zoo.train.regions``) and expression guidance keeps its step out of it (E6,
 ``memo_zoo.generate.expression_guidance``), which is why it sits below both.
 """
 
