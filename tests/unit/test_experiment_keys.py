@@ -124,3 +124,25 @@ def test_every_variant_and_profile_keeps_its_keys(keys):
     assert set(keys) == set(KEYS)
     changed = {k: (keys[k], KEYS[k]) for k in KEYS if keys[k] != KEYS[k]}
     assert not changed, changed
+
+
+def test_scoring_every_held_out_clip_reuses_ablate_emotions_networks(registry, repo_root):
+    """recipes/ablate_emotion_all_held_out.yaml changes only which clips are generated and scored:
+    every variant trains nothing that ablate_emotion.yaml has trained (same training and stage-1
+    keys), and its videos are new ones."""
+    def variant_keys(recipe: str) -> dict:
+        loaded = load_recipe(repo_root / "recipes" / recipe, registry)
+        resolved = validate_variants(variant_documents(loaded.document, loaded.source), registry, loaded.source)
+        out = {}
+        for variant, r in resolved:
+            train = training_key(r, r.task)
+            stage1 = stage1_key(r, r.task, shared_stage1(r.task)[0])
+            out[variant.name] = (train, stage1, generation_key(r, r.task, train), r.task.override is None)
+        return out
+
+    everyone, two = variant_keys("ablate_emotion_all_held_out.yaml"), variant_keys("ablate_emotion.yaml")
+    assert set(everyone) == set(two)
+    for name in two:
+        assert everyone[name][:2] == two[name][:2], name
+        assert everyone[name][2] != two[name][2], name
+        assert everyone[name][3], name  # the override study is ablate_emotion's alone
