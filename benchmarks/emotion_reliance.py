@@ -311,6 +311,11 @@ def part_ceiling(args: argparse.Namespace) -> None:
     registry, recipe = recipe_and_registry(args)
     vae = registry.build("vae", recipe.model.vae)
     config = next(m for m in recipe.metrics if getattr(m, "kind", None) == "world_expression")
+    if args.measurer_round_trip is not None:
+        # A measurer trained on one autoencoder's round trips learns that autoencoder's artefacts:
+        # comparing autoencoders fairly needs each one read by a measurer trained on its own.
+        trip = {"kind": "sd_vae", "weights": str(args.measurer_round_trip)}
+        config = config.model_copy(update={"training": config.training.model_copy(update={"round_trip": trip})})
     metrics = {"real": registry.build("metric", config), "round trip": registry.build("metric", config),
                "generated": registry.build("metric", config)}
     others = {c.kind: {name: registry.build("metric", c) for name in metrics} for c in recipe.metrics
@@ -332,7 +337,8 @@ def part_ceiling(args: argparse.Namespace) -> None:
                 group[name].update(sample)
     results = {name: metric.compute() for name, metric in metrics.items()
                if name != "generated" or args.videos is not None}
-    print(f"### (b) world_expression of the real held-out videos ({recipe.model.vae.weights})\n")
+    print(f"### (b) world_expression of the real held-out videos ({recipe.model.vae.weights}; the measurer "
+          f"trained on the round trips of {(config.training.round_trip or {}).get('weights')})\n")
     print("| video | frames scored | world_expression_acc, real | after the round trip | clip label right, real | "
           "after the round trip |")
     print("|---|---|---|---|---|---|")
@@ -1055,6 +1061,9 @@ def main() -> None:
     sub = command("ceiling", part_ceiling)
     sub.add_argument("--videos", type=Path, default=None,
                      help="a folder of generated videos (<clip>.mp4, an experiment's videos-<hash>): scored too")
+    sub.add_argument("--measurer-round-trip", type=Path, default=None, metavar="VAE_FOLDER",
+                     help="train world_expression's measurer on this autoencoder's round trips instead of the "
+                          "recipe's (to read each autoencoder by a measurer that knows its artefacts)")
     sub = command("measurer", part_measurer)
     sub.add_argument("--clips", type=int, default=9)
     sub.add_argument("--max-frames", type=int, default=100)
