@@ -313,6 +313,9 @@ def part_ceiling(args: argparse.Namespace) -> None:
     vae = registry.build("vae", recipe.model.vae)
     config = next(m for m in recipe.metrics if getattr(m, "kind", None) == "world_expression")
     if args.measurer_round_trip is not None:
+        if not args.measurer_round_trip.exists():
+            raise SystemExit(f"--measurer-round-trip: no autoencoder at {args.measurer_round_trip} (train it first, "
+                             "e.g. memo-zoo run recipes/vae_expression.yaml --variant grid16_8ch)")
         # A measurer trained on one autoencoder's round trips learns that autoencoder's artefacts:
         # comparing autoencoders fairly needs each one read by a measurer trained on its own.
         trip = {"kind": "sd_vae", "weights": str(args.measurer_round_trip)}
