@@ -573,6 +573,10 @@ def part_classifier(args: argparse.Namespace) -> None:
                                                   split_speakers)
     from memo_zoo.train.part_configs import ExpressionClassifierTraining
 
+    for setting in args.setting:  # before minutes of loading
+        bad = [item for item in setting.split() if "=" not in item]
+        if bad:
+            raise SystemExit(f"--setting {setting!r}: {bad[0]!r} is not KEY=VALUE")
     registry, recipe = recipe_and_registry(args)
     base = recipe.task.train_expression_classifier
     if base is None:
