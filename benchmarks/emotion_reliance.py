@@ -569,19 +569,28 @@ def part_classifier(args: argparse.Namespace) -> None:
     from memo_zoo.emotion import LABEL_SETS
     from memo_zoo.tasks.expression_classifier import labelled_latents
     from memo_zoo.train.latent_cache import vae_fingerprint
-    from memo_zoo.train.latent_expression import (confusion_matrix, draw_references, fit_classifier,
-                                                  split_speakers)
+    from memo_zoo.train.latent_expression import confusion_matrix, draw_references, fit_classifier
     from memo_zoo.train.part_configs import ExpressionClassifierTraining
 
-    for setting in args.setting:  # before minutes of loading
-        bad = [item for item in setting.split() if "=" not in item]
-        if bad:
-            raise SystemExit(f"--setting {setting!r}: {bad[0]!r} is not KEY=VALUE")
+    from pydantic import ValidationError
+
     registry, recipe = recipe_and_registry(args)
     base = recipe.task.train_expression_classifier
     if base is None:
         raise SystemExit(f"{args.recipe}: task.train_expression_classifier is not set (run with the variant's "
                          "overrides, e.g. task.train_expression_classifier.reference=true)")
+    settings = []  # (label, options), every one checked before minutes of loading and training
+    for setting in args.setting or [""]:
+        bad = [item for item in setting.split() if "=" not in item]
+        if bad:
+            raise SystemExit(f"--setting {setting!r}: {bad[0]!r} is not KEY=VALUE")
+        changes = {key: yaml.safe_load(value) for key, value in (item.split("=", 1) for item in setting.split())}
+        try:
+            options = ExpressionClassifierTraining.model_validate({**base.model_dump(), **changes})
+        except ValidationError as error:
+            problems = "; ".join(f"{'.'.join(str(part) for part in e['loc'])}: {e['msg']}" for e in error.errors())
+            raise SystemExit(f"--setting {setting!r}: {problems}") from None
+        settings.append((setting or "the recipe's", options))
     vae = registry.build("vae", recipe.model.vae)
     train = train_config(recipe)
     names = LABEL_SETS[train.samples.label_set]
@@ -592,12 +601,10 @@ def part_classifier(args: argparse.Namespace) -> None:
           f"{len(set(data.clips))} clips, {len(set(data.speakers))} speakers; every {base.frame_stride}. frame)\n")
     print("| setting | held-out accuracy | balanced | at noise std 0.25 | last training loss |")
     print("|---|---|---|---|---|")
-    for setting in args.setting or [""]:
-        changes = {key: yaml.safe_load(value) for key, value in (item.split("=", 1) for item in setting.split())}
-        options = ExpressionClassifierTraining.model_validate({**base.model_dump(), **changes})
+    for label, options in settings:
         model, report = fit_classifier(data.latents, data.labels, data.speakers, names, fingerprint, options,
                                        data.clips)
-        held_out = split_speakers(data.speakers, options.validation_fraction, options.seed)
+        held_out = set(report.validation_speakers)  # the speakers fit_classifier held out
         at = torch.tensor([speaker in held_out for speaker in data.speakers])
         generator = torch.Generator().manual_seed(options.seed)
         x = data.latents[at].float()
@@ -611,7 +618,6 @@ def part_classifier(args: argparse.Namespace) -> None:
                               for i in range(0, len(noisy), 1024)]).numpy()
         matrix = confusion_matrix(data.labels[at].numpy(), read, len(names))
         noisy_accuracy = float(np.trace(matrix) / max(1, matrix.sum()))
-        label = setting or "the recipe's"
         print(f"| {label} | {pct(report.accuracy)} | {pct(report.balanced_accuracy)} | "
               f"{pct(noisy_accuracy)} | {report.losses[-1]:.3f} |", flush=True)
 
