@@ -558,9 +558,11 @@ def part_classifier(args: argparse.Namespace) -> None:
     training's latent store: nothing is encoded again when a run already did it) and one
     classifier is trained per ``--setting`` (space-separated KEY=VALUE options of
     ``ExpressionClassifierTraining`` replacing the recipe's), every one on the same frames and the
-    same held-out speakers. Per setting: the held-out speakers' accuracy and balanced accuracy on
-    clean latents (what ``fit_classifier`` reports), the same at the noise the guide meets half-way
-    (std 0.25), and the last epoch's training loss.
+    same held-out speakers (a setting may not change ``dataset`` or ``frame_stride``, which choose
+    the frames read; ``min_intensity`` keeps some of them, each with its own true label, so its
+    figures are on the clear frames only, as world_expression scores). Per setting: the held-out
+    speakers' accuracy and balanced accuracy on clean latents (what ``fit_classifier`` reports), the
+    same at the noise the guide meets half-way (std 0.25), and the last epoch's training loss.
     """
     from types import SimpleNamespace
 
@@ -590,18 +592,24 @@ def part_classifier(args: argparse.Namespace) -> None:
         except ValidationError as error:
             problems = "; ".join(f"{'.'.join(str(part) for part in e['loc'])}: {e['msg']}" for e in error.errors())
             raise SystemExit(f"--setting {setting!r}: {problems}") from None
+        read_once = [key for key in ("dataset", "frame_stride") if key in changes]
+        if read_once:  # every setting trains on the frames read once, with the recipe's data options
+            raise SystemExit(f"--setting {setting!r}: {read_once[0]} chooses the frames read, which all settings "
+                             "share; set it in the recipe's task.train_expression_classifier instead")
         settings.append((setting or "the recipe's", options))
     vae = registry.build("vae", recipe.model.vae)
     train = train_config(recipe)
     names = LABEL_SETS[train.samples.label_set]
     context = SimpleNamespace(recipe=recipe, build=registry.build)
-    data = labelled_latents(context, vae, train, base.frame_stride, base.dataset or {})
+    truth = any(options.min_intensity is not None for _, options in settings)
+    read = labelled_latents(context, vae, train, base.frame_stride, base.dataset or {}, frame_truth=truth)
     fingerprint = vae_fingerprint(vae)
-    print(f"### (f') the guide's classifier per training setting ({data.latents.shape[0]} frames of "
-          f"{len(set(data.clips))} clips, {len(set(data.speakers))} speakers; every {base.frame_stride}. frame)\n")
+    print(f"### (f') the guide's classifier per training setting ({read.latents.shape[0]} frames of "
+          f"{len(set(read.clips))} clips, {len(set(read.speakers))} speakers; every {base.frame_stride}. frame)\n")
     print("| setting | held-out accuracy | balanced | at noise std 0.25 | last training loss |")
     print("|---|---|---|---|---|")
     for label, options in settings:
+        data = read.select(options.min_intensity)  # min_intensity: clear frames, each with its own true label
         model, report = fit_classifier(data.latents, data.labels, data.speakers, names, fingerprint, options,
                                        data.clips)
         held_out = set(report.validation_speakers)  # the speakers fit_classifier held out

@@ -128,12 +128,20 @@ class TalkingHeadSamples(Dataset):
                       stacklevel=3)
 
     def _emotion_index(self, record: ClipRecord) -> int:
-        if record.emotion is None:
+        try:
+            return self.emotion_index(record.emotion)
+        except ValueError as error:
+            raise ValueError(f"clip {record.clip_id!r}: {error}") from None
+
+    def emotion_index(self, emotion: str | None) -> int:
+        """The index of ``emotion`` (a clip's or a frame's label; aliases such as ``contempt`` mapped) in
+        ``labels``; ``len(labels)`` for None (no label)."""
+        if emotion is None:
             return len(self.labels)
-        label = record.emotion if record.emotion in self.labels else _LABEL_ALIASES.get(record.emotion)
+        label = emotion if emotion in self.labels else _LABEL_ALIASES.get(emotion)
         if label not in self.labels:
-            raise ValueError(f"clip {record.clip_id!r}: emotion {record.emotion!r} is not in the "
-                             f"{self.config.label_set} label set ({', '.join(self.labels)})")
+            raise ValueError(f"emotion {emotion!r} is not in the {self.config.label_set} label set "
+                             f"({', '.join(self.labels)})")
         return self.labels.index(label)
 
     def _decoupling_pools(self) -> tuple[list[np.ndarray], list[tuple[int, int, int] | None]]:

@@ -8,6 +8,10 @@ reads the training clips of ``data.dataset`` (or of the same dataset with the op
 ``model.vae`` (``ClipLatentStore``: the latents a training already encoded are read, not encoded
 again), labels each frame with its clip's emotion and trains
 ``memo_zoo.train.latent_expression.fit_classifier``. Clips without an emotion label are left out.
+With the options' ``min_intensity`` each frame is labelled with its own true emotion instead (the
+dataset's per-frame truth, ``memo_zoo.data.truth``) and only the frames whose true intensity reaches
+it are kept: at an emotion change a clip fades through a neutral face, and its label no longer
+says what the frame shows.
 
 The file is written atomically; beside it ``<name>.json`` keeps the held-out figures, and the MLflow
 run receives them as ``expression_classifier/accuracy`` and ``.../balanced_accuracy`` with the
@@ -23,6 +27,7 @@ import json
 from pathlib import Path
 from typing import Any, NamedTuple
 
+import numpy as np
 import torch
 from pydantic import ValidationError
 
@@ -65,7 +70,8 @@ def ensure_classifier(context: RunContext, target: Path, options: ExpressionClas
         raise MemoZooError("training the expression classifier needs data.dataset")
     overrides = options.dataset or {}
     data = labelled_latents(context, vae, train, options.frame_stride, overrides,
-                            frozenset() if "seed" in overrides else held_out)
+                            frozenset() if "seed" in overrides else held_out,
+                            frame_truth=options.min_intensity is not None).select(options.min_intensity)
     names = LABEL_SETS[train.samples.label_set]
     model, report = fit_classifier(data.latents, data.labels, data.speakers, names, vae_fingerprint(vae), options,
                                    data.clips)
@@ -82,22 +88,45 @@ def ensure_classifier(context: RunContext, target: Path, options: ExpressionClas
 
 
 class LabelledLatents(NamedTuple):
-    """Per frame: its latent (N, C, h, w), its clip's emotion index, speaker and clip id."""
+    """Per frame: its latent (N, C, h, w), its clip's emotion index, speaker and clip id; read with
+    ``frame_truth``, also its own true emotion index and expression intensity (else None)."""
 
     latents: torch.Tensor
     labels: torch.Tensor
     speakers: list[str]
     clips: list[str]
+    frame_labels: torch.Tensor | None = None
+    intensity: torch.Tensor | None = None
+
+    def select(self, min_intensity: float | None) -> LabelledLatents:
+        """The frames a classifier trained with ``min_intensity`` learns from: every frame with its clip's
+        label (None), or the frames whose true intensity is at least ``min_intensity``, each with its
+        own true label (a fading or changing expression says little, and the measurer does not score
+        it either)."""
+        if min_intensity is None:
+            return self
+        if self.frame_labels is None or self.intensity is None:
+            raise MemoZooError("train_expression_classifier.min_intensity needs each frame's true emotion and "
+                               "intensity: read the latents with frame_truth")
+        keep = torch.nonzero((self.intensity >= min_intensity) & (self.frame_labels >= 0)).flatten()
+        if keep.numel() == 0:
+            raise MemoZooError(f"train_expression_classifier.min_intensity {min_intensity:g}: no frame's true "
+                               "intensity reaches it")
+        picked = keep.tolist()
+        return LabelledLatents(self.latents[keep], self.frame_labels[keep], [self.speakers[i] for i in picked],
+                               [self.clips[i] for i in picked], self.frame_labels[keep], self.intensity[keep])
 
 
 def labelled_latents(context: RunContext, vae: Any, train: TrainConfig, stride: int,
                      overrides: dict[str, Any] | None = None,
-                     held_out: frozenset[str] = frozenset()) -> LabelledLatents:
+                     held_out: frozenset[str] = frozenset(), frame_truth: bool = False) -> LabelledLatents:
     """Every ``stride``-th frame's latent of the labelled clips of ``data.dataset`` (with ``overrides``
     of its options), its clip's emotion index, the clip's speaker (the clip id when the dataset
-    names none) and the clip's id. A clip of a ``held_out`` speaker is refused before anything is
-    encoded."""
+    names none) and the clip's id; with ``frame_truth`` also each frame's true emotion index (-1
+    where the truth names none) and intensity, read by the dataset (``memo_zoo.data.truth``). A
+    clip of a ``held_out`` speaker is refused before anything is encoded."""
     from memo_zoo.data.samples import TalkingHeadSamples
+    from memo_zoo.data.truth import TruthReader
     from memo_zoo.train.latent_cache import ClipLatentStore, vae_fingerprint
     from memo_zoo.train.step import encode_frames
 
@@ -109,7 +138,11 @@ def labelled_latents(context: RunContext, vae: Any, train: TrainConfig, stride: 
         except ValidationError as error:
             problems = "; ".join(f"{'.'.join(str(part) for part in e['loc'])}: {e['msg']}" for e in error.errors())
             raise MemoZooError(f"task.train_expression_classifier.dataset ({dataset.kind}): {problems}") from None
-    samples = TalkingHeadSamples(context.build("dataset", dataset).clips(), train.samples)
+    component = context.build("dataset", dataset)
+    if frame_truth and not isinstance(component, TruthReader):
+        raise MemoZooError(f"task.train_expression_classifier.min_intensity needs per-frame truth, which data.dataset "
+                           f"({dataset.kind}) does not give; leave min_intensity unset to label frames by clip")
+    samples = TalkingHeadSamples(component.clips(), train.samples)
     # A guide trained on the held-out people would be scored on faces it has learned: its figures
     # would no longer say what it does for a new portrait.
     leaked = sorted({record.speaker for record in samples.clips if record.speaker in held_out})
@@ -120,7 +153,7 @@ def labelled_latents(context: RunContext, vae: Any, train: TrainConfig, stride: 
                            "(talking_world: identities at most the number of training identities, test_identities: 0)")
     store = ClipLatentStore(samples, vae_fingerprint(vae), lambda images: encode_frames(vae, images, train.vae_batch))
     none = len(samples.labels)
-    latents, labels, speakers, clip_ids = [], [], [], []
+    latents, labels, speakers, clip_ids, frame_labels, intensity = [], [], [], [], [], []
     for clip in progress(range(len(samples.clips)), desc="expression classifier: latents", unit="clip"):
         emotion = samples.clip_emotion(clip)
         if emotion == none:
@@ -131,10 +164,35 @@ def labelled_latents(context: RunContext, vae: Any, train: TrainConfig, stride: 
         record = samples.clips[clip]
         speakers += [record.speaker or record.clip_id] * frames.shape[0]
         clip_ids += [record.clip_id] * frames.shape[0]
+        if frame_truth:
+            truth_labels, truth_intensity = _frame_truth(component, record, samples, stride, frames.shape[0])
+            frame_labels.append(truth_labels)
+            intensity.append(truth_intensity)
     if not latents:
         raise MemoZooError(f"data.dataset ({recipe.data.dataset.kind}) has no training clip with an emotion label: "
                            "the expression classifier has nothing to learn from")
-    return LabelledLatents(torch.cat(latents), torch.cat(labels), speakers, clip_ids)
+    if not frame_truth:
+        return LabelledLatents(torch.cat(latents), torch.cat(labels), speakers, clip_ids)
+    return LabelledLatents(torch.cat(latents), torch.cat(labels), speakers, clip_ids, torch.cat(frame_labels),
+                           torch.cat(intensity))
+
+
+def _frame_truth(component: Any, record: Any, samples: Any, stride: int,
+                 count: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The true emotion index (-1: none) and intensity of the clip's frames 0, stride, 2 x stride, ...
+    (``count`` of them) of the frame cache, each read at the middle of its display interval in the
+    truth's own frame rate (the cache may be resampled)."""
+    truth = component.frame_truth(record)
+    if truth is None or "intensity" not in truth.frames:
+        raise MemoZooError(f"train_expression_classifier.min_intensity: clip {record.clip_id} has no per-frame "
+                           "truth with an intensity")
+    levels = np.asarray(truth.frames["intensity"], np.float32)
+    at = np.floor((np.arange(count) * stride + 0.5) * truth.fps / samples.config.fps).astype(np.int64)
+    at = np.minimum(at, len(truth.emotion) - 1)
+    none = len(samples.labels)
+    indices = [samples.emotion_index(truth.emotion[i]) for i in at]
+    return (torch.tensor([-1 if i == none else i for i in indices], dtype=torch.long),
+            torch.from_numpy(levels[np.minimum(at, len(levels) - 1)]))
 
 
 def held_out_speakers(context: RunContext, dataset: Any, split: str) -> frozenset[str]:

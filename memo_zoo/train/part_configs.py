@@ -107,6 +107,11 @@ class ExpressionClassifierTraining(BaseModel):
                                           "kind), e.g. {clips_per_identity: 8} for a talking_world where every "
                                           "person shows every emotion; {} = data.dataset's training clips")
     frame_stride: int = Field(1, ge=1, description="use every Nth frame of each clip")
+    min_intensity: float | None = Field(
+        None, ge=0, le=1, description="label each frame with its own true emotion (the dataset's per-frame truth: "
+                                      "talking_world) and keep only the frames whose true expression intensity is at "
+                                      "least this, as world_expression scores them; null = every frame, labelled "
+                                      "with its clip's emotion")
     reference: bool = Field(False, description="also read a reference frame of the same person (drawn from another "
                                                "of their clips, anew each epoch; the portrait at generation) and see "
                                                "(x - reference, x): learns what an expression changes, not who "

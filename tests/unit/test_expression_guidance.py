@@ -355,7 +355,8 @@ def test_the_experiment_trains_the_classifier_once_from_labelled_training_clips(
     monkeypatch.setenv("MEMO_ZOO_CACHE_DIR", str(tmp_path / "cache"))
     train = TrainConfig(samples={"size": 32, "clip_frames": 4, "motion_frames": [2]})
     context = classifier_context(tmp_path, ["happy", "sad", None, "angry", "happy", "sad"])
-    latents, labels, speakers, clips = labelled_latents(context, PoolVAE(), train, stride=2)
+    latents, labels, speakers, clips, frame_labels, intensity = labelled_latents(context, PoolVAE(), train, stride=2)
+    assert frame_labels is None and intensity is None  # per-frame truth only when asked for
     assert latents.shape == (5 * 8, CHANNELS, 8, 8)  # the unlabelled clip is left out; every 2nd of 16 frames
     assert labels.tolist() == [3] * 8 + [5] * 8 + [0] * 8 + [3] * 8 + [5] * 8
     assert speakers[:8] == ["p0"] * 8 and speakers[16:24] == ["p1"] * 8
@@ -419,6 +420,62 @@ def test_the_classifier_never_learns_the_people_the_experiment_is_scored_on(tmp_
     # another seed draws other people under the same names: nothing to check
     other_seed = options.model_copy(update={"dataset": {"split": "train", "seed": 1}})
     assert ensure_classifier(context, target, other_seed, train, held) == target
+
+
+class TruthListDataset:
+    """Clips with per-frame truth at twice the frame cache's rate: the first half of each clip shows
+    happy, the second sad, the intensity rising linearly from 0 to 1 over the clip."""
+
+    def __init__(self, records):
+        self.records = records
+
+    def clips(self):
+        return list(self.records)
+
+    def frame_truth(self, record):
+        from memo_zoo.data.truth import ClipTruth
+
+        count = 32  # 16 frames at 25 fps, truth at 50 fps
+        intensity = np.arange(count) / (count - 1)
+        return ClipTruth(frames={"intensity": intensity}, emotion=["happy"] * 16 + ["sad"] * 16, fps=50.0)
+
+
+def test_min_intensity_trains_on_clear_frames_with_their_own_true_label(tmp_path, monkeypatch):
+    from memo_zoo.tasks.expression_classifier import ensure_classifier, labelled_latents
+    from memo_zoo.train.config import TrainConfig
+
+    monkeypatch.setenv("MEMO_ZOO_CACHE_DIR", str(tmp_path / "cache"))
+    train = TrainConfig(samples={"size": 32, "clip_frames": 4, "motion_frames": [2]})
+    context = classifier_context(tmp_path, ["happy", "angry", "happy", "angry"])
+    plain = context.build("dataset", None)
+    with pytest.raises(MemoZooError, match=r"min_intensity needs per-frame truth, which data.dataset \(list\)"):
+        labelled_latents(context, PoolVAE(), train, 2, frame_truth=True)
+    with pytest.raises(MemoZooError, match="read the latents with frame_truth"):
+        labelled_latents(context, PoolVAE(), train, 2).select(0.5)
+    built = {"dataset": TruthListDataset(plain.records), "vae": PoolVAE()}
+    context.build = lambda slot, config: built[slot]
+    data = labelled_latents(context, PoolVAE(), train, 2, frame_truth=True)
+    # cache frames 0, 2, ..., 14 at 25 fps are read at the middle of their display: truth frames 1, 5, ..., 29
+    at = np.arange(8) * 4 + 1
+    assert data.frame_labels.tolist() == [3 if i < 16 else 5 for i in at] * 4  # happy, then sad
+    assert torch.allclose(data.intensity, torch.tensor(np.tile(at / 31, 4), dtype=torch.float32))
+    assert data.labels.tolist() == [3] * 8 + [0] * 8 + [3] * 8 + [0] * 8  # the clips' own labels are kept
+    assert data.select(None) is data
+    clear = data.select(0.5)  # truth frames 17, 21, 25, 29 of every clip
+    assert clear.labels.tolist() == [5] * 16 and clear.latents.shape[0] == 16
+    kept = torch.tensor([4, 5, 6, 7]).repeat(4) + torch.arange(4).repeat_interleave(4) * 8  # the last 4 of every 8
+    assert torch.equal(clear.latents, data.latents[kept])
+    assert clear.clips == ["c0"] * 4 + ["c1"] * 4 + ["c2"] * 4 + ["c3"] * 4
+    with pytest.raises(MemoZooError, match="min_intensity 1: no frame"):
+        data.select(1.0)
+
+    options = ExpressionClassifierTraining(epochs=1, width=4, validation_fraction=0.5, min_intensity=0.5,
+                                           frame_stride=2)
+    target = ensure_classifier(context, tmp_path / "clear.safetensors", options, train)
+    record = json.loads(target.with_suffix(".json").read_text())
+    assert record["train_frames"] + record["validation_frames"] == 16 and record["options"]["min_intensity"] == 0.5
+    with pytest.raises(ValueError, match="min_intensity"):
+        ExpressionClassifierTraining(min_intensity=1.5)
 
 
 def test_bad_dataset_options_for_the_classifier_name_the_field(tmp_path):
