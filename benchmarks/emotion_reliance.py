@@ -569,7 +569,7 @@ def part_classifier(args: argparse.Namespace) -> None:
     import yaml
 
     from memo_zoo.emotion import LABEL_SETS
-    from memo_zoo.tasks.expression_classifier import labelled_latents
+    from memo_zoo.tasks.expression_classifier import classifier_latents
     from memo_zoo.train.latent_cache import vae_fingerprint
     from memo_zoo.train.latent_expression import confusion_matrix, draw_references, fit_classifier
     from memo_zoo.train.part_configs import ExpressionClassifierTraining
@@ -602,7 +602,7 @@ def part_classifier(args: argparse.Namespace) -> None:
     names = LABEL_SETS[train.samples.label_set]
     context = SimpleNamespace(recipe=recipe, build=registry.build)
     truth = any(options.min_intensity is not None for _, options in settings)
-    read = labelled_latents(context, vae, train, base.frame_stride, base.dataset or {}, frame_truth=truth)
+    read = classifier_latents(context, vae, train, base, frame_truth=truth)
     fingerprint = vae_fingerprint(vae)
     print(f"### (f') the guide's classifier per training setting ({read.latents.shape[0]} frames of "
           f"{len(set(read.clips))} clips, {len(set(read.speakers))} speakers; every {base.frame_stride}. frame)\n")

@@ -3,7 +3,7 @@
 ``ensure_classifier`` is what the experiment task calls when ``generation.expression_guidance`` is
 set: when the classifier file is missing and ``task.train_expression_classifier`` is given, it
 reads the training clips of ``data.dataset`` (or of the same dataset with the options'
-``dataset`` replacing some of its options) through the training's own frame cache
+``dataset`` replacing some of its options, or of several such datasets: ``classifier_latents``) through the training's own frame cache
 (``TalkingHeadSamples`` on ``task.train.samples``), takes every frame's latent from the frozen
 ``model.vae`` (``ClipLatentStore``: the latents a training already encoded are read, not encoded
 again), labels each frame with its clip's emotion and trains
@@ -68,10 +68,7 @@ def ensure_classifier(context: RunContext, target: Path, options: ExpressionClas
                            "the path of a trained one")
     if context.recipe.data.dataset is None:
         raise MemoZooError("training the expression classifier needs data.dataset")
-    overrides = options.dataset or {}
-    data = labelled_latents(context, vae, train, options.frame_stride, overrides,
-                            frozenset() if "seed" in overrides else held_out,
-                            frame_truth=options.min_intensity is not None).select(options.min_intensity)
+    data = classifier_latents(context, vae, train, options, held_out).select(options.min_intensity)
     names = LABEL_SETS[train.samples.label_set]
     model, report = fit_classifier(data.latents, data.labels, data.speakers, names, vae_fingerprint(vae), options,
                                    data.clips)
@@ -115,6 +112,32 @@ class LabelledLatents(NamedTuple):
         picked = keep.tolist()
         return LabelledLatents(self.latents[keep], self.frame_labels[keep], [self.speakers[i] for i in picked],
                                [self.clips[i] for i in picked], self.frame_labels[keep], self.intensity[keep])
+
+
+def classifier_latents(context: RunContext, vae: Any, train: TrainConfig, options: ExpressionClassifierTraining,
+                       held_out: frozenset[str] = frozenset(), frame_truth: bool | None = None) -> LabelledLatents:
+    """The frames ``options`` trains on, before ``min_intensity`` selects among them: those of
+    ``data.dataset`` with ``options.dataset``'s options, or, when that is a list, of each such
+    dataset in turn, their speakers and clips prefixed ``d<i>/`` (worlds of two seeds both name
+    their people ``tw_id000``..., who are different people). A dataset of another ``seed`` draws
+    other people than the ones ``held_out`` names, so it is not checked against them. ``frame_truth``
+    (default: whether ``options.min_intensity`` is set) reads each frame's truth too."""
+    if frame_truth is None:
+        frame_truth = options.min_intensity is not None
+    entries = options.dataset if isinstance(options.dataset, list) else [options.dataset or {}]
+    parts = []
+    for overrides in entries:
+        parts.append(labelled_latents(context, vae, train, options.frame_stride, overrides,
+                                      frozenset() if "seed" in overrides else held_out,
+                                      frame_truth=frame_truth))
+    if len(parts) == 1:
+        return parts[0]
+    truth = all(part.frame_labels is not None for part in parts)
+    return LabelledLatents(torch.cat([part.latents for part in parts]), torch.cat([part.labels for part in parts]),
+                           [f"d{i}/{name}" for i, part in enumerate(parts) for name in part.speakers],
+                           [f"d{i}/{name}" for i, part in enumerate(parts) for name in part.clips],
+                           torch.cat([part.frame_labels for part in parts]) if truth else None,
+                           torch.cat([part.intensity for part in parts]) if truth else None)
 
 
 def labelled_latents(context: RunContext, vae: Any, train: TrainConfig, stride: int,

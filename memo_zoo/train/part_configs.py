@@ -102,10 +102,12 @@ class ExpressionClassifierTraining(BaseModel):
                                                 "[0, noise] (so the noisier steps' blurred predictions read too)")
     width: int = Field(32, ge=4, description="channels of the first convolutions (the classifier stays small and "
                                              "smooth: memo_zoo.model.latent_expression)")
-    dataset: dict[str, Any] = Field(
+    dataset: dict[str, Any] | list[dict[str, Any]] = Field(
         default_factory=dict, description="options that replace data.dataset's for the classifier's clips (same "
                                           "kind), e.g. {clips_per_identity: 8} for a talking_world where every "
-                                          "person shows every emotion; {} = data.dataset's training clips")
+                                          "person shows every emotion; a list of such options reads the clips of "
+                                          "every one (e.g. worlds of several seeds: more people); {} = "
+                                          "data.dataset's training clips")
     frame_stride: int = Field(1, ge=1, description="use every Nth frame of each clip")
     min_intensity: float | None = Field(
         None, ge=0, le=1, description="label each frame with its own true emotion (the dataset's per-frame truth: "
@@ -119,3 +121,9 @@ class ExpressionClassifierTraining(BaseModel):
     validation_fraction: float = Field(0.15, ge=0, lt=1, description="speakers held out to measure the accuracy "
                                                                      "on faces the classifier never saw")
     seed: int = Field(0, ge=0, description="initialisation, order, noise and the held-out speakers")
+
+    @model_validator(mode="after")
+    def _some_clips(self) -> "ExpressionClassifierTraining":
+        if isinstance(self.dataset, list) and not self.dataset:
+            raise ValueError("dataset: an empty list names no clips; give {} for data.dataset's own")
+        return self

@@ -478,6 +478,46 @@ def test_min_intensity_trains_on_clear_frames_with_their_own_true_label(tmp_path
         ExpressionClassifierTraining(min_intensity=1.5)
 
 
+def test_a_list_of_datasets_gives_the_classifier_the_people_of_every_one(tmp_path, monkeypatch):
+    from pydantic import BaseModel, ValidationError
+
+    from memo_zoo.tasks.expression_classifier import classifier_latents, ensure_classifier
+    from memo_zoo.train.config import TrainConfig
+    from tests.fake_datasets import ListDataset
+
+    class World(BaseModel):
+        kind: str = "world"
+        seed: int = 0
+        clips_per_identity: int = 2
+
+    monkeypatch.setenv("MEMO_ZOO_CACHE_DIR", str(tmp_path / "cache"))
+    train = TrainConfig(samples={"size": 32, "clip_frames": 4, "motion_frames": [2]})
+    context = classifier_context(tmp_path, ["happy", "sad", "angry", "happy", "sad", "fearful"])
+    records = context.build("dataset", None).records  # p0, p1, p2: two clips each
+    built = {"vae": PoolVAE()}
+    # every seed's world names its people p0, p1, ... (other people): seed s lists the first s + 1
+    context.build = lambda slot, config: built.get(slot) or ListDataset(records[:2 * (config.seed + 1)])
+    context.recipe.data.dataset = World()
+    options = ExpressionClassifierTraining(epochs=1, width=4, frame_stride=4, dataset=[{"seed": 1}, {"seed": 2}])
+    data = classifier_latents(context, PoolVAE(), train, options, frozenset({"p0"}))
+    assert data.latents.shape[0] == (4 + 6) * 4 and data.labels.shape == (40,) and data.frame_labels is None
+    assert sorted(set(data.speakers)) == ["d0/p0", "d0/p1", "d1/p0", "d1/p1", "d1/p2"]  # five people, not three
+    assert data.clips[:4] == ["d0/c0"] * 4 and data.clips[-4:] == ["d1/c5"] * 4
+    assert data.labels[:8].tolist() == [3] * 4 + [5] * 4
+    single = classifier_latents(context, PoolVAE(), train, options.model_copy(update={"dataset": {"seed": 1}}))
+    assert single.speakers[0] == "p0" and single.latents.shape[0] == 16  # one dataset: its own names
+    # an entry of the recipe's own world (no other seed) still may not teach a held-out person
+    mixed = options.model_copy(update={"dataset": [{"seed": 1}, {"clips_per_identity": 8}]})
+    with pytest.raises(MemoZooError, match="has clips of p0, speakers the experiment holds out"):
+        ensure_classifier(context, tmp_path / "mixed.safetensors", mixed, train, frozenset({"p0"}))
+    target = ensure_classifier(context, tmp_path / "two.safetensors", options, train, frozenset({"p0"}))
+    record = json.loads(target.with_suffix(".json").read_text())
+    assert record["train_frames"] + record["validation_frames"] == 40
+    assert all(name.startswith("d") for name in record["validation_speakers"])
+    with pytest.raises(ValidationError, match="an empty list names no clips"):
+        ExpressionClassifierTraining(dataset=[])
+
+
 def test_bad_dataset_options_for_the_classifier_name_the_field(tmp_path):
     from types import SimpleNamespace
 
