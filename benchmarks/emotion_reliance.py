@@ -622,9 +622,9 @@ def part_classifier(args: argparse.Namespace) -> None:
             drawn = draw_references(data.speakers, data.clips, generator)
             reference = data.latents[drawn[torch.nonzero(at).flatten()]].float()
         with torch.no_grad():
-            read = torch.cat([model(noisy[i:i + 1024], None if reference is None else reference[i:i + 1024]).argmax(1)
-                              for i in range(0, len(noisy), 1024)]).numpy()
-        matrix = confusion_matrix(data.labels[at].numpy(), read, len(names))
+            predicted = torch.cat([model(noisy[i:i + 1024], None if reference is None else reference[i:i + 1024])
+                                   .argmax(1) for i in range(0, len(noisy), 1024)]).numpy()
+        matrix = confusion_matrix(data.labels[at].numpy(), predicted, len(names))
         noisy_accuracy = float(np.trace(matrix) / max(1, matrix.sum()))
         print(f"| {label} | {pct(report.accuracy)} | {pct(report.balanced_accuracy)} | "
               f"{pct(noisy_accuracy)} | {report.losses[-1]:.3f} |", flush=True)
