@@ -3,8 +3,8 @@
 ``ensure_classifier`` is what the experiment task calls when ``generation.expression_guidance`` is
 set: when the classifier file is missing and ``task.train_expression_classifier`` is given, it
 reads the training clips of ``data.dataset`` (or of the same dataset with the options'
-``dataset`` replacing some of its options, or of several such datasets: ``classifier_latents``) through the training's own frame cache
-(``TalkingHeadSamples`` on ``task.train.samples``), takes every frame's latent from the frozen
+``dataset`` replacing some of its options, or of several such datasets: ``classifier_latents``)
+through the training's own frame cache (``TalkingHeadSamples`` on ``task.train.samples``), takes every frame's latent from the frozen
 ``model.vae`` (``ClipLatentStore``: the latents a training already encoded are read, not encoded
 again), labels each frame with its clip's emotion and trains
 ``memo_zoo.train.latent_expression.fit_classifier``. Clips without an emotion label are left out.
