@@ -4,9 +4,9 @@
 set: when the classifier file is missing and ``task.train_expression_classifier`` is given, it
 reads the training clips of ``data.dataset`` (or of the same dataset with the options'
 ``dataset`` replacing some of its options, or of several such datasets: ``classifier_latents``)
-through the training's own frame cache (``TalkingHeadSamples`` on ``task.train.samples``), takes every frame's latent from the frozen
-``model.vae`` (``ClipLatentStore``: the latents a training already encoded are read, not encoded
-again), labels each frame with its clip's emotion and trains
+through the training's own frame cache (``TalkingHeadSamples`` on ``task.train.samples``), takes
+every frame's latent from the frozen ``model.vae`` (``ClipLatentStore``: the latents a training
+already encoded are read, not encoded again), labels each frame with its clip's emotion and trains
 ``memo_zoo.train.latent_expression.fit_classifier``. Clips without an emotion label are left out.
 With the options' ``min_intensity`` each frame is labelled with its own true emotion instead (the
 dataset's per-frame truth, ``memo_zoo.data.truth``) and only the frames whose true intensity reaches
