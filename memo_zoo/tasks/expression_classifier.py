@@ -132,12 +132,11 @@ def classifier_latents(context: RunContext, vae: Any, train: TrainConfig, option
                                       frame_truth=frame_truth))
     if len(parts) == 1:
         return parts[0]
-    truth = all(part.frame_labels is not None for part in parts)
     return LabelledLatents(torch.cat([part.latents for part in parts]), torch.cat([part.labels for part in parts]),
                            [f"d{i}/{name}" for i, part in enumerate(parts) for name in part.speakers],
                            [f"d{i}/{name}" for i, part in enumerate(parts) for name in part.clips],
-                           torch.cat([part.frame_labels for part in parts]) if truth else None,
-                           torch.cat([part.intensity for part in parts]) if truth else None)
+                           torch.cat([part.frame_labels for part in parts]) if frame_truth else None,
+                           torch.cat([part.intensity for part in parts]) if frame_truth else None)
 
 
 def labelled_latents(context: RunContext, vae: Any, train: TrainConfig, stride: int,
@@ -211,11 +210,14 @@ def _frame_truth(component: Any, record: Any, samples: Any, stride: int,
                            "truth with an intensity")
     levels = np.asarray(truth.frames["intensity"], np.float32)
     at = np.floor((np.arange(count) * stride + 0.5) * truth.fps / samples.config.fps).astype(np.int64)
-    at = np.minimum(at, len(truth.emotion) - 1)
+    at = np.minimum(at, min(len(truth.emotion), len(levels)) - 1)
     none = len(samples.labels)
-    indices = [samples.emotion_index(truth.emotion[i]) for i in at]
-    return (torch.tensor([-1 if i == none else i for i in indices], dtype=torch.long),
-            torch.from_numpy(levels[np.minimum(at, len(levels) - 1)]))
+    try:
+        indices = [samples.emotion_index(truth.emotion[i]) for i in at]
+    except ValueError as error:
+        raise MemoZooError(f"train_expression_classifier.min_intensity: clip {record.clip_id}'s per-frame truth: "
+                           f"{error}") from None
+    return (torch.tensor([-1 if i == none else i for i in indices], dtype=torch.long), torch.from_numpy(levels[at]))
 
 
 def held_out_speakers(context: RunContext, dataset: Any, split: str) -> frozenset[str]:

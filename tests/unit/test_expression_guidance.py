@@ -441,6 +441,7 @@ class TruthListDataset:
 
 
 def test_min_intensity_trains_on_clear_frames_with_their_own_true_label(tmp_path, monkeypatch):
+    from memo_zoo.data.truth import ClipTruth
     from memo_zoo.tasks.expression_classifier import ensure_classifier, labelled_latents
     from memo_zoo.train.config import TrainConfig
 
@@ -468,6 +469,11 @@ def test_min_intensity_trains_on_clear_frames_with_their_own_true_label(tmp_path
     assert clear.clips == ["c0"] * 4 + ["c1"] * 4 + ["c2"] * 4 + ["c3"] * 4
     with pytest.raises(MemoZooError, match="min_intensity 1: no frame"):
         data.select(1.0)
+    built["dataset"].frame_truth = lambda record: ClipTruth(frames={"intensity": np.ones(32)}, emotion=["joyful"] * 32,
+                                                            fps=50.0)
+    with pytest.raises(MemoZooError, match="clip c0's per-frame truth: emotion 'joyful' is not in the paper label"):
+        labelled_latents(context, PoolVAE(), train, 2, frame_truth=True)
+    del built["dataset"].frame_truth
 
     options = ExpressionClassifierTraining(epochs=1, width=4, validation_fraction=0.5, min_intensity=0.5,
                                            frame_stride=2)
