@@ -457,23 +457,29 @@ def part_guide(args: argparse.Namespace) -> None:
     plain round trip; the last column is the mean pixel change inside the mouth box (the recipe's loss
     box), what the guide does to the lips. ``--keep-out`` boxes are kept out of the gradient as the
     generator's ``expression_guidance.keep_out`` keeps them. ``--classifier`` is a saved classifier (the experiment's
-    ``expression_guidance.classifier``); without it one is trained here as the experiment trains it,
+    ``expression_guidance.classifier``), or several: an ensemble whose mean log-probability is climbed, as the
+    generator's ``expression_guidance.ensemble`` does; without it one is trained here as the experiment trains it,
     on the train split of data.dataset with ``--dataset`` options replaced (``--reference``: a
     reference-conditioned one). A reference-conditioned classifier reads each frame beside its clip's
     first frame, the portrait the experiment generates that clip from.
     """
-    from memo_zoo.generate.expression_guidance import log_prob_gradient
-    from memo_zoo.model.latent_boxes import keep_out_mask
+    from memo_zoo.generate.config import ExpressionGuidanceConfig
+    from memo_zoo.generate.expression_guidance import ExpressionGuide
     from memo_zoo.model.latent_expression import load_classifier
 
     registry, recipe = recipe_and_registry(args)
     vae = registry.build("vae", recipe.model.vae)
     measurer, threshold = measurer_and_threshold(recipe)
     names = label_names()
-    if args.classifier is not None:
-        classifier = load_classifier(args.classifier, names)
+    files = args.classifier or [Path("trained-here")]
+    options = ExpressionGuidanceConfig(classifier=files[0], ensemble=files[1:], scale=1.0,
+                                       keep_out=[tuple(box) for box in args.keep_out])
+    if args.classifier:
+        classifiers = [load_classifier(path, names) for path in args.classifier]
     else:
-        classifier = train_guide(registry, recipe, vae, names, args.dataset, args.reference)
+        classifiers = [train_guide(registry, recipe, vae, names, args.dataset, args.reference)]
+    # the generator's guide: its gradient (ensemble mean, keep_out mask) is what each step here follows
+    guide = ExpressionGuide(options, classifiers[0], torch.device("cpu"), classifiers[1:])
     clips = strong_frames(recipe, split_records(registry, recipe, args.split)[:args.clips], threshold,
                           args.max_frames, args.stride)
     frames = np.concatenate([c[1] for c in clips])
@@ -486,11 +492,10 @@ def part_guide(args: argparse.Namespace) -> None:
     with torch.no_grad():
         clean = encode(frames)
         reference = None
-        if classifier.info.reference:  # each clip's first frame, the portrait the experiment generates it from
+        if any(member.info.reference for _, member in guide.members):  # each clip's first frame, the portrait
             reference = encode(np.concatenate([np.repeat(clip_frames(recipe, c[0])[:1], len(c[1]), axis=0)
                                                for c in clips]))
         plain = to_uint8(torch.cat([vae.decode(clean[i:i + 64]) for i in range(0, len(clean), 64)]))
-    mask = keep_out_mask([tuple(box) for box in args.keep_out], *clean.shape[-2:]).float()
     height, width = frames.shape[1:3]
     x0, y0, x1, y1 = MOUTH_BOX
     mouth_rows, mouth_cols = slice(round(y0 * height), round(y1 * height)), slice(round(x0 * width), round(x1 * width))
@@ -505,10 +510,10 @@ def part_guide(args: argparse.Namespace) -> None:
         for label in range(len(names)):
             x = clean.clone()
             for _ in range(args.steps if scale > 0 else 0):
-                x = x + (scale / args.steps) * mask * log_prob_gradient(classifier, x, label, reference)
+                x = x + (scale / args.steps) * guide.gradient(x, label, reference)
             with torch.no_grad():
                 shown = to_uint8(torch.cat([vae.decode(x[i:i + 64]) for i in range(0, len(x), 64)]))
-                read_by_classifier = classifier(x, reference).argmax(1).numpy()
+                read_by_classifier = guide.log_probs(x, reference).argmax(1).numpy()
             measured = labels_of(measurer, shown)
             measured_ok.append(float(np.mean(measured == label)))
             classified_ok.append(float(np.mean(read_by_classifier == label)))
@@ -1165,8 +1170,9 @@ def main() -> None:
     sub.add_argument("--clips", type=int, default=9)
     sub.add_argument("--max-frames", type=int, default=40)
     sub.add_argument("--stride", type=int, default=2)
-    sub.add_argument("--classifier", type=Path, default=None,
-                     help="a saved latent expression classifier; none = train one here on the train split")
+    sub.add_argument("--classifier", type=Path, nargs="+", default=None,
+                     help="a saved latent expression classifier, or several: an ensemble, as "
+                          "expression_guidance.classifier and .ensemble; none = train one here on the train split")
     sub.add_argument("--scales", type=float, nargs="+", default=[0.0, 0.5, 1.0, 2.0, 4.0])
     sub.add_argument("--steps", type=int, default=10, help="gradient steps splitting each scale")
     sub.add_argument("--dataset", nargs="*", default=[], metavar="KEY=VALUE",

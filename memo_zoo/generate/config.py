@@ -154,6 +154,12 @@ class ExpressionGuidanceConfig(Strict):
                                               "experiment task's train_expression_classifier, "
                                               "memo_zoo.model.latent_expression); relative paths are under the "
                                               "working directory")
+    ensemble: list[Path] = Field(
+        default_factory=list,
+        description="further trained classifiers (same label set and autoencoder as ``classifier``); the guide "
+                    "follows the gradient of the mean of all their log-probabilities, so that a direction only "
+                    "one classifier reads (its own shortcut) is averaged away; relative paths are under the "
+                    "working directory")
     scale: float = Field(1.0, ge=0, description="step of the clean prediction along grad log p(label | x0) per "
                                                 "denoising step; 0 = off")
     interval: Optional[tuple[float, float]] = Field(
@@ -170,12 +176,14 @@ class ExpressionGuidanceConfig(Strict):
         return ordered_interval(value)
 
     @model_serializer(mode="wrap")
-    def _without_empty_keep_out(self, handler: Any) -> Any:
-        # Left out when empty: the guide's options name the experiment's video sets, and the
+    def _without_empty_options(self, handler: Any) -> Any:
+        # Left out when empty: the guide's options name the experiment's video sets, and an
         # option at its default must not rename the sets generated before it existed.
         data = handler(self)
-        if isinstance(data, dict) and not self.keep_out:
-            data.pop("keep_out", None)
+        if isinstance(data, dict):
+            for key in ("keep_out", "ensemble"):
+                if not getattr(self, key):
+                    data.pop(key, None)
         return data
 
     @field_validator("keep_out")

@@ -282,7 +282,11 @@ class ExperimentTask:
         held_out = (held_out_speakers(context, context.recipe.data.dataset, self.config.held_out.split)
                     if options is not None and not target.is_file() else frozenset())
         target = ensure_classifier(context, target, options, self.config.train, held_out)
-        self.expression_guidance = guidance.model_copy(update={"classifier": target})
+        # The ensemble's members are trained by variants of their own (task.train_expression_classifier
+        # trains one file): here each must exist and read this recipe's autoencoder.
+        ensemble = [ensure_classifier(context, _under(Path(context.workdir), path), None, self.config.train,
+                                      field="ensemble") for path in guidance.ensemble]
+        self.expression_guidance = guidance.model_copy(update={"classifier": target, "ensemble": ensemble})
 
     def _generate(self, context: RunContext, train_dir: Path, video_dir: Path,
                   clips: list[HeldOutClip]) -> dict[str, tuple[Path, Any]]:

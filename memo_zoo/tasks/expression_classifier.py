@@ -43,11 +43,11 @@ PREFIX = "expression_classifier/"
 
 
 def ensure_classifier(context: RunContext, target: Path, options: ExpressionClassifierTraining | None,
-                      train: TrainConfig, held_out: frozenset[str] = frozenset()) -> Path:
+                      train: TrainConfig, held_out: frozenset[str] = frozenset(), field: str = "classifier") -> Path:
     """``target`` when it exists and reads this recipe's VAE; else train it (module docstring), or say
     how when ``options`` is None. ``held_out``: the speakers the experiment evaluates on, which the
     classifier must not learn (a dataset of another ``seed`` names other people alike, so it is not
-    checked)."""
+    checked). ``field``: the option of ``expression_guidance`` that names ``target``, for the errors."""
     from memo_zoo.model.latent_expression import read_info
     from memo_zoo.train.latent_cache import vae_fingerprint
     from memo_zoo.train.latent_expression import fit_classifier
@@ -58,13 +58,14 @@ def ensure_classifier(context: RunContext, target: Path, options: ExpressionClas
     if target.is_file():
         made_for, this = read_info(target).vae_fingerprint, vae_fingerprint(vae)
         if made_for != this:  # another autoencoder's latents: its gradients would point anywhere
-            raise MemoZooError(f"task.generation.expression_guidance.classifier {target} was trained on the latents "
+            raise MemoZooError(f"task.generation.expression_guidance.{field} {target} was trained on the latents "
                                f"of another autoencoder (fingerprint {made_for}, model.vae's is {this}); delete it "
                                "to train it again or point the classifier elsewhere")
         return target
     if options is None:
-        raise MemoZooError(f"task.generation.expression_guidance.classifier {target} does not exist; set "
-                           "task.train_expression_classifier: {} to train it first from data.dataset, or give "
+        how = ("set task.train_expression_classifier: {} to train it first from data.dataset"
+               if field == "classifier" else "train it first with a run whose expression_guidance.classifier it is")
+        raise MemoZooError(f"task.generation.expression_guidance.{field} {target} does not exist; {how}, or give "
                            "the path of a trained one")
     if context.recipe.data.dataset is None:
         raise MemoZooError("training the expression classifier needs data.dataset")

@@ -3,6 +3,8 @@ the truth-emotion schedule and the evaluation pair cut to the generated length."
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -184,8 +186,8 @@ def test_the_experiment_hands_the_held_out_speakers_to_the_classifier_it_trains(
     fake = DatasetRegistry([ClipRecord(clip_id="x", video="x.mp4", speaker="tw_id061")])
     calls = []
 
-    def ensure(context, target, options, train, held_out=frozenset()):
-        calls.append((target, held_out))
+    def ensure(context, target, options, train, held_out=frozenset(), field="classifier"):
+        calls.append((target, held_out) if field == "classifier" else (target, field, options))
         return target
 
     monkeypatch.setattr(classifier_task, "ensure_classifier", ensure)
@@ -200,3 +202,13 @@ def test_the_experiment_hands_the_held_out_speakers_to_the_classifier_it_trains(
     (tmp_path / "c" / "guide.safetensors").write_bytes(b"trained")
     task._expression_guide(context)
     assert calls[-1] == (tmp_path / "c" / "guide.safetensors", frozenset()) and len(fake.configs) == 1
+
+    # an ensemble's members: resolved under the working directory and checked, never trained
+    guidance = {"classifier": "c/guide.safetensors", "ensemble": ["c/a.safetensors", "/abs/b.safetensors"]}
+    r = recipe(registry, task={"kind": "experiment", "train": {"steps": 10}, "generation": {"expression_guidance": guidance},
+                               "train_expression_classifier": {}})
+    task = ExperimentTask(r.task)
+    task._expression_guide(SimpleNamespace(workdir=str(tmp_path), recipe=r, build=fake.build))
+    members = [tmp_path / "c" / "a.safetensors", Path("/abs/b.safetensors")]
+    assert calls[-2:] == [(member, "ensemble", None) for member in members]
+    assert task.expression_guidance.ensemble == members

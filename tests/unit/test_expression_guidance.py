@@ -178,6 +178,50 @@ def test_save_and_load_round_trip_and_clear_refusals(tmp_path):
         g.check_latents(torch.zeros(1, 8, SIDE, SIDE))
 
 
+@pytest.mark.parametrize("with_reference", [False, True])
+def test_an_ensemble_follows_the_mean_of_its_members_gradients(with_reference):
+    """x0' = x0 + s * m * (1/K) sum_k grad log p_k (E6's ensemble): the step equals the mean of the
+    steps each member alone would take, keep_out mask included, and log_probs is the members' mean."""
+    mouth = (0.28, 0.5, 0.72, 0.8)
+    members = [classifier(seed, reference=reference) for seed, reference in ((1, with_reference), (2, False), (3, True))]
+    files = ["a.safetensors", "b.safetensors", "c.safetensors"]
+    options = ExpressionGuidanceConfig(classifier=files[0], ensemble=files[1:], scale=2.0, keep_out=[mouth])
+    ensemble = ExpressionGuide(options, members[0], torch.device("cpu"), members[1:])
+    alone = [ExpressionGuide(ExpressionGuidanceConfig(classifier=f, scale=2.0, keep_out=[mouth]), m,
+                             torch.device("cpu")) for f, m in zip(files, members)]
+    generator = torch.Generator().manual_seed(3)
+    sample = torch.randn((1, 3, CHANNELS, SIDE, SIDE), generator=generator)
+    velocity = torch.randn(sample.shape, generator=generator)
+    portrait = torch.randn((1, CHANNELS, SIDE, SIDE), generator=generator)
+    t, label = 0.4, 6
+    step = sample - t * ensemble.velocity(sample, t, velocity, label, portrait)
+    each = torch.stack([sample - t * g.velocity(sample, t, velocity, label, portrait) for g in alone])
+    torch.testing.assert_close(step, each.mean(0), rtol=1e-5, atol=1e-6)
+    assert not torch.allclose(step, each[0], atol=1e-4)  # the members do pull differently
+    frames = sample.reshape(-1, CHANNELS, SIDE, SIDE)
+    with torch.no_grad():
+        expected = torch.stack([torch.log_softmax(m(frames, portrait) if m.info.reference else m(frames), -1)
+                                for m in members]).mean(0)
+        torch.testing.assert_close(ensemble.log_probs(frames, portrait), expected)
+
+
+def test_an_ensemble_member_of_other_labels_or_latents_is_refused_by_its_file(tmp_path):
+    first, other = tmp_path / "first.safetensors", tmp_path / "wide.safetensors"
+    classifier(1).save(first)
+    classifier(2, channels=8).save(other)
+    options = ExpressionGuidanceConfig(classifier=first, ensemble=[other])
+    g = ExpressionGuide.load(options, PAPER_LABELS, torch.device("cpu"))
+    assert [path for path, _ in g.members] == [first, other]
+    with pytest.raises(MemoZooError, match="wide.safetensors: reads 8-channel"):
+        g.check_latents(torch.zeros(1, CHANNELS, SIDE, SIDE))
+    odd = LatentExpressionClassifier(ClassifierInfo(CHANNELS, PAPER_LABELS[::-1], 8, "test", False))
+    with pytest.raises(MemoZooError, match="ensemble odd.safetensors reads the labels"):
+        ExpressionGuide(ExpressionGuidanceConfig(classifier=first, ensemble=["odd.safetensors"]), classifier(1),
+                        torch.device("cpu"), [odd])
+    with pytest.raises(MemoZooError, match="names 1 classifiers, 0 were given"):
+        ExpressionGuide(options, classifier(1), torch.device("cpu"))
+
+
 def separable(seed: int, speakers: int = 10, frames: int = 40, spread: float = 1.0):
     """Latents whose class is a fixed pattern in the centre cells, under per-speaker offsets (std
     ``spread``) and noise."""
@@ -306,6 +350,9 @@ def test_the_option_at_its_default_leaves_the_generation_keys_unchanged():
     assert "keep_out" not in dumped["expression_guidance"]  # the sets generated before keep_out keep their names
     boxed = GenerationOptions(expression_guidance={"classifier": "g.safetensors", "keep_out": [[0.2, 0.5, 0.8, 0.8]]})
     assert boxed.model_dump(mode="json")["expression_guidance"]["keep_out"] == [[0.2, 0.5, 0.8, 0.8]]
+    assert "ensemble" not in dumped["expression_guidance"]  # nor before the ensemble
+    both = GenerationOptions(expression_guidance={"classifier": "g.safetensors", "ensemble": ["h.safetensors"]})
+    assert both.model_dump(mode="json")["expression_guidance"]["ensemble"] == ["h.safetensors"]
 
 
 class PoolVAE(torch.nn.Module):
@@ -365,6 +412,9 @@ def test_the_experiment_trains_the_classifier_once_from_labelled_training_clips(
     target = tmp_path / "checkpoints" / "guide.safetensors"
     with pytest.raises(MemoZooError, match="train_expression_classifier"):
         ensure_classifier(context, target, None, train)
+    with pytest.raises(MemoZooError, match=r"expression_guidance.ensemble .*guide.safetensors does not exist; train "
+                                           r"it first with a run whose expression_guidance.classifier it is"):
+        ensure_classifier(context, target, None, train, field="ensemble")
     options = ExpressionClassifierTraining(epochs=1, width=4, validation_fraction=0.4)
     assert ensure_classifier(context, target, options, train) == target
     loaded = load_classifier(target, PAPER_LABELS, CHANNELS)
