@@ -111,11 +111,8 @@ class ExpressionGuide:
     def gradient(self, clean: Tensor, label: int, reference: Tensor | None = None) -> Tensor:
         """grad log p(label | clean), averaged over the ensemble, zero inside the ``keep_out`` boxes (module
         docstring)."""
-        grad = log_prob_gradient(self.classifier, clean, label, reference)
-        for _, member in self.members[1:]:
-            grad = grad + log_prob_gradient(member, clean, label, reference)
-        if len(self.members) > 1:
-            grad = grad / len(self.members)
+        grad = sum(log_prob_gradient(member, clean, label, reference) for _, member in self.members)
+        grad = grad / len(self.members)
         if not self.config.keep_out:
             return grad
         return grad * self.mask(clean.shape[-2], clean.shape[-1], clean.device).to(grad.dtype)
@@ -123,10 +120,8 @@ class ExpressionGuide:
     def log_probs(self, frames: Tensor, reference: Tensor | None = None) -> Tensor:
         """(N, labels): the ensemble's mean log p(label | frame) for frames (N, C, h, w), the quantity whose
         gradient the guide follows."""
-        total = 0.0
-        for _, member in self.members:
-            logits = member(frames, reference) if member.info.reference else member(frames)
-            total = total + torch.log_softmax(logits, dim=-1)
+        total = sum(torch.log_softmax(classifier_logits(member, frames, reference), dim=-1)
+                    for _, member in self.members)
         return total / len(self.members)
 
     def mask(self, height: int, width: int, device: torch.device) -> Tensor:
@@ -146,13 +141,20 @@ def log_prob_gradient(classifier: LatentExpressionClassifier, clean: Tensor, lab
     shape = clean.shape
     with torch.inference_mode(False), torch.enable_grad(), torch.autocast(clean.device.type, enabled=False):
         frames = clean.detach().reshape(-1, *shape[-3:]).float().clone().requires_grad_(True)
-        if classifier.info.reference:
-            if reference is None:
-                raise MemoZooError("this expression classifier reads the portrait's latents too (it was trained "
-                                   "with reference: true); none was given")
+        if reference is not None:
             # a copy: the sampler's reference is an inference tensor, which autograd may not record
             reference = reference.detach().float().reshape(-1, *shape[-3:]).clone()
-        logits = classifier(frames, reference) if classifier.info.reference else classifier(frames)
-        log_p = torch.log_softmax(logits, dim=-1)[:, label].sum()
+        log_p = torch.log_softmax(classifier_logits(classifier, frames, reference), dim=-1)[:, label].sum()
         (grad,) = torch.autograd.grad(log_p, frames)
     return grad.reshape(shape).to(clean.dtype)
+
+
+def classifier_logits(classifier: LatentExpressionClassifier, frames: Tensor, reference: Tensor | None) -> Tensor:
+    """The classifier's logits of ``frames`` (N, C, h, w), beside ``reference`` when it was trained to read the
+    portrait (which it then needs: a clear error without it), ignoring ``reference`` otherwise."""
+    if not classifier.info.reference:
+        return classifier(frames)
+    if reference is None:
+        raise MemoZooError("this expression classifier reads the portrait's latents too (it was trained "
+                           "with reference: true); none was given")
+    return classifier(frames, reference)
