@@ -141,8 +141,9 @@ def log_prob_gradient(classifier: LatentExpressionClassifier, clean: Tensor, lab
     shape = clean.shape
     with torch.inference_mode(False), torch.enable_grad(), torch.autocast(clean.device.type, enabled=False):
         frames = clean.detach().reshape(-1, *shape[-3:]).float().clone().requires_grad_(True)
-        if reference is not None:
+        if reference is not None and classifier.info.reference:
             # a copy: the sampler's reference is an inference tensor, which autograd may not record
+            # (a plain member ignores it: no copy)
             reference = reference.detach().float().reshape(-1, *shape[-3:]).clone()
         log_p = torch.log_softmax(classifier_logits(classifier, frames, reference), dim=-1)[:, label].sum()
         (grad,) = torch.autograd.grad(log_p, frames)
